@@ -1,0 +1,247 @@
+//! `shelfsync demo`: the main job on embedded defaults. Starts a Centra simulator, sends signed store
+//! events through the real intake, lets the applier and pusher run, and shows what happened.
+
+use shared::local::{Pipeline, PipelineConfig};
+use shared::domain::ItemRef;
+use shared::intake::IntakeRequest;
+use shared::mappings::Mappings;
+use shared::ports::ExceptionLog;
+use shared::signature::sign;
+use simulators::centra::{CentraSim, CentraSimConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEMO_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+struct Step {
+    label: &'static str,
+    id: String,
+    body: String,
+    /// Sign with the right secret (false: a forged request).
+    signed: bool,
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("valid time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let mappings = Arc::new(Mappings::embedded_default());
+    let sim = CentraSim::start(CentraSimConfig::default()).await;
+    let catalogue = [
+        ("Prod123Var123789S", Some("7350000000029")),
+        ("Prod123Var123790M", Some("7350000000012")),
+        ("Tee01Black-M", None),
+        ("Tee01Black-L", None),
+        ("Jeans32Indigo-30", None),
+    ];
+    for store in mappings.stores() {
+        sim.add_warehouse(store.centra_warehouse_id, store.name.as_deref().unwrap_or(store.store.as_str()));
+    }
+    for (sku, ean) in catalogue {
+        sim.add_size(sku, ean, true);
+        for store in mappings.stores() {
+            sim.set_physical(store.centra_warehouse_id, sku, 20);
+        }
+    }
+
+    let pipeline = Arc::new(Pipeline::new(
+        PipelineConfig::new(sim.graphql_url(), sim.token(), DEMO_SECRET),
+        mappings.clone(),
+    )?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = pipeline.spawn_apply_workers(2, stop_rx.clone());
+    workers.push(pipeline.spawn_push_worker(stop_rx, report_tx));
+
+    let now = chrono::Utc::now().timestamp_millis();
+    let minute = 60_000;
+    let sale = serde_json::json!({
+        "type": "stock.sale", "occurred_at": iso(now - 30 * minute), "store": "LDN-01", "sequence": 18342,
+        "reference": "till-7/receipt-99812",
+        "lines": [
+            { "sku": "Prod123Var123789S", "quantity": 2, "unit_price": "49.00", "currency": "GBP" },
+            { "ean": "7350000000012", "quantity": 1, "unit_price": "15.00", "currency": "GBP" }
+        ]
+    })
+    .to_string();
+    let mut altered = serde_json::from_str::<serde_json::Value>(&sale)?;
+    altered["lines"][0]["quantity"] = serde_json::json!(3);
+    let steps = vec![
+        Step { label: "sale at LDN-01 (contract example)", id: "evt_demo_sale_1".into(), body: sale.clone(), signed: true },
+        Step { label: "same sale again (sender retry)", id: "evt_demo_sale_1".into(), body: sale, signed: true },
+        Step { label: "same id, different body", id: "evt_demo_sale_1".into(), body: altered.to_string(), signed: true },
+        Step {
+            label: "return at LDN-01",
+            id: "evt_demo_return_1".into(),
+            body: serde_json::json!({ "type": "stock.return", "occurred_at": iso(now - 25 * minute), "store": "LDN-01",
+                "lines": [{ "sku": "Tee01Black-M", "quantity": 1, "unit_price": "25.00", "currency": "GBP" }] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "stock count at MAN-01",
+            id: "evt_demo_count_1".into(),
+            body: serde_json::json!({ "type": "stock.count", "occurred_at": iso(now - 20 * minute), "store": "MAN-01",
+                "lines": [{ "sku": "Tee01Black-L", "quantity": 7 }] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "sale at MAN-01 after the count",
+            id: "evt_demo_sale_2".into(),
+            body: serde_json::json!({ "type": "stock.sale", "occurred_at": iso(now - 15 * minute), "store": "MAN-01",
+                "lines": [{ "sku": "Tee01Black-L", "quantity": 1, "unit_price": "25.00", "currency": "GBP" }] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "older count arriving late (stale)",
+            id: "evt_demo_count_0".into(),
+            body: serde_json::json!({ "type": "stock.count", "occurred_at": iso(now - 50 * minute), "store": "MAN-01",
+                "lines": [{ "sku": "Tee01Black-L", "quantity": 30 }] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "damage write-off at STO-01",
+            id: "evt_demo_adj_1".into(),
+            body: serde_json::json!({ "type": "stock.adjustment", "occurred_at": iso(now - 10 * minute), "store": "STO-01",
+                "reason": "damaged", "lines": [{ "sku": "Jeans32Indigo-30", "quantity": -1 }] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "sale at EDI-01 with one SKU Centra does not know",
+            id: "evt_demo_sale_3".into(),
+            body: serde_json::json!({ "type": "stock.sale", "occurred_at": iso(now - 5 * minute), "store": "EDI-01",
+                "lines": [
+                    { "sku": "NOPE-404", "quantity": 1, "unit_price": "10.00", "currency": "GBP" },
+                    { "sku": "Tee01Black-M", "quantity": 1, "unit_price": "25.00", "currency": "GBP" }
+                ] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "invalid quantity",
+            id: "evt_demo_bad_1".into(),
+            body: serde_json::json!({ "type": "stock.sale", "occurred_at": iso(now - minute), "store": "LDN-01",
+                "lines": [{ "sku": "Tee01Black-M", "quantity": 0, "unit_price": "25.00", "currency": "GBP" }] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "unknown store",
+            id: "evt_demo_bad_2".into(),
+            body: serde_json::json!({ "type": "stock.sale", "occurred_at": iso(now - minute), "store": "PAR-09",
+                "lines": [{ "sku": "Tee01Black-M", "quantity": 1, "unit_price": "25.00", "currency": "EUR" }] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "forged signature",
+            id: "evt_demo_forged".into(),
+            body: serde_json::json!({ "type": "stock.sale", "occurred_at": iso(now - minute), "store": "LDN-01",
+                "lines": [{ "sku": "Tee01Black-M", "quantity": 5, "unit_price": "25.00", "currency": "GBP" }] }).to_string(),
+            signed: false,
+        },
+    ];
+
+    let touched: Vec<(&str, &str)> = vec![
+        ("LDN-01", "Prod123Var123789S"),
+        ("LDN-01", "Prod123Var123790M"),
+        ("LDN-01", "Tee01Black-M"),
+        ("MAN-01", "Tee01Black-L"),
+        ("STO-01", "Jeans32Indigo-30"),
+        ("EDI-01", "Tee01Black-M"),
+    ];
+    let centra_stock = |store: &str, sku: &str| {
+        let wh = mappings.store(store).expect("mapped").centra_warehouse_id;
+        sim.stock(wh, sku).map(|s| s.physical).unwrap_or(0)
+    };
+    let before: Vec<i64> = touched.iter().map(|(s, k)| centra_stock(s, k)).collect();
+
+    println!("Store events → intake (POST /v1/store-events)\n");
+    println!("  {:<50} {:>6}  answer", "event", "status");
+    for step in &steps {
+        let ts = chrono::Utc::now().timestamp();
+        let signature = if step.signed {
+            sign(DEMO_SECRET, &step.id, ts, step.body.as_bytes())
+        } else {
+            sign("whsec_Zm9yZ2VkLXNlY3JldC1mb3ItdGhlLWRlbW8=", &step.id, ts, step.body.as_bytes())
+        };
+        let ts_text = ts.to_string();
+        let response = pipeline
+            .intake
+            .handle(IntakeRequest {
+                content_type: Some("application/json"),
+                webhook_id: Some(&step.id),
+                webhook_timestamp: Some(&ts_text),
+                webhook_signature: Some(&signature),
+                body: step.body.as_bytes(),
+            })
+            .await;
+        println!("  {:<50} {:>6}  {}", step.label, response.status, response.body);
+    }
+
+    // Wait until the flow has settled (queues empty, every row pushed or blocked).
+    let started = std::time::Instant::now();
+    while !pipeline.is_settled() {
+        if started.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("the flow did not settle within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    let mut lags = Vec::new();
+    while let Ok(r) = report_rx.try_recv() {
+        lags.extend(r.since_accepted_ms);
+    }
+
+    println!("\nCentra stock (physical) per store warehouse and SKU\n");
+    println!("  {:<8} {:<20} {:>7} {:>7}  {}", "store", "SKU", "before", "after", "ledger");
+    for ((store, sku), before) in touched.iter().zip(before) {
+        let item = ItemRef::Sku(sku.to_string());
+        let row = pipeline
+            .ledger
+            .all_rows()
+            .into_iter()
+            .find(|r| r.store.as_str() == *store && r.item == item);
+        let ledger = match &row {
+            Some(r) => format!(
+                "movements {}, stale ignored {}, {}",
+                r.version,
+                r.stale_ignored,
+                if r.has_unpushed() { "waiting for Centra" } else { "in Centra" }
+            ),
+            None => "EAN-keyed row (see below)".into(),
+        };
+        println!("  {:<8} {:<20} {:>7} {:>7}  {}", store, sku, before, centra_stock(store, sku), ledger);
+    }
+
+    let exceptions = pipeline.ledger.list(None).await?;
+    println!("\nExceptions for operators ({})\n", exceptions.len());
+    for e in &exceptions {
+        println!(
+            "  [{}] store {} item {} events {:?}\n      {}\n      Centra said: {}",
+            e.kind,
+            e.store,
+            e.item.as_deref().unwrap_or("-"),
+            e.event_ids,
+            e.message,
+            e.centra_message.as_deref().unwrap_or("-")
+        );
+    }
+
+    println!("\nCounters\n");
+    for (name, value) in pipeline.metrics.counts() {
+        println!("  {name:<28} {value}");
+    }
+    println!("  {:<28} {}", "Centra mutations applied", sim.mutation_count());
+    println!("  {:<28} {}", "Centra requests", sim.request_count());
+    lags.sort_unstable();
+    if let Some(max) = lags.last() {
+        println!("  {:<28} {} movements, max {} ms from acceptance to Centra", "sync lag", lags.len(), max);
+    }
+    println!("\nSettled in {} ms.", elapsed.as_millis());
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `shelfsync`: run the integration locally, serve store events, validate mappings, sign sample events,
+//! and benchmark the stock flow.
+
+mod bench;
+mod demo;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "shelfsync", about = "Cloudshelf ⇄ Centra integration: local run and operator tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the stock flow on embedded defaults with a Centra simulator and show what happened (default).
+    Demo,
+    /// Listen for signed store events on a local port; push to the Centra at CENTRA_API_URL
+    /// (or to a simulator with --simulate-centra).
+    Serve(serve::ServeArgs),
+    /// Check a mappings file; exits non-zero naming the offending key.
+    Validate {
+        #[arg(long, env = "MAPPINGS_PATH", default_value = "config/mappings.example.toml")]
+        mappings: std::path::PathBuf,
+    },
+    /// Re-sign a sample API Gateway event (events/webhook-intake.json) with the current time.
+    Sign {
+        file: std::path::PathBuf,
+        #[arg(long, env = "STORE_EVENTS_SECRET", default_value = demo::DEMO_SECRET)]
+        secret: String,
+    },
+    /// Benchmark: a burst of store events through intake, applier and pusher against the simulator.
+    BenchSync(bench::BenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Demo) {
+        Command::Demo => {
+            // The demo prints its own report; logs only for RUST_LOG=… runs.
+            shared::telemetry::init_text_logs("off");
+            demo::run().await
+        }
+        Command::Serve(args) => {
+            shared::telemetry::init_text_logs("info");
+            serve::run(args).await
+        }
+        Command::Validate { mappings } => {
+            let text = std::fs::read_to_string(&mappings)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", mappings.display()))?;
+            match shared::mappings::Mappings::from_toml(&text) {
+                Ok(m) => {
+                    println!("{}: {} stores mapped, all valid", mappings.display(), m.stores().count());
+                    for s in m.stores() {
+                        println!("  {:<10} → Centra warehouse {:<6} Cloudshelf {}", s.store, s.centra_warehouse_id, s.cloudshelf_location);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", mappings.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Sign { file, secret } => {
+            let text = std::fs::read_to_string(&file)?;
+            let mut event: serde_json::Value = serde_json::from_str(&text)?;
+            let body = event["body"].as_str().unwrap_or_default().to_string();
+            let id = event["headers"]["webhook-id"].as_str().unwrap_or("evt_sample_0001").to_string();
+            let ts = chrono::Utc::now().timestamp();
+            event["headers"]["webhook-timestamp"] = serde_json::json!(ts.to_string());
+            event["headers"]["webhook-signature"] =
+                serde_json::json!(shared::signature::sign(&secret, &id, ts, body.as_bytes()));
+            std::fs::write(&file, serde_json::to_string_pretty(&event)? + "\n")?;
+            println!("re-signed {} at {ts}", file.display());
+            Ok(())
+        }
+        Command::BenchSync(args) => {
+            shared::telemetry::init_text_logs("error");
+            bench::run(args).await
+        }
+    }
+}

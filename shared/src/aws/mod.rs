@@ -1,0 +1,1 @@
+//! AWS implementations of the ports: DynamoDB, SQS, Secrets Manager / SSM.

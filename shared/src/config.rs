@@ -1,0 +1,169 @@
+//! Configuration from documented environment variables; secrets from the environment locally and from
+//! Secrets Manager or SSM in AWS. Secret values are never logged.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `CENTRA_API_URL` | Centra Integration API GraphQL URL (`https://<brand>.centra.com/graphql`) |
+//! | `CENTRA_API_TOKEN` / `CENTRA_API_TOKEN_SECRET_ARN` / `CENTRA_API_TOKEN_SSM_PARAMETER` | Centra token |
+//! | `STORE_EVENTS_SECRET` / `…_SECRET_ARN` / `…_SSM_PARAMETER` | one or more `whsec_` secrets, space-separated |
+//! | `MAPPINGS_PATH` / `MAPPINGS` / `MAPPINGS_SSM_PARAMETER` | store mappings TOML: a file, inline text, or an SSM parameter |
+//! | `IDEMPOTENCY_TABLE`, `STOCK_TABLE` | DynamoDB tables |
+//! | `STOCK_QUEUE_URL`, `STOCK_PUSH_QUEUE_URL` | SQS queues (FIFO stock queue, standard push queue) |
+//! | `CENTRA_RATE_TIER` | `growth` (default), `enhanced`, `high-volume`, `enterprise` |
+//! | `CENTRA_MUTATIONS_PER_10S`, `CENTRA_MUTATIONS_PER_HOUR` | override the tier's mutation budget (e.g. to leave room for other integrations) |
+//! | `CENTRA_TIMEOUT_SECONDS` | HTTP timeout of Centra calls (default 10) |
+//! | `PUSH_LEASE_SECONDS` | how long a push owns its rows (default 150; > function timeout) |
+//! | `IDEMPOTENCY_TTL_DAYS` | how long accepted event ids are remembered (default 7) |
+//! | `METRICS_NAMESPACE` | CloudWatch namespace (default `CloudshelfCentra`) |
+
+use crate::mappings::{MappingError, Mappings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(String),
+    #[error("environment variable {name} is invalid: {message}")]
+    Invalid { name: String, message: String },
+    #[error("{0}")]
+    Mapping(#[from] MappingError),
+    #[error("could not read {what}: {message}")]
+    Source { what: String, message: String },
+}
+
+pub fn env_opt(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+pub fn env_required(name: &str) -> Result<String, ConfigError> {
+    env_opt(name).ok_or_else(|| ConfigError::Missing(name.to_string()))
+}
+
+pub fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match env_opt(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name: name.to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Resolves a secret named `name`: the variable itself, else `<name>_SECRET_ARN` (Secrets Manager), else
+/// `<name>_SSM_PARAMETER` (SSM, decrypted).
+pub async fn resolve_secret(name: &str) -> Result<String, ConfigError> {
+    if let Some(v) = env_opt(name) {
+        return Ok(v);
+    }
+    let arn_var = format!("{name}_SECRET_ARN");
+    let ssm_var = format!("{name}_SSM_PARAMETER");
+    if let Some(arn) = env_opt(&arn_var) {
+        let sdk = crate::aws::sdk_config().await;
+        return crate::aws::secrets::secrets_manager_value(&sdk, &arn)
+            .await
+            .map_err(|e| ConfigError::Source { what: arn_var, message: e.to_string() });
+    }
+    if let Some(param) = env_opt(&ssm_var) {
+        let sdk = crate::aws::sdk_config().await;
+        return crate::aws::secrets::ssm_parameter(&sdk, &param)
+            .await
+            .map_err(|e| ConfigError::Source { what: ssm_var, message: e.to_string() });
+    }
+    Err(ConfigError::Missing(format!("{name} (or {arn_var} / {ssm_var})")))
+}
+
+/// Loads the mappings from `MAPPINGS` (inline), `MAPPINGS_PATH` or `MAPPINGS_SSM_PARAMETER`; with none set,
+/// `fallback` decides (the local run uses the embedded example, Lambdas refuse to start).
+pub async fn load_mappings(fallback_to_embedded: bool) -> Result<Mappings, ConfigError> {
+    if let Some(text) = env_opt("MAPPINGS") {
+        return Ok(Mappings::from_toml(&text)?);
+    }
+    if let Some(path) = env_opt("MAPPINGS_PATH") {
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Source {
+            what: path.clone(),
+            message: e.to_string(),
+        })?;
+        return Ok(Mappings::from_toml(&text)?);
+    }
+    if let Some(param) = env_opt("MAPPINGS_SSM_PARAMETER") {
+        let sdk = crate::aws::sdk_config().await;
+        let text = crate::aws::secrets::ssm_parameter(&sdk, &param)
+            .await
+            .map_err(|e| ConfigError::Source { what: "MAPPINGS_SSM_PARAMETER".into(), message: e.to_string() })?;
+        return Ok(Mappings::from_toml(&text)?);
+    }
+    if fallback_to_embedded {
+        return Ok(Mappings::embedded_default());
+    }
+    Err(ConfigError::Missing("MAPPINGS_PATH (or MAPPINGS / MAPPINGS_SSM_PARAMETER)".into()))
+}
+
+/// Centra's published rate-limit tiers (reference §2): mutation quota per 10 s and per hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateTier {
+    Growth,
+    Enhanced,
+    HighVolume,
+    Enterprise,
+}
+
+impl RateTier {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "growth" => Some(Self::Growth),
+            "enhanced" => Some(Self::Enhanced),
+            "high-volume" | "high_volume" | "highvolume" => Some(Self::HighVolume),
+            "enterprise" => Some(Self::Enterprise),
+            _ => None,
+        }
+    }
+
+    pub fn mutations_per_10s(self) -> u32 {
+        match self {
+            Self::Growth => 20,
+            Self::Enhanced => 50,
+            Self::HighVolume => 150,
+            Self::Enterprise => 500,
+        }
+    }
+
+    pub fn mutations_per_hour(self) -> u32 {
+        match self {
+            Self::Growth => 1_800,
+            Self::Enhanced => 4_500,
+            Self::HighVolume => 7_000,
+            Self::Enterprise => 25_000,
+        }
+    }
+}
+
+/// The mutation budget this deployment may spend: the tier's, unless overridden.
+pub fn mutation_budget_from_env() -> Result<(u32, u32), ConfigError> {
+    let tier_name = env_opt("CENTRA_RATE_TIER").unwrap_or_else(|| "growth".into());
+    let tier = RateTier::parse(&tier_name).ok_or_else(|| ConfigError::Invalid {
+        name: "CENTRA_RATE_TIER".into(),
+        message: format!("\"{tier_name}\" is not growth, enhanced, high-volume or enterprise"),
+    })?;
+    Ok((
+        env_parse("CENTRA_MUTATIONS_PER_10S", tier.mutations_per_10s())?,
+        env_parse("CENTRA_MUTATIONS_PER_HOUR", tier.mutations_per_hour())?,
+    ))
+}
+
+pub fn metrics_namespace() -> String {
+    env_opt("METRICS_NAMESPACE").unwrap_or_else(|| "CloudshelfCentra".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiers() {
+        assert_eq!(RateTier::parse("Growth").unwrap().mutations_per_10s(), 20);
+        assert_eq!(RateTier::parse("high-volume").unwrap().mutations_per_hour(), 7_000);
+        assert!(RateTier::parse("platinum").is_none());
+    }
+}

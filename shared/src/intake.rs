@@ -1,0 +1,265 @@
+//! Store-event intake: verify, validate, dedupe, enqueue — and answer only what is true.
+//!
+//! 2xx only once every stock message is accepted by the queue; any failure releases the idempotency record
+//! and answers 503 so the sender retries. The idempotency record is a fenced lease (owner token, lease
+//! length independent of the Lambda deadline), so a slow attempt can never complete or delete the record of
+//! the attempt that took over from it.
+
+use crate::mappings::Mappings;
+use crate::metrics::{names, Metrics};
+use crate::ports::*;
+use crate::signature::WebhookVerifier;
+use crate::store_events::{parse_stock_event, MAX_BODY_BYTES};
+use crate::time::SharedClock;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct IntakeRequest<'a> {
+    pub content_type: Option<&'a str>,
+    pub webhook_id: Option<&'a str>,
+    pub webhook_timestamp: Option<&'a str>,
+    pub webhook_signature: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntakeResponse {
+    pub status: u16,
+    pub body: Value,
+    /// Seconds, for 503 answers.
+    pub retry_after: Option<u32>,
+}
+
+impl IntakeResponse {
+    fn error(status: u16, code: &str, field: Option<&str>, message: impl Into<String>) -> Self {
+        let mut error = json!({ "code": code, "message": message.into() });
+        if let Some(f) = field {
+            error["field"] = json!(f);
+        }
+        Self {
+            status,
+            body: json!({ "error": error }),
+            retry_after: (status == 503).then_some(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IntakeSettings {
+    /// How long an accepted event id is remembered (≥ 7 days: beyond every sender's retry horizon).
+    pub idempotency_ttl_s: i64,
+    /// How long one attempt owns an event id before another attempt may take it over.
+    pub lease_ms: i64,
+    /// A retry arriving while the first attempt is still queueing waits this long for its outcome.
+    pub in_progress_wait_ms: u64,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            idempotency_ttl_s: 7 * 24 * 3600,
+            lease_ms: 30_000,
+            in_progress_wait_ms: 2_000,
+        }
+    }
+}
+
+pub struct StoreEventIntake {
+    pub verifier: WebhookVerifier,
+    pub mappings: Arc<Mappings>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub queue: Arc<dyn StockQueue>,
+    pub clock: SharedClock,
+    pub metrics: Arc<Metrics>,
+    pub settings: IntakeSettings,
+}
+
+pub fn body_hash(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+fn dedup_id(movement_id: &str) -> String {
+    hex::encode(Sha256::digest(movement_id.as_bytes()))
+}
+
+impl StoreEventIntake {
+    pub async fn handle(&self, req: IntakeRequest<'_>) -> IntakeResponse {
+        let response = self.handle_inner(req).await;
+        let metric = match response.status {
+            202 => names::EVENTS_ACCEPTED,
+            200 => names::EVENTS_DUPLICATE,
+            409 => names::EVENTS_CONFLICT,
+            503 => names::INTAKE_QUEUE_FAILURES,
+            _ => names::EVENTS_REJECTED,
+        };
+        self.metrics.count(metric, 1);
+        response
+    }
+
+    async fn handle_inner(&self, req: IntakeRequest<'_>) -> IntakeResponse {
+        if req.body.len() > MAX_BODY_BYTES {
+            return IntakeResponse::error(413, "payload_too_large", None, "body exceeds 256 KiB");
+        }
+        let is_json = req.content_type.is_some_and(|ct| {
+            ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+        if !is_json {
+            return IntakeResponse::error(415, "unsupported_media_type", None, "Content-Type must be application/json");
+        }
+        let now_ms = self.clock.now_millis();
+        let id = match self.verifier.verify(
+            req.webhook_id,
+            req.webhook_timestamp,
+            req.webhook_signature,
+            req.body,
+            now_ms.div_euclid(1000),
+        ) {
+            Ok(id) => id,
+            Err(e) => return IntakeResponse::error(401, e.code(), None, e.to_string()),
+        };
+        let event = match parse_stock_event(id, req.body, &self.mappings, now_ms) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::info!(event_id = id, field = %e.field, code = e.code, "store event rejected");
+                return IntakeResponse::error(400, e.code, Some(&e.field), e.message);
+            }
+        };
+
+        let key = format!("store-event#{id}");
+        let hash = body_hash(req.body);
+        let owner = uuid::Uuid::new_v4().to_string();
+        let record = IdempotencyRecord {
+            key: key.clone(),
+            status: IdempotencyStatus::InProgress,
+            body_hash: hash.clone(),
+            owner: owner.clone(),
+            lease_until_ms: now_ms + self.settings.lease_ms,
+            expires_at_s: now_ms.div_euclid(1000) + self.settings.idempotency_ttl_s,
+        };
+        match self.idempotency.acquire(&record, now_ms).await {
+            Ok(AcquireOutcome::Acquired) => {}
+            Ok(AcquireOutcome::Existing(existing)) => return self.answer_existing(id, &hash, existing).await,
+            Err(e) => {
+                tracing::error!(event_id = id, error = %e, "idempotency store unavailable");
+                return IntakeResponse::error(503, "unavailable", None, "the event could not be recorded; retry");
+            }
+        }
+
+        let messages: Vec<FifoMessage> = event
+            .stock_messages(now_ms)
+            .into_iter()
+            .map(|m| FifoMessage {
+                group_id: m.item.group_id(),
+                dedup_id: dedup_id(&m.movement_id()),
+                body: serde_json::to_string(&m).expect("message serialises"),
+            })
+            .collect();
+        if let Err(e) = self.queue.send_all(&messages).await {
+            tracing::error!(event_id = id, error = %e, "stock queue refused the event");
+            if let Err(release_error) = self.idempotency.release(&key, &owner).await {
+                // The lease still ends by itself, after which a retry goes through.
+                tracing::warn!(event_id = id, error = %release_error, "could not release idempotency record");
+            }
+            return IntakeResponse::error(503, "queue_unavailable", None, "the event could not be queued; retry");
+        }
+        let expires = self.clock.now_seconds() + self.settings.idempotency_ttl_s;
+        match self.idempotency.complete(&key, &owner, expires).await {
+            Ok(true) => {}
+            // Queued all the same; a takeover would only re-send messages the dedup ids and movement
+            // markers absorb.
+            Ok(false) => tracing::warn!(event_id = id, "idempotency lease was taken over before completion"),
+            Err(e) => tracing::warn!(event_id = id, error = %e, "could not mark event completed"),
+        }
+        tracing::info!(
+            event_id = id,
+            store = %event.store,
+            event_type = event.event_type.as_str(),
+            messages = messages.len(),
+            "store event accepted"
+        );
+        IntakeResponse {
+            status: 202,
+            body: json!({ "status": "accepted", "id": id }),
+            retry_after: None,
+        }
+    }
+
+    async fn answer_existing(&self, id: &str, hash: &str, mut existing: IdempotencyRecord) -> IntakeResponse {
+        if existing.body_hash != hash {
+            return IntakeResponse::error(
+                409,
+                "id_reused",
+                None,
+                "this webhook-id was used before with a different body",
+            );
+        }
+        // A concurrent attempt is queueing this event right now: wait a little for its outcome rather than
+        // answering 200 for something that may still fail.
+        let polls = self.settings.in_progress_wait_ms / 50;
+        for _ in 0..polls {
+            if existing.status != IdempotencyStatus::InProgress {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            match self.idempotency.get(&existing.key).await {
+                Ok(Some(r)) => existing = r,
+                // Released after a failure: the sender should retry and will then own it.
+                Ok(None) => break,
+                Err(_) => break,
+            }
+        }
+        if existing.status == IdempotencyStatus::Completed && existing.body_hash == hash {
+            return IntakeResponse {
+                status: 200,
+                body: json!({ "status": "duplicate", "id": id }),
+                retry_after: None,
+            };
+        }
+        IntakeResponse::error(503, "in_progress", None, "this event is being processed; retry shortly")
+    }
+}
+
+/// HTTP adapters shared by the Lambda handler and the local `serve` mode.
+pub mod http_adapter {
+    use super::{IntakeRequest, IntakeResponse, StoreEventIntake};
+
+    fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+        headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub async fn handle(intake: &StoreEventIntake, headers: &http::HeaderMap, body: &[u8]) -> http::Response<String> {
+        let response = intake
+            .handle(IntakeRequest {
+                content_type: header(headers, "content-type"),
+                webhook_id: header(headers, "webhook-id"),
+                webhook_timestamp: header(headers, "webhook-timestamp"),
+                webhook_signature: header(headers, "webhook-signature"),
+                body,
+            })
+            .await;
+        to_http(response)
+    }
+
+    pub fn to_http(response: IntakeResponse) -> http::Response<String> {
+        let mut builder = http::Response::builder()
+            .status(response.status)
+            .header("content-type", "application/json");
+        if let Some(seconds) = response.retry_after {
+            builder = builder.header("retry-after", seconds.to_string());
+        }
+        builder
+            .body(response.body.to_string())
+            .expect("static response parts are valid")
+    }
+
+    pub fn not_found() -> http::Response<String> {
+        to_http(IntakeResponse {
+            status: 404,
+            body: serde_json::json!({ "error": { "code": "not_found", "message": "POST /v1/store-events" } }),
+            retry_after: None,
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! Common crate of the Cloudshelf ⇄ Centra integration.
+//!
+//! The domain modules (`store_events`, `ledger`, `intake`, `apply`, `push`, …) know no AWS types: they talk to
+//! storage and queues through the small traits in `ports`. `aws` holds the DynamoDB / SQS / Secrets Manager
+//! implementations, `embedded` the in-process ones used by the local run, tests and benchmarks.
+
+pub mod apply;
+pub mod aws;
+pub mod batch;
+pub mod centra;
+// pub mod config; (enabled once aws::secrets lands)
+pub mod domain;
+pub mod embedded;
+pub mod intake;
+pub mod mappings;
+pub mod metrics;
+pub mod ledger;
+pub mod local;
+pub mod ports;
+pub mod push;
+pub mod signature;
+pub mod store_events;
+pub mod telemetry;
+pub mod time;

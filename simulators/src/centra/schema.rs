@@ -1,0 +1,561 @@
+//! The slice of Centra's Integration API schema the simulator answers: which root fields
+//! exist, their arguments and input object shapes. Checking happens before anything runs so
+//! that a malformed request is rejected whole, as GraphQL validation would.
+
+use serde_json::{Map, Value};
+
+use crate::graphql::{GraphqlError, Location, OperationKind, SelectedField};
+
+/// How a `ProductSizeInput` names a size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SizeRef {
+    Id(u64),
+    Sku(String),
+    Ean(String),
+    Upc(String),
+    Any(String),
+}
+
+impl std::fmt::Display for SizeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SizeRef::Id(id) => write!(f, "id {id}"),
+            SizeRef::Sku(s) => write!(f, "SKU \"{s}\""),
+            SizeRef::Ean(s) => write!(f, "EAN \"{s}\""),
+            SizeRef::Upc(s) => write!(f, "UPC \"{s}\""),
+            SizeRef::Any(s) => write!(f, "\"{s}\""),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SizeLine {
+    pub size: SizeRef,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ChangeStockInput {
+    pub out_from: Option<u64>,
+    pub into: Option<u64>,
+    pub description: String,
+    pub product_sizes: Vec<SizeLine>,
+    pub has_product_variants: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SetStockInput {
+    pub warehouse: u64,
+    pub description: String,
+    pub stock_quantity_type: String,
+    pub product_sizes: Vec<SizeLine>,
+    pub has_product_variants: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SortDir {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionArgs {
+    pub first: Option<i64>,
+    pub after: Option<String>,
+    pub sort: SortDir,
+    pub ids: Option<Vec<u64>>,
+    pub uses_backward_paging: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PageArgs {
+    pub limit: Option<i64>,
+    pub page: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StringMatch {
+    pub equals: Option<String>,
+    pub contains: Option<String>,
+}
+
+impl StringMatch {
+    pub fn matches(&self, v: Option<&str>) -> bool {
+        let Some(v) = v else {
+            return self.equals.is_none() && self.contains.is_none();
+        };
+        self.equals.as_deref().is_none_or(|e| e == v)
+            && self.contains.as_deref().is_none_or(|c| v.contains(c))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProductSizeFilter {
+    pub ids: Option<Vec<u64>>,
+    pub sku: Option<StringMatch>,
+    pub ean: Option<StringMatch>,
+    pub upc: Option<StringMatch>,
+    pub is_active: Option<bool>,
+}
+
+/// A root field, checked and ready to run.
+#[derive(Debug, Clone)]
+pub(crate) enum Call {
+    ChangeStock(ChangeStockInput),
+    SetStock(SetStockInput),
+    StockChangeConnection(ConnectionArgs),
+    Warehouses {
+        ids: Option<Vec<u64>>,
+        page: PageArgs,
+    },
+    ProductSizes {
+        filter: ProductSizeFilter,
+        page: PageArgs,
+    },
+    RateLimits,
+}
+
+impl Call {
+    pub fn is_mutation(&self) -> bool {
+        matches!(self, Call::ChangeStock(_) | Call::SetStock(_))
+    }
+}
+
+/// Check one root field against the schema slice.
+pub(crate) fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, Vec<GraphqlError>> {
+    let mut c = Check::new(field.location);
+    let call = match (kind, field.name.as_str()) {
+        (OperationKind::Mutation, "changeStock") => {
+            c.args(field, "Mutation", &[("input", Some("StockChangeInput!"))]);
+            field
+                .arg("input")
+                .and_then(|v| change_stock_input(&mut c, v))
+                .map(Call::ChangeStock)
+        }
+        (OperationKind::Mutation, "setStock") => {
+            c.args(field, "Mutation", &[("input", Some("StockSetInput!"))]);
+            field
+                .arg("input")
+                .and_then(|v| set_stock_input(&mut c, v))
+                .map(Call::SetStock)
+        }
+        (OperationKind::Query, "stockChangeConnection") => {
+            c.args(
+                field,
+                "Query",
+                &[
+                    ("first", None),
+                    ("after", None),
+                    ("last", None),
+                    ("before", None),
+                    ("sort", None),
+                    ("where", None),
+                ],
+            );
+            Some(Call::StockChangeConnection(connection_args(&mut c, field)))
+        }
+        (OperationKind::Query, "warehouses") => {
+            c.args(
+                field,
+                "Query",
+                &[("where", None), ("limit", None), ("page", None)],
+            );
+            // Filter shape name UNVERIFIED per reference.
+            let ids = field
+                .arg("where")
+                .and_then(|w| c.object(w, "WarehouseFilter", &[("id", false)]))
+                .and_then(|w| w.get("id").filter(|v| !v.is_null()))
+                .map(|v| c.id_list(v, "WarehouseFilter.id"));
+            let page = page_args(&mut c, field);
+            Some(Call::Warehouses { ids, page })
+        }
+        (OperationKind::Query, "productSizes") => {
+            c.args(
+                field,
+                "Query",
+                &[("where", None), ("limit", None), ("page", None)],
+            );
+            let filter = field
+                .arg("where")
+                .map(|w| product_size_filter(&mut c, w))
+                .unwrap_or_default();
+            let page = page_args(&mut c, field);
+            Some(Call::ProductSizes { filter, page })
+        }
+        (OperationKind::Query, "rateLimits") => {
+            c.args(field, "Query", &[]);
+            Some(Call::RateLimits)
+        }
+        _ => {
+            c.err(format!(
+                "Cannot query field \"{}\" on type \"{}\".",
+                field.name,
+                kind.type_name()
+            ));
+            None
+        }
+    };
+    match call {
+        Some(call) if c.errors.is_empty() => Ok(call),
+        _ => Err(c.errors),
+    }
+}
+
+fn change_stock_input(c: &mut Check, v: &Value) -> Option<ChangeStockInput> {
+    let o = c.object(
+        v,
+        "StockChangeInput",
+        &[
+            ("outFromWarehouse", false),
+            ("intoWarehouse", false),
+            ("description", true),
+            ("productSizes", false),
+            ("productVariants", false),
+        ],
+    )?;
+    let out_from = present(o, "outFromWarehouse").and_then(|w| warehouse_input(c, w));
+    let into = present(o, "intoWarehouse").and_then(|w| warehouse_input(c, w));
+    let description =
+        present(o, "description").and_then(|d| c.string(d, "StockChangeInput.description"));
+    let product_sizes = match present(o, "productSizes") {
+        // Quantity field name UNVERIFIED per reference.
+        Some(list) => size_lines(c, list, "StockChangeProductSizeInput", "deliveredQuantity"),
+        None => Vec::new(),
+    };
+    if !c.errors.is_empty() {
+        return None;
+    }
+    Some(ChangeStockInput {
+        out_from,
+        into,
+        description: description?,
+        product_sizes,
+        has_product_variants: present(o, "productVariants").is_some(),
+    })
+}
+
+fn set_stock_input(c: &mut Check, v: &Value) -> Option<SetStockInput> {
+    let o = c.object(
+        v,
+        "StockSetInput",
+        &[
+            ("warehouse", true),
+            ("description", true),
+            ("stockQuantityType", true),
+            ("productSizes", false),
+            ("productVariants", false),
+        ],
+    )?;
+    let warehouse = present(o, "warehouse").and_then(|w| warehouse_input(c, w));
+    let description =
+        present(o, "description").and_then(|d| c.string(d, "StockSetInput.description"));
+    let stock_quantity_type =
+        present(o, "stockQuantityType").and_then(|t| c.enum_value(t, "StockQuantityType"));
+    let product_sizes = match present(o, "productSizes") {
+        Some(list) => size_lines(c, list, "StockSetProductSizeInput", "quantity"),
+        None => Vec::new(),
+    };
+    if !c.errors.is_empty() {
+        return None;
+    }
+    Some(SetStockInput {
+        warehouse: warehouse?,
+        description: description?,
+        stock_quantity_type: stock_quantity_type?,
+        product_sizes,
+        has_product_variants: present(o, "productVariants").is_some(),
+    })
+}
+
+fn warehouse_input(c: &mut Check, v: &Value) -> Option<u64> {
+    let o = c.object(v, "WarehouseInput", &[("id", true)])?;
+    present(o, "id").and_then(|id| c.id(id, "WarehouseInput.id"))
+}
+
+/// `productSizes: [{ productSize: ProductSizeInput!, <qty_field>: Int!, unitCost }]`.
+fn size_lines(c: &mut Check, list: &Value, type_name: &str, qty_field: &str) -> Vec<SizeLine> {
+    let Some(items) = c.list(list, type_name) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        // unitCost's own type is not modelled; any value is accepted.
+        let Some(o) = c.object(
+            item,
+            type_name,
+            &[
+                ("productSize", true),
+                (qty_field, true),
+                ("unitCost", false),
+            ],
+        ) else {
+            continue;
+        };
+        let size = present(o, "productSize").and_then(|p| size_ref(c, p));
+        let quantity =
+            present(o, qty_field).and_then(|q| c.int(q, &format!("{type_name}.{qty_field}")));
+        if let (Some(size), Some(quantity)) = (size, quantity) {
+            out.push(SizeLine { size, quantity });
+        }
+    }
+    out
+}
+
+fn size_ref(c: &mut Check, v: &Value) -> Option<SizeRef> {
+    let o = c.object(
+        v,
+        "ProductSizeInput",
+        &[
+            ("id", false),
+            ("SKU", false),
+            ("EAN", false),
+            ("UPC", false),
+            ("any", false),
+        ],
+    )?;
+    let given: Vec<(&String, &Value)> = o.iter().filter(|(_, v)| !v.is_null()).collect();
+    if given.len() != 1 {
+        c.err("OneOf Input Object \"ProductSizeInput\" must specify exactly one key.");
+        return None;
+    }
+    let (key, value) = given[0];
+    let what = format!("ProductSizeInput.{key}");
+    match key.as_str() {
+        "id" => c.id(value, &what).map(SizeRef::Id),
+        "SKU" => c.string(value, &what).map(SizeRef::Sku),
+        "EAN" => c.string(value, &what).map(SizeRef::Ean),
+        "UPC" => c.string(value, &what).map(SizeRef::Upc),
+        _ => c.string(value, &what).map(SizeRef::Any),
+    }
+}
+
+fn connection_args(c: &mut Check, field: &SelectedField) -> ConnectionArgs {
+    let first = field.arg("first").and_then(|v| c.int(v, "first"));
+    let after = field.arg("after").and_then(|v| c.string(v, "after"));
+    // Sort and filter names UNVERIFIED per reference.
+    let mut sort = SortDir::Desc;
+    if let Some(v) = field.arg("sort") {
+        let values: Vec<&Value> = match v {
+            Value::Array(items) => items.iter().collect(),
+            single => vec![single],
+        };
+        for v in values {
+            match c.enum_value(v, "StockChangeSort").as_deref() {
+                Some("id_DESC") => sort = SortDir::Desc,
+                Some("id_ASC") => sort = SortDir::Asc,
+                Some(other) => c.err(format!(
+                    "Value \"{other}\" does not exist in \"StockChangeSort\" enum."
+                )),
+                None => {}
+            }
+        }
+    }
+    let ids = field
+        .arg("where")
+        .and_then(|w| c.object(w, "StockChangeFilter", &[("id", false)]))
+        .and_then(|w| present(w, "id"))
+        .map(|v| c.id_list(v, "StockChangeFilter.id"));
+    ConnectionArgs {
+        first,
+        after,
+        sort,
+        ids,
+        uses_backward_paging: field.arg("last").is_some() || field.arg("before").is_some(),
+    }
+}
+
+fn page_args(c: &mut Check, field: &SelectedField) -> PageArgs {
+    PageArgs {
+        limit: field.arg("limit").and_then(|v| c.int(v, "limit")),
+        page: field.arg("page").and_then(|v| c.int(v, "page")),
+    }
+}
+
+/// Check the arguments of a nested list field taking `limit`/`page` (e.g. `Warehouse.stock`).
+pub(crate) fn nested_page_args(
+    field: &SelectedField,
+    parent_type: &str,
+) -> Result<PageArgs, GraphqlError> {
+    let mut c = Check::new(field.location);
+    c.args(field, parent_type, &[("limit", None), ("page", None)]);
+    let page = page_args(&mut c, field);
+    match c.errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(page),
+    }
+}
+
+fn product_size_filter(c: &mut Check, v: &Value) -> ProductSizeFilter {
+    let Some(o) = c.object(
+        v,
+        "ProductSizeFilter",
+        &[
+            ("id", false),
+            ("SKU", false),
+            ("EAN", false),
+            ("UPC", false),
+            ("isActive", false),
+        ],
+    ) else {
+        return ProductSizeFilter::default();
+    };
+    let string_match = |c: &mut Check, key: &str| {
+        // StringMatch field names UNVERIFIED per reference.
+        let m = c.object(
+            present(o, key)?,
+            "StringMatch",
+            &[("equals", false), ("contains", false)],
+        )?;
+        Some(StringMatch {
+            equals: present(m, "equals").and_then(|s| c.string(s, "StringMatch.equals")),
+            contains: present(m, "contains").and_then(|s| c.string(s, "StringMatch.contains")),
+        })
+    };
+    ProductSizeFilter {
+        sku: string_match(c, "SKU"),
+        ean: string_match(c, "EAN"),
+        upc: string_match(c, "UPC"),
+        ids: present(o, "id").map(|v| c.id_list(v, "ProductSizeFilter.id")),
+        is_active: present(o, "isActive").and_then(|v| {
+            let b = v.as_bool();
+            if b.is_none() {
+                c.err(format!("Boolean cannot represent a non boolean value: {v}"));
+            }
+            b
+        }),
+    }
+}
+
+fn present<'v>(o: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    o.get(key).filter(|v| !v.is_null())
+}
+
+/// Collects validation errors, all located at the root field.
+struct Check {
+    errors: Vec<GraphqlError>,
+    location: Location,
+}
+
+impl Check {
+    fn new(location: Location) -> Self {
+        Check {
+            errors: Vec::new(),
+            location,
+        }
+    }
+
+    fn err(&mut self, message: impl Into<String>) {
+        self.errors
+            .push(GraphqlError::new(message).at(self.location));
+    }
+
+    /// `allowed` is `(name, type if required)`.
+    fn args(&mut self, field: &SelectedField, parent: &str, allowed: &[(&str, Option<&str>)]) {
+        for name in field.args.keys() {
+            if !allowed.iter().any(|(a, _)| a == name) {
+                self.err(format!(
+                    "Unknown argument \"{name}\" on field \"{parent}.{}\".",
+                    field.name
+                ));
+            }
+        }
+        for (name, required) in allowed {
+            if let (Some(ty), None) = (required, field.arg(name)) {
+                self.err(format!(
+                    "Field \"{}\" argument \"{name}\" of type \"{ty}\" is required but not provided.",
+                    field.name
+                ));
+            }
+        }
+    }
+
+    /// `fields` is `(name, required)`.
+    fn object<'v>(
+        &mut self,
+        v: &'v Value,
+        type_name: &str,
+        fields: &[(&str, bool)],
+    ) -> Option<&'v Map<String, Value>> {
+        let Some(o) = v.as_object() else {
+            self.err(format!(
+                "Expected type \"{type_name}\" to be an object, got {v}."
+            ));
+            return None;
+        };
+        let before = self.errors.len();
+        for key in o.keys() {
+            if !fields.iter().any(|(f, _)| f == key) {
+                self.err(format!(
+                    "Field \"{key}\" is not defined by type \"{type_name}\"."
+                ));
+            }
+        }
+        for (name, required) in fields {
+            if *required && present(o, name).is_none() {
+                self.err(format!(
+                    "Field \"{type_name}.{name}\" of required type was not provided."
+                ));
+            }
+        }
+        (self.errors.len() == before).then_some(o)
+    }
+
+    fn int(&mut self, v: &Value, what: &str) -> Option<i64> {
+        let n = v.as_i64().filter(|n| i32::try_from(*n).is_ok());
+        if n.is_none() {
+            self.err(format!(
+                "{what}: Int cannot represent non-integer or out-of-range value: {v}"
+            ));
+        }
+        n
+    }
+
+    fn id(&mut self, v: &Value, what: &str) -> Option<u64> {
+        let n = v.as_u64().filter(|n| u32::try_from(*n).is_ok());
+        if n.is_none() {
+            self.err(format!("{what}: expected a non-negative Int id, got {v}"));
+        }
+        n
+    }
+
+    fn string(&mut self, v: &Value, what: &str) -> Option<String> {
+        let s = v.as_str().map(str::to_string);
+        if s.is_none() {
+            self.err(format!(
+                "{what}: String cannot represent a non string value: {v}"
+            ));
+        }
+        s
+    }
+
+    fn enum_value(&mut self, v: &Value, enum_name: &str) -> Option<String> {
+        let s = v.as_str().map(str::to_string);
+        if s.is_none() {
+            self.err(format!(
+                "Enum \"{enum_name}\" cannot represent non-enum value: {v}"
+            ));
+        }
+        s
+    }
+
+    fn list<'v>(&mut self, v: &'v Value, item_type: &str) -> Option<Vec<&'v Value>> {
+        match v {
+            Value::Array(items) => Some(items.iter().collect()),
+            Value::Null => None,
+            // GraphQL input coercion turns a single value into a one-item list.
+            single if single.is_object() => Some(vec![single]),
+            other => {
+                self.err(format!("Expected a list of \"{item_type}\", got {other}."));
+                None
+            }
+        }
+    }
+
+    fn id_list(&mut self, v: &Value, what: &str) -> Vec<u64> {
+        let items: Vec<&Value> = match v {
+            Value::Array(items) => items.iter().collect(),
+            single => vec![single],
+        };
+        items.into_iter().filter_map(|i| self.id(i, what)).collect()
+    }
+}

@@ -1,0 +1,5 @@
+//! Loopback simulators of the external systems the integration talks to, for tests,
+//! benchmarks and local runs.
+
+pub mod centra;
+pub mod graphql;
