@@ -191,17 +191,18 @@ impl ExceptionLog for MemoryLedgerStore {
 
 // ---------------------------------------------------------------- mutation budget
 
-/// Fixed 10 s and 1 h windows, the same arithmetic as the DynamoDB budget.
+/// Token bucket like Centra's own (capacity = the 10 s quota, refilled evenly over 10 s) plus the hourly
+/// quota as a fixed window. Mirroring Centra's bucket keeps a burst from meeting a 429 at all.
 #[derive(Debug)]
 pub struct MemoryMutationBudget {
-    per_10s: u32,
+    bucket: crate::budget::TokenBucket,
     per_hour: u32,
     state: Mutex<BudgetState>,
 }
 
 #[derive(Debug, Default)]
 struct BudgetState {
-    window_10s: (i64, u32),
+    tokens: Option<crate::budget::BucketState>,
     window_hour: (i64, u32),
     blocked_until_ms: i64,
 }
@@ -209,7 +210,7 @@ struct BudgetState {
 impl MemoryMutationBudget {
     pub fn new(per_10s: u32, per_hour: u32) -> Self {
         Self {
-            per_10s,
+            bucket: crate::budget::TokenBucket::per_10s(per_10s),
             per_hour,
             state: Mutex::new(BudgetState::default()),
         }
@@ -227,23 +228,21 @@ impl MutationBudget for MemoryMutationBudget {
         if s.blocked_until_ms > now_ms {
             return Ok(BudgetDecision::WaitUntil(s.blocked_until_ms));
         }
-        let w10 = window_start(now_ms, 10_000);
         let wh = window_start(now_ms, 3_600_000);
-        if s.window_10s.0 != w10 {
-            s.window_10s = (w10, 0);
-        }
         if s.window_hour.0 != wh {
             s.window_hour = (wh, 0);
-        }
-        if s.window_10s.1 >= self.per_10s {
-            return Ok(BudgetDecision::WaitUntil(w10 + 10_000));
         }
         if s.window_hour.1 >= self.per_hour {
             return Ok(BudgetDecision::WaitUntil(wh + 3_600_000));
         }
-        s.window_10s.1 += 1;
-        s.window_hour.1 += 1;
-        Ok(BudgetDecision::Granted)
+        match self.bucket.take(s.tokens, now_ms) {
+            Ok(next) => {
+                s.tokens = Some(next);
+                s.window_hour.1 += 1;
+                Ok(BudgetDecision::Granted)
+            }
+            Err(at) => Ok(BudgetDecision::WaitUntil(at)),
+        }
     }
 
     async fn block_until(&self, until_ms: i64) -> Result<(), BackendError> {
@@ -496,10 +495,10 @@ mod tests {
         assert_eq!(q.len(), 3, "duplicate dedup id dropped");
         let first = q.receive(1, 1000, 0);
         assert_eq!(first[0].body, "a1");
-        let second = q.receive(10, 1000, 0);
+        let second = q.receive(10, 10_000, 0);
         assert_eq!(second.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["b1"]);
         // a1 times out: it comes back before a2.
-        let again = q.receive(10, 1000, 1000);
+        let again = q.receive(1, 1000, 1000);
         assert_eq!(again[0].body, "a1");
         assert_eq!(again[0].receive_count, 2);
         q.delete(again[0].receipt);
@@ -521,13 +520,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn budget_windows() {
-        let b = MemoryMutationBudget::new(2, 3);
+    async fn budget_is_a_token_bucket_with_an_hourly_cap() {
+        let b = MemoryMutationBudget::new(2, 4);
         assert_eq!(b.try_acquire(0).await.unwrap(), BudgetDecision::Granted);
-        assert_eq!(b.try_acquire(1).await.unwrap(), BudgetDecision::Granted);
-        assert_eq!(b.try_acquire(2).await.unwrap(), BudgetDecision::WaitUntil(10_000));
-        assert_eq!(b.try_acquire(10_000).await.unwrap(), BudgetDecision::Granted);
-        assert_eq!(b.try_acquire(20_000).await.unwrap(), BudgetDecision::WaitUntil(3_600_000));
+        assert_eq!(b.try_acquire(0).await.unwrap(), BudgetDecision::Granted);
+        // Empty: one token comes back every 10 s / 2 = 5 s.
+        assert_eq!(b.try_acquire(1_000).await.unwrap(), BudgetDecision::WaitUntil(5_000));
+        assert_eq!(b.try_acquire(5_000).await.unwrap(), BudgetDecision::Granted);
+        assert_eq!(b.try_acquire(60_000).await.unwrap(), BudgetDecision::Granted);
+        assert_eq!(b.try_acquire(120_000).await.unwrap(), BudgetDecision::WaitUntil(3_600_000));
         b.block_until(3_700_000).await.unwrap();
         assert_eq!(b.try_acquire(3_600_001).await.unwrap(), BudgetDecision::WaitUntil(3_700_000));
     }

@@ -85,6 +85,19 @@ fn dedup_id(movement_id: &str) -> String {
     hex::encode(Sha256::digest(movement_id.as_bytes()))
 }
 
+/// The stock FIFO messages of an event: grouped by SKU, deduplicated by a hash of the movement id.
+pub fn build_messages(event: &crate::store_events::StockEvent, received_at_ms: i64) -> Vec<FifoMessage> {
+    event
+        .stock_messages(received_at_ms)
+        .into_iter()
+        .map(|m| FifoMessage {
+            group_id: m.item.group_id(),
+            dedup_id: dedup_id(&m.movement_id()),
+            body: serde_json::to_string(&m).expect("message serialises"),
+        })
+        .collect()
+}
+
 impl StoreEventIntake {
     pub async fn handle(&self, req: IntakeRequest<'_>) -> IntakeResponse {
         let response = self.handle_inner(req).await;
@@ -148,15 +161,7 @@ impl StoreEventIntake {
             }
         }
 
-        let messages: Vec<FifoMessage> = event
-            .stock_messages(now_ms)
-            .into_iter()
-            .map(|m| FifoMessage {
-                group_id: m.item.group_id(),
-                dedup_id: dedup_id(&m.movement_id()),
-                body: serde_json::to_string(&m).expect("message serialises"),
-            })
-            .collect();
+        let messages = build_messages(&event, now_ms);
         if let Err(e) = self.queue.send_all(&messages).await {
             tracing::error!(event_id = id, error = %e, "stock queue refused the event");
             if let Err(release_error) = self.idempotency.release(&key, &owner).await {

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod aws;
 pub mod batch;
+pub mod budget;
 pub mod centra;
 // pub mod config; (enabled once aws::secrets lands)
 pub mod domain;

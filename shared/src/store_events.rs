@@ -394,7 +394,7 @@ mod tests {
         Mappings::embedded_default()
     }
 
-    const NOW: i64 = 1_795_000_000_000;
+    const NOW: i64 = 1_795_900_000_000;
 
     fn sale() -> Value {
         json!({
