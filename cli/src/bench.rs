@@ -1,2 +1,164 @@
-pub async fn run(_a: BenchArgs) -> anyhow::Result<()> { Ok(()) }
-#[derive(clap::Args)] pub struct BenchArgs {}
+//! `shelfsync bench-sync`: a burst of store events through the real intake, applier and pusher (embedded
+//! queues and stores) against the Centra simulator with Growth-tier rate limits.
+
+use shared::local::{Pipeline, PipelineConfig};
+use shared::mappings::Mappings;
+use shared::signature::sign;
+use simulators::centra::{CentraSim, CentraSimConfig};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 10_000)]
+    events: usize,
+    #[arg(long, default_value_t = 500)]
+    skus: usize,
+    /// Added to every simulated Centra request.
+    #[arg(long, default_value_t = 0)]
+    centra_latency_ms: u64,
+    /// Concurrent apply workers (the FIFO trigger's concurrency).
+    #[arg(long, default_value_t = 8)]
+    apply_workers: usize,
+    /// Push queue batching window.
+    #[arg(long, default_value_t = 1000)]
+    push_window_ms: u64,
+}
+
+const SECRET: &str = crate::demo::DEMO_SECRET;
+const INITIAL: i64 = 1_000;
+
+/// Small deterministic generator: the same workload every run.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mappings = Arc::new(Mappings::embedded_default());
+    let stores: Vec<(String, u64)> = mappings
+        .stores()
+        .map(|s| (s.store.to_string(), s.centra_warehouse_id))
+        .collect();
+    let sim = CentraSim::start(CentraSimConfig::default()).await;
+    sim.set_latency(Duration::from_millis(args.centra_latency_ms));
+    let skus: Vec<String> = (0..args.skus).map(|i| format!("BENCH-{i:05}")).collect();
+    for (store, wh) in &stores {
+        sim.add_warehouse(*wh, store);
+    }
+    for sku in &skus {
+        sim.add_size(sku, None, true);
+        for (_, wh) in &stores {
+            sim.set_physical(*wh, sku, INITIAL);
+        }
+    }
+    let mut config = PipelineConfig::new(sim.graphql_url(), sim.token(), SECRET);
+    config.push_window = Duration::from_millis(args.push_window_ms);
+    let pipeline = Arc::new(Pipeline::new(config, mappings)?);
+
+    // Workload: 90 % sales, 8 % returns, 2 % counts; one line each; times increase with the send order.
+    let mut rng = Lcg(42);
+    let start_ms = chrono::Utc::now().timestamp_millis() - 60_000;
+    let mut expected: BTreeMap<(usize, usize), i64> = BTreeMap::new();
+    let mut bodies = Vec::with_capacity(args.events);
+    for i in 0..args.events {
+        let store = (rng.next() % stores.len() as u64) as usize;
+        let sku = (rng.next() % skus.len() as u64) as usize;
+        let roll = rng.next() % 100;
+        let qty = (rng.next() % 2 + 1) as i64;
+        let at = chrono::DateTime::from_timestamp_millis(start_ms + i as i64)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let level = expected.entry((store, sku)).or_insert(INITIAL);
+        let body = if roll < 2 {
+            let counted = 900 + (rng.next() % 100) as i64;
+            *level = counted;
+            serde_json::json!({ "type": "stock.count", "occurred_at": at, "store": stores[store].0,
+                "lines": [{ "sku": skus[sku], "quantity": counted }] })
+        } else {
+            let kind = if roll < 10 { "stock.return" } else { "stock.sale" };
+            *level += if kind == "stock.sale" { -qty } else { qty };
+            serde_json::json!({ "type": kind, "occurred_at": at, "store": stores[store].0,
+                "lines": [{ "sku": skus[sku], "quantity": qty, "unit_price": "10.00", "currency": "GBP" }] })
+        };
+        bodies.push((format!("bench-{i}"), body.to_string()));
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = pipeline.spawn_apply_workers(args.apply_workers, stop_rx.clone());
+    workers.push(pipeline.spawn_push_worker(stop_rx, report_tx));
+
+    let started = Instant::now();
+    let sender = {
+        let p = pipeline.clone();
+        tokio::spawn(async move {
+            for (id, body) in bodies {
+                let ts = chrono::Utc::now().timestamp();
+                let sig = sign(SECRET, &id, ts, body.as_bytes());
+                let ts = ts.to_string();
+                let r = p
+                    .intake
+                    .handle(shared::intake::IntakeRequest {
+                        content_type: Some("application/json"),
+                        webhook_id: Some(&id),
+                        webhook_timestamp: Some(&ts),
+                        webhook_signature: Some(&sig),
+                        body: body.as_bytes(),
+                    })
+                    .await;
+                assert_eq!(r.status, 202, "{}", r.body);
+            }
+        })
+    };
+    sender.await?;
+    let intake_done = started.elapsed();
+    let applied_target = args.events as f64;
+    let mut applied_at = None;
+    let mut centra_final_at = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while centra_final_at.is_none() && Instant::now() < deadline {
+        if applied_at.is_none() && pipeline.metrics.total(shared::metrics::names::MOVEMENTS_APPLIED) >= applied_target {
+            applied_at = Some(started.elapsed());
+        }
+        let all_match = expected
+            .iter()
+            .all(|((store, sku), qty)| sim.stock(stores[*store].1, &skus[*sku]).map(|s| s.physical) == Some(*qty));
+        if all_match && applied_at.is_some() {
+            centra_final_at = Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    let mut lags = Vec::new();
+    while let Ok(r) = report_rx.try_recv() {
+        lags.extend(r.since_accepted_ms);
+    }
+    lags.sort_unstable();
+    let applied_at = applied_at.ok_or_else(|| anyhow::anyhow!("not every event was applied"))?;
+    let final_at = centra_final_at.ok_or_else(|| anyhow::anyhow!("Centra never reached the expected stock"))?;
+    println!("events                     {}", args.events);
+    println!("(store, SKU) pairs touched {}", expected.len());
+    println!("intake accepted all in     {:.2} s ({:.0} events/s, one sender)", intake_done.as_secs_f64(), args.events as f64 / intake_done.as_secs_f64());
+    println!("ledger applied all in      {:.2} s ({:.0} events/s)", applied_at.as_secs_f64(), args.events as f64 / applied_at.as_secs_f64());
+    println!("Centra final stock after   {:.2} s", final_at.as_secs_f64());
+    println!("Centra mutations           {}", sim.mutation_count());
+    println!("Centra 429 answers         {}", sim.rate_limited_count());
+    println!("lag accepted→Centra        p50 {} ms, p95 {} ms, max {} ms over {} movements", percentile(&lags, 0.5), percentile(&lags, 0.95), lags.last().copied().unwrap_or(0), lags.len());
+    sim.shutdown().await;
+    Ok(())
+}

@@ -524,9 +524,9 @@ mod tests {
         let b = MemoryMutationBudget::new(2, 4);
         assert_eq!(b.try_acquire(0).await.unwrap(), BudgetDecision::Granted);
         assert_eq!(b.try_acquire(0).await.unwrap(), BudgetDecision::Granted);
-        // Empty: one token comes back every 10 s / 2 = 5 s.
-        assert_eq!(b.try_acquire(1_000).await.unwrap(), BudgetDecision::WaitUntil(5_000));
-        assert_eq!(b.try_acquire(5_000).await.unwrap(), BudgetDecision::Granted);
+        // Empty: one token comes back every 10 s / 2 (at 95 % of the rate: 5.27 s).
+        assert_eq!(b.try_acquire(1_000).await.unwrap(), BudgetDecision::WaitUntil(5_264));
+        assert_eq!(b.try_acquire(5_264).await.unwrap(), BudgetDecision::Granted);
         assert_eq!(b.try_acquire(60_000).await.unwrap(), BudgetDecision::Granted);
         assert_eq!(b.try_acquire(120_000).await.unwrap(), BudgetDecision::WaitUntil(3_600_000));
         b.block_until(3_700_000).await.unwrap();

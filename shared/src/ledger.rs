@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 /// At most this many not-yet-pushed movements are remembered per row (for exception records and lag).
 pub const MAX_PENDING_MOVEMENTS: usize = 200;
+/// Deltas remembered with their position, so a count that arrives after later deltas (a resend, a DLQ
+/// redrive) keeps them. A count arriving more than this many movements late is treated as newest.
+pub const MAX_RECENT_DELTAS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingMovement {
@@ -53,6 +56,9 @@ pub struct LedgerRow {
     pub stale_ignored: u64,
     pub updated_at_ms: i64,
     pub last_pushed_at_ms: Option<i64>,
+    /// Deltas of the current epoch with their positions (newest last).
+    #[serde(default)]
+    pub recent_deltas: Vec<(EventPosition, i64)>,
 }
 
 impl LedgerRow {
@@ -75,6 +81,7 @@ impl LedgerRow {
             stale_ignored: 0,
             updated_at_ms: 0,
             last_pushed_at_ms: None,
+            recent_deltas: Vec::new(),
         }
     }
 
@@ -126,14 +133,29 @@ pub fn apply_movement(row: Option<LedgerRow>, msg: &StockLineMessage, now_ms: i6
     }
     match msg.movement {
         Movement::Count(q) => {
+            // Deltas that happened after the count but were applied before it stay on top of it.
+            let after: Vec<(EventPosition, i64)> = row
+                .recent_deltas
+                .iter()
+                .filter(|(p, _)| p.cmp_to(&msg.position) != std::cmp::Ordering::Less)
+                .copied()
+                .collect();
             row.epoch += 1;
             row.last_count = Some(msg.position);
             row.count_qty = Some(q);
             row.count_pushed = false;
-            row.delta_applied = 0;
+            row.delta_applied = after.iter().map(|(_, d)| d).sum();
             row.delta_pushed = 0;
+            row.recent_deltas = after;
         }
-        Movement::Delta(d) => row.delta_applied += d,
+        Movement::Delta(d) => {
+            row.delta_applied += d;
+            row.recent_deltas.push((msg.position, d));
+            if row.recent_deltas.len() > MAX_RECENT_DELTAS {
+                let excess = row.recent_deltas.len() - MAX_RECENT_DELTAS;
+                row.recent_deltas.drain(..excess);
+            }
+        }
     }
     row.version += 1;
     row.pending.push(PendingMovement {
@@ -355,6 +377,17 @@ mod tests {
         // Same instant as the count: applied on top.
         let r2 = applied(apply_movement(Some(r), &msg("s2", Movement::Delta(-1), 100, None), 101));
         assert_eq!(r2.store_quantity(), Some(4));
+    }
+
+    #[test]
+    fn count_arriving_after_a_later_sale_keeps_that_sale() {
+        let r = applied(apply_movement(None, &msg("early", Movement::Delta(-1), 50, None), 50));
+        let r = applied(apply_movement(Some(r), &msg("later", Movement::Delta(-2), 200, None), 200));
+        // The count was taken at 100: it includes "early" but not "later".
+        let r = applied(apply_movement(Some(r), &msg("count", Movement::Count(10), 100, None), 300));
+        assert_eq!(r.store_quantity(), Some(8));
+        let line = pending_change(&r).unwrap();
+        assert_eq!((line.kind, line.quantity), (ChangeKind::Set, 8));
     }
 
     #[test]

@@ -9,10 +9,11 @@ pub mod aws;
 pub mod batch;
 pub mod budget;
 pub mod centra;
-// pub mod config; (enabled once aws::secrets lands)
+pub mod config;
 pub mod domain;
 pub mod embedded;
 pub mod intake;
+pub mod lambda_sqs;
 pub mod mappings;
 pub mod metrics;
 pub mod ledger;
@@ -23,3 +24,4 @@ pub mod signature;
 pub mod store_events;
 pub mod telemetry;
 pub mod time;
+pub mod wiring;

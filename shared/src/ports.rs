@@ -27,9 +27,10 @@ impl BackendError {
 // ---------------------------------------------------------------- idempotency (intake)
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IdempotencyStatus {
+    #[serde(rename = "INPROGRESS")]
     InProgress,
+    #[serde(rename = "COMPLETED")]
     Completed,
 }
 
@@ -122,7 +123,8 @@ pub trait LedgerStore: Send + Sync {
         row: &LedgerRow,
         expected_rev: Option<u64>,
     ) -> Result<ApplyWrite, BackendError>;
-    /// Writes `row` if the stored `rev` is `expected_rev`. Returns false on conflict.
+    /// Writes `row` if the stored `rev` is `expected_rev`, storing it with `rev = expected_rev + 1` (`apply`
+    /// stores a new row with `rev = 1`). Returns false on conflict.
     async fn put(&self, row: &LedgerRow, expected_rev: u64) -> Result<bool, BackendError>;
     /// Every row of one store (reconciliation, the local run's report).
     async fn list_store(&self, store: &StoreCode) -> Result<Vec<LedgerRow>, BackendError>;

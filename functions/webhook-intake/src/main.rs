@@ -1,1 +1,28 @@
-fn main() {}
+//! Webhook intake: `POST /v1/store-events` (API Gateway HTTP API or Function URL).
+
+use lambda_http::{service_fn, Error, Request};
+use shared::intake::http_adapter;
+use shared::metrics::Metrics;
+use shared::time::{Clock, SystemClock};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init_json_logs();
+    let metrics = Arc::new(Metrics::new());
+    let intake = Arc::new(shared::wiring::intake_from_env(metrics.clone()).await?);
+    let namespace = shared::config::metrics_namespace();
+    lambda_http::run(service_fn(move |request: Request| {
+        let (intake, metrics, namespace) = (intake.clone(), metrics.clone(), namespace.clone());
+        async move {
+            let response = if request.method() == "POST" && request.uri().path().ends_with("/v1/store-events") {
+                http_adapter::handle(&intake, request.headers(), request.body().as_ref()).await
+            } else {
+                http_adapter::not_found()
+            };
+            metrics.flush_to_stdout(&namespace, SystemClock.now_millis());
+            Ok::<_, Error>(response)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs the workspace tests against a throwaway moto server (DynamoDB + SQS emulator; no Docker).
+# Arguments are passed to `cargo test`, e.g. `scripts/test.sh -p shared --test aws_moto`.
+set -euo pipefail
+
+MOTO_VERSION="5.2.1"
+CFN_LINT_VERSION="1.58.0"
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+venv="$repo_root/.venv"
+if [[ ! -x "$venv/bin/python" ]]; then
+    echo "creating $venv"
+    python3 -m venv "$venv"
+fi
+# Pinned so a new moto release cannot change emulator behaviour under the tests.
+if ! "$venv/bin/python" -m pip show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION" \
+    || ! "$venv/bin/python" -m pip show cfn-lint 2>/dev/null | grep -qx "Version: $CFN_LINT_VERSION"; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+fi
+
+port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+moto_dir="$repo_root/.moto"
+mkdir -p "$moto_dir"
+moto_log="$moto_dir/moto-$port.log"
+
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+moto_pid=$!
+
+finish() {
+    local status=$?
+    kill "$moto_pid" 2>/dev/null || true
+    wait "$moto_pid" 2>/dev/null || true
+    if [[ $status -ne 0 ]]; then
+        echo "tests failed (exit $status); moto server log: $moto_log" >&2
+    else
+        rm -f "$moto_log"
+    fi
+    exit "$status"
+}
+trap finish EXIT
+
+endpoint="http://127.0.0.1:$port"
+ready=""
+for _ in $(seq 1 60); do
+    if ! kill -0 "$moto_pid" 2>/dev/null; then
+        echo "moto server exited during start-up; log: $moto_log" >&2
+        exit 1
+    fi
+    if "$venv/bin/python" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+        "$endpoint/moto-api/" >/dev/null 2>&1; then
+        ready=1
+        break
+    fi
+    sleep 0.5
+done
+if [[ -z "$ready" ]]; then
+    echo "moto server did not answer on $endpoint within 30 s; log: $moto_log" >&2
+    exit 1
+fi
+
+export AWS_ENDPOINT_URL="$endpoint"
+export AWS_REGION="eu-west-1"
+export AWS_ACCESS_KEY_ID="testing"
+export AWS_SECRET_ACCESS_KEY="testing"
+export MOTO_ENDPOINT_READY=1
+# Keep a developer's profile or SSO settings from leaking into the tests.
+unset AWS_PROFILE AWS_SESSION_TOKEN
+
+# Default: every package and every target. Cargo lets `--workspace` override `-p` and `--all-targets`
+# override `--test`, so each default is dropped when the caller narrows that dimension.
+scope=(--workspace)
+targets=(--all-targets)
+for arg in "$@"; do
+    case "$arg" in
+        --) break ;;
+        -p|--package|--package=*|-p*) scope=() ;;
+        --lib|--bins|--bin|--bin=*|--tests|--test|--test=*|--benches|--bench|--bench=*|--examples|--example|--example=*|--doc)
+            targets=() ;;
+    esac
+done
+
+echo "moto $MOTO_VERSION on $endpoint (pid $moto_pid)"
+cargo test ${scope[@]+"${scope[@]}"} ${targets[@]+"${targets[@]}"} "$@"

@@ -1,0 +1,105 @@
+//! Builds each function's service from its environment (see `config`), so the Lambda mains stay a few lines.
+
+use crate::apply::StockApplier;
+use crate::aws::{DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue};
+use crate::centra::CentraClient;
+use crate::config::*;
+use crate::intake::{IntakeSettings, StoreEventIntake};
+use crate::metrics::Metrics;
+use crate::push::{PushSettings, StockPusher};
+use crate::signature::WebhookVerifier;
+use crate::time::system_clock;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Clients {
+    dynamo: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+async fn clients() -> Clients {
+    let sdk = crate::aws::sdk_config().await;
+    Clients {
+        dynamo: aws_sdk_dynamodb::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+    }
+}
+
+pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<StoreEventIntake, ConfigError> {
+    let c = clients().await;
+    let secret = resolve_secret("STORE_EVENTS_SECRET").await?;
+    let verifier = WebhookVerifier::from_config(&secret).map_err(|e| ConfigError::Invalid {
+        name: "STORE_EVENTS_SECRET".into(),
+        message: e.to_string(),
+    })?;
+    let ttl_days: i64 = env_parse("IDEMPOTENCY_TTL_DAYS", 7)?;
+    if ttl_days < 4 {
+        // Shorter than common senders' retry horizons: a late retry would be accepted twice.
+        return Err(ConfigError::Invalid { name: "IDEMPOTENCY_TTL_DAYS".into(), message: "must be at least 4".into() });
+    }
+    Ok(StoreEventIntake {
+        verifier,
+        mappings: Arc::new(load_mappings(false).await?),
+        idempotency: Arc::new(DynamoIdempotencyStore::new(c.dynamo, env_required("IDEMPOTENCY_TABLE")?)),
+        queue: Arc::new(SqsStockQueue::new(c.sqs, env_required("STOCK_QUEUE_URL")?)),
+        clock: system_clock(),
+        metrics,
+        settings: IntakeSettings {
+            idempotency_ttl_s: ttl_days * 24 * 3600,
+            ..IntakeSettings::default()
+        },
+    })
+}
+
+pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, ConfigError> {
+    let c = clients().await;
+    let ledger = Arc::new(DynamoLedgerStore::new(
+        c.dynamo,
+        env_required("STOCK_TABLE")?,
+        env_required("IDEMPOTENCY_TABLE")?,
+    ));
+    Ok(StockApplier {
+        ledger: ledger.clone(),
+        push_queue: Arc::new(SqsPushQueue::new(c.sqs, env_required("STOCK_PUSH_QUEUE_URL")?)),
+        exceptions: ledger,
+        metrics,
+        clock: system_clock(),
+    })
+}
+
+pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, ConfigError> {
+    let c = clients().await;
+    let idempotency_table = env_required("IDEMPOTENCY_TABLE")?;
+    let ledger = Arc::new(DynamoLedgerStore::new(c.dynamo.clone(), env_required("STOCK_TABLE")?, idempotency_table.clone()));
+    let centra_url = env_required("CENTRA_API_URL")?;
+    let token = resolve_secret("CENTRA_API_TOKEN").await?;
+    let (per_10s, per_hour) = mutation_budget_from_env()?;
+    // One budget per Centra environment, whichever stack or function spends it.
+    let scope = reqwest::Url::parse(&centra_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .ok_or_else(|| ConfigError::Invalid { name: "CENTRA_API_URL".into(), message: "must be an absolute URL".into() })?;
+    let lease_seconds: i64 = env_parse("PUSH_LEASE_SECONDS", 150)?;
+    let timeout_seconds: u64 = env_parse("CENTRA_TIMEOUT_SECONDS", 10)?;
+    if lease_seconds <= timeout_seconds as i64 {
+        return Err(ConfigError::Invalid {
+            name: "PUSH_LEASE_SECONDS".into(),
+            message: "must exceed CENTRA_TIMEOUT_SECONDS and the function timeout".into(),
+        });
+    }
+    Ok(StockPusher {
+        ledger: ledger.clone(),
+        push_log: ledger.clone(),
+        exceptions: ledger,
+        budget: Arc::new(DynamoMutationBudget::new(c.dynamo, idempotency_table, scope, per_10s, per_hour)),
+        push_queue: Arc::new(SqsPushQueue::new(c.sqs, env_required("STOCK_PUSH_QUEUE_URL")?)),
+        centra: CentraClient::new(centra_url, token, Duration::from_secs(timeout_seconds)),
+        mappings: Arc::new(load_mappings(false).await?),
+        metrics,
+        clock: system_clock(),
+        settings: PushSettings {
+            lease_ms: lease_seconds * 1000,
+            ..PushSettings::default()
+        },
+    })
+}
