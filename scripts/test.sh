@@ -82,5 +82,8 @@ for arg in "$@"; do
     esac
 done
 
+# The deployment template: cfn-lint plus the project's checks of the settings cfn-lint does not catch.
+"$venv/bin/python" scripts/check-template.py --cfn-lint
+
 echo "moto $MOTO_VERSION on $endpoint (pid $moto_pid)"
 cargo test ${scope[@]+"${scope[@]}"} ${targets[@]+"${targets[@]}"} "$@"

@@ -33,7 +33,10 @@ const INITIAL: i64 = 1_000;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -87,7 +90,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             serde_json::json!({ "type": "stock.count", "occurred_at": at, "store": stores[store].0,
                 "lines": [{ "sku": skus[sku], "quantity": counted }] })
         } else {
-            let kind = if roll < 10 { "stock.return" } else { "stock.sale" };
+            let kind = if roll < 10 {
+                "stock.return"
+            } else {
+                "stock.sale"
+            };
             *level += if kind == "stock.sale" { -qty } else { qty };
             serde_json::json!({ "type": kind, "occurred_at": at, "store": stores[store].0,
                 "lines": [{ "sku": skus[sku], "quantity": qty, "unit_price": "10.00", "currency": "GBP" }] })
@@ -129,12 +136,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut centra_final_at = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     while centra_final_at.is_none() && Instant::now() < deadline {
-        if applied_at.is_none() && pipeline.metrics.total(shared::metrics::names::MOVEMENTS_APPLIED) >= applied_target {
+        if applied_at.is_none()
+            && pipeline
+                .metrics
+                .total(shared::metrics::names::MOVEMENTS_APPLIED)
+                >= applied_target
+        {
             applied_at = Some(started.elapsed());
         }
-        let all_match = expected
-            .iter()
-            .all(|((store, sku), qty)| sim.stock(stores[*store].1, &skus[*sku]).map(|s| s.physical) == Some(*qty));
+        let all_match = expected.iter().all(|((store, sku), qty)| {
+            sim.stock(stores[*store].1, &skus[*sku]).map(|s| s.physical) == Some(*qty)
+        });
         if all_match && applied_at.is_some() {
             centra_final_at = Some(started.elapsed());
         }
@@ -150,15 +162,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     lags.sort_unstable();
     let applied_at = applied_at.ok_or_else(|| anyhow::anyhow!("not every event was applied"))?;
-    let final_at = centra_final_at.ok_or_else(|| anyhow::anyhow!("Centra never reached the expected stock"))?;
+    let final_at = centra_final_at
+        .ok_or_else(|| anyhow::anyhow!("Centra never reached the expected stock"))?;
     println!("events                     {}", args.events);
     println!("(store, SKU) pairs touched {}", expected.len());
-    println!("intake accepted all in     {:.2} s ({:.0} events/s, one sender)", intake_done.as_secs_f64(), args.events as f64 / intake_done.as_secs_f64());
-    println!("ledger applied all in      {:.2} s ({:.0} events/s)", applied_at.as_secs_f64(), args.events as f64 / applied_at.as_secs_f64());
+    println!(
+        "intake accepted all in     {:.2} s ({:.0} events/s, one sender)",
+        intake_done.as_secs_f64(),
+        args.events as f64 / intake_done.as_secs_f64()
+    );
+    println!(
+        "ledger applied all in      {:.2} s ({:.0} events/s)",
+        applied_at.as_secs_f64(),
+        args.events as f64 / applied_at.as_secs_f64()
+    );
     println!("Centra final stock after   {:.2} s", final_at.as_secs_f64());
     println!("Centra mutations           {}", sim.mutation_count());
     println!("Centra 429 answers         {}", sim.rate_limited_count());
-    println!("lag accepted→Centra        p50 {} ms, p95 {} ms, max {} ms over {} movements", percentile(&lags, 0.5), percentile(&lags, 0.95), lags.last().copied().unwrap_or(0), lags.len());
+    println!(
+        "lag accepted→Centra        p50 {} ms, p95 {} ms, max {} ms over {} movements",
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.95),
+        lags.last().copied().unwrap_or(0),
+        lags.len()
+    );
     sim.shutdown().await;
     Ok(())
 }

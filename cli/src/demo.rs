@@ -1,9 +1,9 @@
 //! `shelfsync demo`: the main job on embedded defaults. Starts a Centra simulator, sends signed store
 //! events through the real intake, lets the applier and pusher run, and shows what happened.
 
-use shared::local::{Pipeline, PipelineConfig};
 use shared::domain::ItemRef;
 use shared::intake::IntakeRequest;
+use shared::local::{Pipeline, PipelineConfig};
 use shared::mappings::Mappings;
 use shared::ports::ExceptionLog;
 use shared::signature::sign;
@@ -38,7 +38,10 @@ pub async fn run() -> anyhow::Result<()> {
         ("Jeans32Indigo-30", None),
     ];
     for store in mappings.stores() {
-        sim.add_warehouse(store.centra_warehouse_id, store.name.as_deref().unwrap_or(store.store.as_str()));
+        sim.add_warehouse(
+            store.centra_warehouse_id,
+            store.name.as_deref().unwrap_or(store.store.as_str()),
+        );
     }
     for (sku, ean) in catalogue {
         sim.add_size(sku, ean, true);
@@ -162,7 +165,12 @@ pub async fn run() -> anyhow::Result<()> {
         let signature = if step.signed {
             sign(DEMO_SECRET, &step.id, ts, step.body.as_bytes())
         } else {
-            sign("whsec_Zm9yZ2VkLXNlY3JldC1mb3ItdGhlLWRlbW8=", &step.id, ts, step.body.as_bytes())
+            sign(
+                "whsec_Zm9yZ2VkLXNlY3JldC1mb3ItdGhlLWRlbW8=",
+                &step.id,
+                ts,
+                step.body.as_bytes(),
+            )
         };
         let ts_text = ts.to_string();
         let response = pipeline
@@ -175,7 +183,10 @@ pub async fn run() -> anyhow::Result<()> {
                 body: step.body.as_bytes(),
             })
             .await;
-        println!("  {:<50} {:>6}  {}", step.label, response.status, response.body);
+        println!(
+            "  {:<50} {:>6}  {}",
+            step.label, response.status, response.body
+        );
     }
 
     // Wait until the flow has settled (queues empty, every row pushed or blocked).
@@ -197,7 +208,10 @@ pub async fn run() -> anyhow::Result<()> {
     }
 
     println!("\nCentra stock (physical) per store warehouse and SKU\n");
-    println!("  {:<8} {:<20} {:>7} {:>7}  {}", "store", "SKU", "before", "after", "ledger");
+    println!(
+        "  {:<8} {:<20} {:>7} {:>7}  ledger",
+        "store", "SKU", "before", "after"
+    );
     for ((store, sku), before) in touched.iter().zip(before) {
         let item = ItemRef::Sku(sku.to_string());
         let row = pipeline
@@ -210,11 +224,22 @@ pub async fn run() -> anyhow::Result<()> {
                 "movements {}, stale ignored {}, {}",
                 r.version,
                 r.stale_ignored,
-                if r.has_unpushed() { "waiting for Centra" } else { "in Centra" }
+                if r.has_unpushed() {
+                    "waiting for Centra"
+                } else {
+                    "in Centra"
+                }
             ),
             None => "EAN-keyed row (see below)".into(),
         };
-        println!("  {:<8} {:<20} {:>7} {:>7}  {}", store, sku, before, centra_stock(store, sku), ledger);
+        println!(
+            "  {:<8} {:<20} {:>7} {:>7}  {}",
+            store,
+            sku,
+            before,
+            centra_stock(store, sku),
+            ledger
+        );
     }
 
     let exceptions = pipeline.ledger.list(None).await?;
@@ -235,11 +260,20 @@ pub async fn run() -> anyhow::Result<()> {
     for (name, value) in pipeline.metrics.counts() {
         println!("  {name:<28} {value}");
     }
-    println!("  {:<28} {}", "Centra mutations applied", sim.mutation_count());
+    println!(
+        "  {:<28} {}",
+        "Centra mutations applied",
+        sim.mutation_count()
+    );
     println!("  {:<28} {}", "Centra requests", sim.request_count());
     lags.sort_unstable();
     if let Some(max) = lags.last() {
-        println!("  {:<28} {} movements, max {} ms from acceptance to Centra", "sync lag", lags.len(), max);
+        println!(
+            "  {:<28} {} movements, max {} ms from acceptance to Centra",
+            "sync lag",
+            lags.len(),
+            max
+        );
     }
     println!("\nSettled in {} ms.", elapsed.as_millis());
     sim.shutdown().await;

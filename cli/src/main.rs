@@ -8,7 +8,10 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "shelfsync", about = "Cloudshelf ⇄ Centra integration: local run and operator tools")]
+#[command(
+    name = "shelfsync",
+    about = "Cloudshelf ⇄ Centra integration: local run and operator tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -23,7 +26,11 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check a mappings file; exits non-zero naming the offending key.
     Validate {
-        #[arg(long, env = "MAPPINGS_PATH", default_value = "config/mappings.example.toml")]
+        #[arg(
+            long,
+            env = "MAPPINGS_PATH",
+            default_value = "config/mappings.example.toml"
+        )]
         mappings: std::path::PathBuf,
     },
     /// Re-sign a sample API Gateway event (events/webhook-intake.json) with the current time.
@@ -54,9 +61,16 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", mappings.display()))?;
             match shared::mappings::Mappings::from_toml(&text) {
                 Ok(m) => {
-                    println!("{}: {} stores mapped, all valid", mappings.display(), m.stores().count());
+                    println!(
+                        "{}: {} stores mapped, all valid",
+                        mappings.display(),
+                        m.stores().count()
+                    );
                     for s in m.stores() {
-                        println!("  {:<10} → Centra warehouse {:<6} Cloudshelf {}", s.store, s.centra_warehouse_id, s.cloudshelf_location);
+                        println!(
+                            "  {:<10} → Centra warehouse {:<6} Cloudshelf {}",
+                            s.store, s.centra_warehouse_id, s.cloudshelf_location
+                        );
                     }
                     Ok(())
                 }
@@ -70,7 +84,10 @@ async fn main() -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&file)?;
             let mut event: serde_json::Value = serde_json::from_str(&text)?;
             let body = event["body"].as_str().unwrap_or_default().to_string();
-            let id = event["headers"]["webhook-id"].as_str().unwrap_or("evt_sample_0001").to_string();
+            let id = event["headers"]["webhook-id"]
+                .as_str()
+                .unwrap_or("evt_sample_0001")
+                .to_string();
             let ts = chrono::Utc::now().timestamp();
             event["headers"]["webhook-timestamp"] = serde_json::json!(ts.to_string());
             event["headers"]["webhook-signature"] =

@@ -1,13 +1,13 @@
 //! `shelfsync serve`: the intake on a local port, with the applier and pusher running in process.
 
 use crate::demo::DEMO_SECRET;
-use shared::local::{Pipeline, PipelineConfig};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
 use shared::config::{env_opt, load_mappings, mutation_budget_from_env};
+use shared::local::{Pipeline, PipelineConfig};
 use simulators::centra::{CentraSim, CentraSimConfig};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,11 @@ pub struct ServeArgs {
     simulate_centra: bool,
 }
 
-async fn store_events(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+async fn store_events(
+    State(p): State<Arc<Pipeline>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     let response = shared::intake::http_adapter::handle(&p.intake, &headers, &body).await;
     response.map(axum::body::Body::from)
 }
@@ -35,7 +39,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         for store in mappings.stores() {
             sim.add_warehouse(store.centra_warehouse_id, store.store.as_str());
         }
-        for sku in ["Prod123Var123789S", "Prod123Var123790M", "Tee01Black-M", "Tee01Black-L", "Jeans32Indigo-30"] {
+        for sku in [
+            "Prod123Var123789S",
+            "Prod123Var123790M",
+            "Tee01Black-M",
+            "Tee01Black-L",
+            "Jeans32Indigo-30",
+        ] {
             sim.add_size(sku, None, true);
         }
         let out = (sim.graphql_url(), sim.token().to_string());
@@ -64,14 +74,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     pipeline.spawn_push_worker(stop_rx, report_tx);
     tokio::spawn(async move {
         while let Some(r) = report_rx.recv().await {
-            tracing::info!(mutations = r.mutations_applied, lines = r.lines_applied, rejected = r.lines_rejected, "push round");
+            tracing::info!(
+                mutations = r.mutations_applied,
+                lines = r.lines_applied,
+                rejected = r.lines_rejected,
+                "push round"
+            );
         }
     });
     let app = Router::new()
         .route("/v1/store-events", post(store_events))
         .with_state(pipeline);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    tracing::info!("listening on http://{}/v1/store-events", listener.local_addr()?);
+    tracing::info!(
+        "listening on http://{}/v1/store-events",
+        listener.local_addr()?
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -31,9 +31,16 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("intake_cpu_{lines}_lines"), |b| {
             b.iter(|| {
                 let id = verifier
-                    .verify(Some("evt_bench"), Some(&ts), Some(&sig), black_box(body.as_bytes()), now_s)
+                    .verify(
+                        Some("evt_bench"),
+                        Some(&ts),
+                        Some(&sig),
+                        black_box(body.as_bytes()),
+                        now_s,
+                    )
                     .unwrap();
-                let event = parse_stock_event(id, body.as_bytes(), &mappings, now_s * 1000).unwrap();
+                let event =
+                    parse_stock_event(id, body.as_bytes(), &mappings, now_s * 1000).unwrap();
                 black_box(build_messages(&event, now_s * 1000))
             })
         });

@@ -54,10 +54,18 @@ impl StockApplier {
                 }
             };
             let expires = now_ms.div_euclid(1000) + MOVEMENT_MARKER_TTL_S;
-            match self.ledger.apply(&movement_id, expires, &row, expected_rev).await? {
+            match self
+                .ledger
+                .apply(&movement_id, expires, &row, expected_rev)
+                .await?
+            {
                 ApplyWrite::Written => {
                     self.metrics.count(
-                        if outcome == ApplyOutcome::Applied { names::MOVEMENTS_APPLIED } else { names::MOVEMENTS_STALE },
+                        if outcome == ApplyOutcome::Applied {
+                            names::MOVEMENTS_APPLIED
+                        } else {
+                            names::MOVEMENTS_STALE
+                        },
                         1,
                     );
                     return Ok(outcome);
@@ -147,4 +155,3 @@ impl StockApplier {
         failed
     }
 }
-

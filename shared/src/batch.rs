@@ -29,13 +29,17 @@ impl<R, E> ItemOutcome<R, E> {
 }
 
 /// Runs `handler` over the batch; returns each message id with its outcome, in input order.
-pub async fn run_fifo_batch<T, R, E, F, Fut>(items: Vec<FifoItem<T>>, handler: F) -> Vec<(String, ItemOutcome<R, E>)>
+pub async fn run_fifo_batch<T, R, E, F, Fut>(
+    items: Vec<FifoItem<T>>,
+    handler: F,
+) -> Vec<(String, ItemOutcome<R, E>)>
 where
     F: Fn(T) -> Fut,
     Fut: Future<Output = Result<R, E>>,
 {
     // Group indices, keeping first-appearance order of groups and arrival order within each group.
-    let mut groups: Vec<(String, Vec<(usize, String, T)>)> = Vec::new();
+    type Member<T> = (usize, String, T);
+    let mut groups: Vec<(String, Vec<Member<T>>)> = Vec::new();
     let total = items.len();
     for (index, item) in items.into_iter().enumerate() {
         match groups.iter_mut().find(|(g, _)| *g == item.group_id) {
@@ -68,7 +72,10 @@ where
             results[index] = Some((id, outcome));
         }
     }
-    results.into_iter().map(|r| r.expect("every item has an outcome")).collect()
+    results
+        .into_iter()
+        .map(|r| r.expect("every item has an outcome"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -131,8 +138,14 @@ mod tests {
             ]
         );
         let seen = seen.into_inner().unwrap();
-        assert!(!seen.contains(&"a3".to_string()), "a skipped message never runs");
+        assert!(
+            !seen.contains(&"a3".to_string()),
+            "a skipped message never runs"
+        );
         let pos = |x: &str| seen.iter().position(|s| s == x).unwrap();
-        assert!(pos("a1") < pos("a2") && pos("b1") < pos("b2"), "order kept within a group");
+        assert!(
+            pos("a1") < pos("a2") && pos("b1") < pos("b2"),
+            "order kept within a group"
+        );
     }
 }

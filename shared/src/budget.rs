@@ -65,7 +65,15 @@ mod tests {
         let s2 = b.take(s, 527).unwrap();
         assert_eq!(b.take(Some(s2), 600), Err(1054));
         // Never more than capacity after a long pause.
-        let full = b.take(Some(BucketState { milli_tokens: 0, at_ms: 0 }), 1_000_000).unwrap();
+        let full = b
+            .take(
+                Some(BucketState {
+                    milli_tokens: 0,
+                    at_ms: 0,
+                }),
+                1_000_000,
+            )
+            .unwrap();
         assert_eq!(full.milli_tokens, 19_000);
     }
 }

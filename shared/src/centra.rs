@@ -45,7 +45,10 @@ pub struct UserError {
 impl UserError {
     /// Index of the `productSizes` line this error is about, when its path says.
     pub fn line_index(&self) -> Option<usize> {
-        let pos = self.path.iter().position(|p| p.as_str() == Some("productSizes"))?;
+        let pos = self
+            .path
+            .iter()
+            .position(|p| p.as_str() == Some("productSizes"))?;
         self.path.get(pos + 1)?.as_u64().map(|i| i as usize)
     }
 }
@@ -97,7 +100,9 @@ pub struct CentraClient {
 
 impl std::fmt::Debug for CentraClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CentraClient").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("CentraClient")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,12 +118,18 @@ pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<i64> {
     let v = value.trim();
     if let Ok(n) = v.parse::<i64>() {
         // Anything this large is an epoch timestamp, not a delay.
-        return Some(if n > 1_000_000_000 { n * 1000 } else { now_ms + n * 1000 });
+        return Some(if n > 1_000_000_000 {
+            n * 1000
+        } else {
+            now_ms + n * 1000
+        });
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc2822(v) {
         return Some(t.timestamp_millis());
     }
-    chrono::DateTime::parse_from_rfc3339(v).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(v)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 impl CentraClient {
@@ -178,15 +189,27 @@ impl CentraClient {
         if !status.is_success() {
             return Err(CentraError::Protocol(format!(
                 "HTTP {status}: {}",
-                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
             )));
         }
         let doc: Value = serde_json::from_slice(&body)
             .map_err(|e| CentraError::Uncertain(format!("unreadable response: {e}")))?;
-        if let Some(errors) = doc.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()) {
+        if let Some(errors) = doc
+            .get("errors")
+            .and_then(Value::as_array)
+            .filter(|e| !e.is_empty())
+        {
             let messages: Vec<String> = errors
                 .iter()
-                .map(|e| e.get("message").and_then(Value::as_str).unwrap_or("?").to_string())
+                .map(|e| {
+                    e.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_string()
+                })
                 .collect();
             return Err(CentraError::GraphQl(messages.join("; ")));
         }
@@ -195,7 +218,11 @@ impl CentraClient {
             .ok_or_else(|| CentraError::Protocol("no data in response".into()))
     }
 
-    fn mutation_result(data: &Value, field: &str, ids_field: &str) -> Result<MutationResult, CentraError> {
+    fn mutation_result(
+        data: &Value,
+        field: &str,
+        ids_field: &str,
+    ) -> Result<MutationResult, CentraError> {
         let payload = data
             .get(field)
             .ok_or_else(|| CentraError::Protocol(format!("no {field} in data")))?;
@@ -206,7 +233,9 @@ impl CentraClient {
                 .unwrap_or_default()
         };
         let ids = match payload.get(ids_field) {
-            Some(Value::Array(items)) => items.iter().filter_map(|i| id_text(i.get("id"))).collect(),
+            Some(Value::Array(items)) => {
+                items.iter().filter_map(|i| id_text(i.get("id"))).collect()
+            }
             Some(obj @ Value::Object(_)) => id_text(obj.get("id")).into_iter().collect(),
             _ => Vec::new(),
         };
@@ -266,7 +295,11 @@ impl CentraClient {
 
     /// Looks for a stock change whose description contains `marker`, newest first, over at most
     /// `max_pages` pages of 100. Returns its id.
-    pub async fn find_stock_change(&self, marker: &str, max_pages: usize) -> Result<Option<String>, CentraError> {
+    pub async fn find_stock_change(
+        &self,
+        marker: &str,
+        max_pages: usize,
+    ) -> Result<Option<String>, CentraError> {
         let mut after: Option<String> = None;
         for _ in 0..max_pages {
             let data = self
@@ -275,10 +308,18 @@ impl CentraClient {
             let conn = data
                 .get("stockChangeConnection")
                 .ok_or_else(|| CentraError::Protocol("no stockChangeConnection in data".into()))?;
-            let edges = conn.get("edges").and_then(Value::as_array).cloned().unwrap_or_default();
+            let edges = conn
+                .get("edges")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for edge in &edges {
                 let node = &edge["node"];
-                if node.get("description").and_then(Value::as_str).is_some_and(|d| d.contains(marker)) {
+                if node
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d.contains(marker))
+                {
                     return Ok(id_text(node.get("id")));
                 }
             }
@@ -286,7 +327,10 @@ impl CentraClient {
             if page.get("hasNextPage").and_then(Value::as_bool) != Some(true) {
                 return Ok(None);
             }
-            after = page.get("endCursor").and_then(Value::as_str).map(str::to_string);
+            after = page
+                .get("endCursor")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         Ok(None)
     }
@@ -308,10 +352,17 @@ mod tests {
     fn retry_after_forms() {
         let now = 1_000_000_000_000;
         assert_eq!(parse_retry_after("7", now), Some(now + 7000));
-        assert_eq!(parse_retry_after("1795860900", now), Some(1_795_860_900_000));
+        assert_eq!(
+            parse_retry_after("1795860900", now),
+            Some(1_795_860_900_000)
+        );
         assert_eq!(
             parse_retry_after("Sat, 28 Nov 2026 10:15:00 GMT", now),
-            Some(chrono::DateTime::parse_from_rfc3339("2026-11-28T10:15:00Z").unwrap().timestamp_millis())
+            Some(
+                chrono::DateTime::parse_from_rfc3339("2026-11-28T10:15:00Z")
+                    .unwrap()
+                    .timestamp_millis()
+            )
         );
         assert_eq!(parse_retry_after("soon", now), None);
     }
@@ -320,9 +371,21 @@ mod tests {
     fn user_error_line_index() {
         let e = UserError {
             message: "x".into(),
-            path: vec![json!("input"), json!("productSizes"), json!(3), json!("productSize")],
+            path: vec![
+                json!("input"),
+                json!("productSizes"),
+                json!(3),
+                json!("productSize"),
+            ],
         };
         assert_eq!(e.line_index(), Some(3));
-        assert_eq!(UserError { message: "x".into(), path: vec![] }.line_index(), None);
+        assert_eq!(
+            UserError {
+                message: "x".into(),
+                path: vec![]
+            }
+            .line_index(),
+            None
+        );
     }
 }

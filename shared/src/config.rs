@@ -63,15 +63,23 @@ pub async fn resolve_secret(name: &str) -> Result<String, ConfigError> {
         let sdk = crate::aws::sdk_config().await;
         return crate::aws::secrets::secrets_manager_value(&sdk, &arn)
             .await
-            .map_err(|e| ConfigError::Source { what: arn_var, message: e.to_string() });
+            .map_err(|e| ConfigError::Source {
+                what: arn_var,
+                message: e.to_string(),
+            });
     }
     if let Some(param) = env_opt(&ssm_var) {
         let sdk = crate::aws::sdk_config().await;
         return crate::aws::secrets::ssm_parameter(&sdk, &param)
             .await
-            .map_err(|e| ConfigError::Source { what: ssm_var, message: e.to_string() });
+            .map_err(|e| ConfigError::Source {
+                what: ssm_var,
+                message: e.to_string(),
+            });
     }
-    Err(ConfigError::Missing(format!("{name} (or {arn_var} / {ssm_var})")))
+    Err(ConfigError::Missing(format!(
+        "{name} (or {arn_var} / {ssm_var})"
+    )))
 }
 
 /// Loads the mappings from `MAPPINGS` (inline), `MAPPINGS_PATH` or `MAPPINGS_SSM_PARAMETER`; with none set,
@@ -91,13 +99,18 @@ pub async fn load_mappings(fallback_to_embedded: bool) -> Result<Mappings, Confi
         let sdk = crate::aws::sdk_config().await;
         let text = crate::aws::secrets::ssm_parameter(&sdk, &param)
             .await
-            .map_err(|e| ConfigError::Source { what: "MAPPINGS_SSM_PARAMETER".into(), message: e.to_string() })?;
+            .map_err(|e| ConfigError::Source {
+                what: "MAPPINGS_SSM_PARAMETER".into(),
+                message: e.to_string(),
+            })?;
         return Ok(Mappings::from_toml(&text)?);
     }
     if fallback_to_embedded {
         return Ok(Mappings::embedded_default());
     }
-    Err(ConfigError::Missing("MAPPINGS_PATH (or MAPPINGS / MAPPINGS_SSM_PARAMETER)".into()))
+    Err(ConfigError::Missing(
+        "MAPPINGS_PATH (or MAPPINGS / MAPPINGS_SSM_PARAMETER)".into(),
+    ))
 }
 
 /// Centra's published rate-limit tiers (reference §2): mutation quota per 10 s and per hour.
@@ -163,7 +176,10 @@ mod tests {
     #[test]
     fn tiers() {
         assert_eq!(RateTier::parse("Growth").unwrap().mutations_per_10s(), 20);
-        assert_eq!(RateTier::parse("high-volume").unwrap().mutations_per_hour(), 7_000);
+        assert_eq!(
+            RateTier::parse("high-volume").unwrap().mutations_per_hour(),
+            7_000
+        );
         assert!(RateTier::parse("platinum").is_none());
     }
 }

@@ -26,11 +26,16 @@ impl MemoryIdempotencyStore {
 
 #[async_trait]
 impl IdempotencyStore for MemoryIdempotencyStore {
-    async fn acquire(&self, record: &IdempotencyRecord, now_ms: i64) -> Result<AcquireOutcome, BackendError> {
+    async fn acquire(
+        &self,
+        record: &IdempotencyRecord,
+        now_ms: i64,
+    ) -> Result<AcquireOutcome, BackendError> {
         let mut map = self.records.lock().expect("lock");
         if let Some(existing) = map.get(&record.key) {
             let expired = existing.expires_at_s < now_ms.div_euclid(1000);
-            let abandoned = existing.status == IdempotencyStatus::InProgress && existing.lease_until_ms < now_ms;
+            let abandoned = existing.status == IdempotencyStatus::InProgress
+                && existing.lease_until_ms < now_ms;
             if !expired && !abandoned {
                 return Ok(AcquireOutcome::Existing(existing.clone()));
             }
@@ -39,7 +44,12 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         Ok(AcquireOutcome::Acquired)
     }
 
-    async fn complete(&self, key: &str, owner: &str, expires_at_s: i64) -> Result<bool, BackendError> {
+    async fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        expires_at_s: i64,
+    ) -> Result<bool, BackendError> {
         let mut map = self.records.lock().expect("lock");
         match map.get_mut(key) {
             Some(r) if r.owner == owner => {
@@ -88,13 +98,23 @@ impl MemoryLedgerStore {
     }
 
     pub fn all_rows(&self) -> Vec<LedgerRow> {
-        self.state.lock().expect("lock").rows.values().cloned().collect()
+        self.state
+            .lock()
+            .expect("lock")
+            .rows
+            .values()
+            .cloned()
+            .collect()
     }
 }
 
 #[async_trait]
 impl LedgerStore for MemoryLedgerStore {
-    async fn get(&self, store: &StoreCode, item: &ItemRef) -> Result<Option<LedgerRow>, BackendError> {
+    async fn get(
+        &self,
+        store: &StoreCode,
+        item: &ItemRef,
+    ) -> Result<Option<LedgerRow>, BackendError> {
         Ok(self
             .state
             .lock()
@@ -124,7 +144,8 @@ impl LedgerStore for MemoryLedgerStore {
         let mut stored = row.clone();
         stored.rev = expected_rev.map_or(1, |r| r + 1);
         s.rows.insert(key, stored);
-        s.markers.insert(movement_id.to_string(), marker_expires_at_s);
+        s.markers
+            .insert(movement_id.to_string(), marker_expires_at_s);
         Ok(ApplyWrite::Written)
     }
 
@@ -165,14 +186,24 @@ impl PushLog for MemoryLedgerStore {
     }
 
     async fn get(&self, push_id: &str) -> Result<Option<PushRecord>, BackendError> {
-        Ok(self.state.lock().expect("lock").pushes.get(push_id).cloned())
+        Ok(self
+            .state
+            .lock()
+            .expect("lock")
+            .pushes
+            .get(push_id)
+            .cloned())
     }
 }
 
 #[async_trait]
 impl ExceptionLog for MemoryLedgerStore {
     async fn record(&self, exception: &ExceptionRecord) -> Result<(), BackendError> {
-        self.state.lock().expect("lock").exceptions.push(exception.clone());
+        self.state
+            .lock()
+            .expect("lock")
+            .exceptions
+            .push(exception.clone());
         Ok(())
     }
 
@@ -310,7 +341,9 @@ impl EmbeddedFifoQueue {
             if out.len() >= max {
                 break;
             }
-            let Some(queue) = s.groups.get_mut(&group) else { continue };
+            let Some(queue) = s.groups.get_mut(&group) else {
+                continue;
+            };
             // Expired in-flight messages become visible again (their group unblocks).
             for m in queue.iter_mut() {
                 if m.in_flight.is_some_and(|(_, until)| until <= now_ms) {
@@ -321,7 +354,9 @@ impl EmbeddedFifoQueue {
                 continue;
             }
             while out.len() < max {
-                let Some(front_index) = queue.iter().position(|m| m.in_flight.is_none()) else { break };
+                let Some(front_index) = queue.iter().position(|m| m.in_flight.is_none()) else {
+                    break;
+                };
                 if queue[front_index].receive_count >= max_receives {
                     dead.push(queue.remove(front_index).expect("present"));
                     continue;
@@ -376,7 +411,13 @@ impl EmbeddedFifoQueue {
     }
 
     pub fn len(&self) -> usize {
-        self.state.lock().expect("lock").groups.values().map(VecDeque::len).sum()
+        self.state
+            .lock()
+            .expect("lock")
+            .groups
+            .values()
+            .map(VecDeque::len)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -384,7 +425,13 @@ impl EmbeddedFifoQueue {
     }
 
     pub fn dead_letter_bodies(&self) -> Vec<String> {
-        self.state.lock().expect("lock").dead_letters.iter().map(|m| m.body.clone()).collect()
+        self.state
+            .lock()
+            .expect("lock")
+            .dead_letters
+            .iter()
+            .map(|m| m.body.clone())
+            .collect()
     }
 
     /// Resolves when something was sent, deleted or released.
@@ -406,12 +453,15 @@ impl StockQueue for EmbeddedFifoQueue {
             if !s.groups.contains_key(&m.group_id) {
                 s.group_order.push_back(m.group_id.clone());
             }
-            s.groups.entry(m.group_id.clone()).or_default().push_back(StoredFifoMessage {
-                message_id: format!("m-{id}"),
-                body: m.body.clone(),
-                receive_count: 0,
-                in_flight: None,
-            });
+            s.groups
+                .entry(m.group_id.clone())
+                .or_default()
+                .push_back(StoredFifoMessage {
+                    message_id: format!("m-{id}"),
+                    body: m.body.clone(),
+                    receive_count: 0,
+                    in_flight: None,
+                });
         }
         drop(s);
         self.notify.notify_waiters();
@@ -445,7 +495,12 @@ impl EmbeddedPushQueue {
     }
 
     pub fn next_visible_at(&self) -> Option<i64> {
-        self.keys.lock().expect("lock").iter().map(|(_, at)| *at).min()
+        self.keys
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, at)| *at)
+            .min()
     }
 
     pub fn len(&self) -> usize {
@@ -489,21 +544,32 @@ mod tests {
     #[tokio::test]
     async fn fifo_groups_block_while_in_flight_and_redeliver_in_order() {
         let q = EmbeddedFifoQueue::new(3);
-        q.send_all(&[msg("A", "a1"), msg("A", "a2"), msg("B", "b1"), msg("A", "a1")])
-            .await
-            .unwrap();
+        q.send_all(&[
+            msg("A", "a1"),
+            msg("A", "a2"),
+            msg("B", "b1"),
+            msg("A", "a1"),
+        ])
+        .await
+        .unwrap();
         assert_eq!(q.len(), 3, "duplicate dedup id dropped");
         let first = q.receive(1, 1000, 0);
         assert_eq!(first[0].body, "a1");
         let second = q.receive(10, 10_000, 0);
-        assert_eq!(second.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["b1"]);
+        assert_eq!(
+            second.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            vec!["b1"]
+        );
         // a1 times out: it comes back before a2.
         let again = q.receive(1, 1000, 1000);
         assert_eq!(again[0].body, "a1");
         assert_eq!(again[0].receive_count, 2);
         q.delete(again[0].receipt);
         let next = q.receive(10, 1000, 1000);
-        assert_eq!(next.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["a2"]);
+        assert_eq!(
+            next.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            vec!["a2"]
+        );
     }
 
     #[tokio::test]
@@ -525,11 +591,23 @@ mod tests {
         assert_eq!(b.try_acquire(0).await.unwrap(), BudgetDecision::Granted);
         assert_eq!(b.try_acquire(0).await.unwrap(), BudgetDecision::Granted);
         // Empty: one token comes back every 10 s / 2 (at 95 % of the rate: 5.27 s).
-        assert_eq!(b.try_acquire(1_000).await.unwrap(), BudgetDecision::WaitUntil(5_264));
+        assert_eq!(
+            b.try_acquire(1_000).await.unwrap(),
+            BudgetDecision::WaitUntil(5_264)
+        );
         assert_eq!(b.try_acquire(5_264).await.unwrap(), BudgetDecision::Granted);
-        assert_eq!(b.try_acquire(60_000).await.unwrap(), BudgetDecision::Granted);
-        assert_eq!(b.try_acquire(120_000).await.unwrap(), BudgetDecision::WaitUntil(3_600_000));
+        assert_eq!(
+            b.try_acquire(60_000).await.unwrap(),
+            BudgetDecision::Granted
+        );
+        assert_eq!(
+            b.try_acquire(120_000).await.unwrap(),
+            BudgetDecision::WaitUntil(3_600_000)
+        );
         b.block_until(3_700_000).await.unwrap();
-        assert_eq!(b.try_acquire(3_600_001).await.unwrap(), BudgetDecision::WaitUntil(3_700_000));
+        assert_eq!(
+            b.try_acquire(3_600_001).await.unwrap(),
+            BudgetDecision::WaitUntil(3_700_000)
+        );
     }
 }

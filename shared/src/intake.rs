@@ -86,7 +86,10 @@ fn dedup_id(movement_id: &str) -> String {
 }
 
 /// The stock FIFO messages of an event: grouped by SKU, deduplicated by a hash of the movement id.
-pub fn build_messages(event: &crate::store_events::StockEvent, received_at_ms: i64) -> Vec<FifoMessage> {
+pub fn build_messages(
+    event: &crate::store_events::StockEvent,
+    received_at_ms: i64,
+) -> Vec<FifoMessage> {
     event
         .stock_messages(received_at_ms)
         .into_iter()
@@ -117,10 +120,17 @@ impl StoreEventIntake {
             return IntakeResponse::error(413, "payload_too_large", None, "body exceeds 256 KiB");
         }
         let is_json = req.content_type.is_some_and(|ct| {
-            ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
         });
         if !is_json {
-            return IntakeResponse::error(415, "unsupported_media_type", None, "Content-Type must be application/json");
+            return IntakeResponse::error(
+                415,
+                "unsupported_media_type",
+                None,
+                "Content-Type must be application/json",
+            );
         }
         let now_ms = self.clock.now_millis();
         let id = match self.verifier.verify(
@@ -154,10 +164,17 @@ impl StoreEventIntake {
         };
         match self.idempotency.acquire(&record, now_ms).await {
             Ok(AcquireOutcome::Acquired) => {}
-            Ok(AcquireOutcome::Existing(existing)) => return self.answer_existing(id, &hash, existing).await,
+            Ok(AcquireOutcome::Existing(existing)) => {
+                return self.answer_existing(id, &hash, existing).await
+            }
             Err(e) => {
                 tracing::error!(event_id = id, error = %e, "idempotency store unavailable");
-                return IntakeResponse::error(503, "unavailable", None, "the event could not be recorded; retry");
+                return IntakeResponse::error(
+                    503,
+                    "unavailable",
+                    None,
+                    "the event could not be recorded; retry",
+                );
             }
         }
 
@@ -168,14 +185,22 @@ impl StoreEventIntake {
                 // The lease still ends by itself, after which a retry goes through.
                 tracing::warn!(event_id = id, error = %release_error, "could not release idempotency record");
             }
-            return IntakeResponse::error(503, "queue_unavailable", None, "the event could not be queued; retry");
+            return IntakeResponse::error(
+                503,
+                "queue_unavailable",
+                None,
+                "the event could not be queued; retry",
+            );
         }
         let expires = self.clock.now_seconds() + self.settings.idempotency_ttl_s;
         match self.idempotency.complete(&key, &owner, expires).await {
             Ok(true) => {}
             // Queued all the same; a takeover would only re-send messages the dedup ids and movement
             // markers absorb.
-            Ok(false) => tracing::warn!(event_id = id, "idempotency lease was taken over before completion"),
+            Ok(false) => tracing::warn!(
+                event_id = id,
+                "idempotency lease was taken over before completion"
+            ),
             Err(e) => tracing::warn!(event_id = id, error = %e, "could not mark event completed"),
         }
         tracing::info!(
@@ -192,7 +217,12 @@ impl StoreEventIntake {
         }
     }
 
-    async fn answer_existing(&self, id: &str, hash: &str, mut existing: IdempotencyRecord) -> IntakeResponse {
+    async fn answer_existing(
+        &self,
+        id: &str,
+        hash: &str,
+        mut existing: IdempotencyRecord,
+    ) -> IntakeResponse {
         if existing.body_hash != hash {
             return IntakeResponse::error(
                 409,
@@ -223,7 +253,12 @@ impl StoreEventIntake {
                 retry_after: None,
             };
         }
-        IntakeResponse::error(503, "in_progress", None, "this event is being processed; retry shortly")
+        IntakeResponse::error(
+            503,
+            "in_progress",
+            None,
+            "this event is being processed; retry shortly",
+        )
     }
 }
 
@@ -235,7 +270,11 @@ pub mod http_adapter {
         headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    pub async fn handle(intake: &StoreEventIntake, headers: &http::HeaderMap, body: &[u8]) -> http::Response<String> {
+    pub async fn handle(
+        intake: &StoreEventIntake,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> http::Response<String> {
         let response = intake
             .handle(IntakeRequest {
                 content_type: header(headers, "content-type"),

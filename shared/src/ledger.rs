@@ -103,11 +103,18 @@ impl LedgerRow {
 pub enum ApplyDecision {
     Apply(LedgerRow),
     /// Older than the last applied count: the count already reflects it.
-    Stale { reason: String, row: LedgerRow },
+    Stale {
+        reason: String,
+        row: LedgerRow,
+    },
 }
 
 /// Applies one movement to a row (or a new row). Does not touch `rev`; the store bumps it on write.
-pub fn apply_movement(row: Option<LedgerRow>, msg: &StockLineMessage, now_ms: i64) -> ApplyDecision {
+pub fn apply_movement(
+    row: Option<LedgerRow>,
+    msg: &StockLineMessage,
+    now_ms: i64,
+) -> ApplyDecision {
     let mut row = row.unwrap_or_else(|| LedgerRow::new(msg.store.clone(), msg.item.clone()));
     if let Some(last) = &row.last_count {
         let ord = msg.position.cmp_to(last);
@@ -300,7 +307,10 @@ pub struct PushRecord {
 
 impl PushRecord {
     pub fn description(&self, index: u32) -> String {
-        format!("cloudshelf-centra push {}/{} store {}", self.push_id, index, self.store)
+        format!(
+            "cloudshelf-centra push {}/{} store {}",
+            self.push_id, index, self.store
+        )
     }
 
     pub fn marker(push_id: &str, index: u32) -> String {
@@ -332,7 +342,10 @@ mod tests {
             store: StoreCode::parse("LDN-01").unwrap(),
             item: ItemRef::Sku("A".into()),
             movement,
-            position: EventPosition { occurred_at_ms: at, sequence: seq },
+            position: EventPosition {
+                occurred_at_ms: at,
+                sequence: seq,
+            },
             received_at_ms: at,
             reference: None,
         }
@@ -347,44 +360,96 @@ mod tests {
 
     #[test]
     fn deltas_accumulate_and_push_as_one_decrease() {
-        let r = applied(apply_movement(None, &msg("a", Movement::Delta(-2), 10, None), 10));
-        let r = applied(apply_movement(Some(r), &msg("b", Movement::Delta(-1), 11, None), 11));
-        let r = applied(apply_movement(Some(r), &msg("c", Movement::Delta(1), 12, None), 12));
+        let r = applied(apply_movement(
+            None,
+            &msg("a", Movement::Delta(-2), 10, None),
+            10,
+        ));
+        let r = applied(apply_movement(
+            Some(r),
+            &msg("b", Movement::Delta(-1), 11, None),
+            11,
+        ));
+        let r = applied(apply_movement(
+            Some(r),
+            &msg("c", Movement::Delta(1), 12, None),
+            12,
+        ));
         let line = pending_change(&r).unwrap();
         assert_eq!((line.kind, line.quantity), (ChangeKind::Decrease, 2));
     }
 
     #[test]
     fn count_then_deltas_push_as_absolute_set() {
-        let r = applied(apply_movement(None, &msg("a", Movement::Delta(-2), 10, None), 10));
-        let r = applied(apply_movement(Some(r), &msg("c", Movement::Count(7), 20, None), 20));
-        let r = applied(apply_movement(Some(r), &msg("d", Movement::Delta(-3), 30, None), 30));
+        let r = applied(apply_movement(
+            None,
+            &msg("a", Movement::Delta(-2), 10, None),
+            10,
+        ));
+        let r = applied(apply_movement(
+            Some(r),
+            &msg("c", Movement::Count(7), 20, None),
+            20,
+        ));
+        let r = applied(apply_movement(
+            Some(r),
+            &msg("d", Movement::Delta(-3), 30, None),
+            30,
+        ));
         let line = pending_change(&r).unwrap();
         assert_eq!((line.kind, line.quantity), (ChangeKind::Set, 4));
     }
 
     #[test]
     fn stale_count_and_stale_delta_are_ignored() {
-        let r = applied(apply_movement(None, &msg("c2", Movement::Count(5), 100, None), 100));
-        match apply_movement(Some(r.clone()), &msg("c1", Movement::Count(9), 50, None), 101) {
+        let r = applied(apply_movement(
+            None,
+            &msg("c2", Movement::Count(5), 100, None),
+            100,
+        ));
+        match apply_movement(
+            Some(r.clone()),
+            &msg("c1", Movement::Count(9), 50, None),
+            101,
+        ) {
             ApplyDecision::Stale { row, .. } => assert_eq!(row.count_qty, Some(5)),
             _ => panic!("older count must be stale"),
         }
         assert!(matches!(
-            apply_movement(Some(r.clone()), &msg("s", Movement::Delta(-1), 99, None), 101),
+            apply_movement(
+                Some(r.clone()),
+                &msg("s", Movement::Delta(-1), 99, None),
+                101
+            ),
             ApplyDecision::Stale { .. }
         ));
         // Same instant as the count: applied on top.
-        let r2 = applied(apply_movement(Some(r), &msg("s2", Movement::Delta(-1), 100, None), 101));
+        let r2 = applied(apply_movement(
+            Some(r),
+            &msg("s2", Movement::Delta(-1), 100, None),
+            101,
+        ));
         assert_eq!(r2.store_quantity(), Some(4));
     }
 
     #[test]
     fn count_arriving_after_a_later_sale_keeps_that_sale() {
-        let r = applied(apply_movement(None, &msg("early", Movement::Delta(-1), 50, None), 50));
-        let r = applied(apply_movement(Some(r), &msg("later", Movement::Delta(-2), 200, None), 200));
+        let r = applied(apply_movement(
+            None,
+            &msg("early", Movement::Delta(-1), 50, None),
+            50,
+        ));
+        let r = applied(apply_movement(
+            Some(r),
+            &msg("later", Movement::Delta(-2), 200, None),
+            200,
+        ));
         // The count was taken at 100: it includes "early" but not "later".
-        let r = applied(apply_movement(Some(r), &msg("count", Movement::Count(10), 100, None), 300));
+        let r = applied(apply_movement(
+            Some(r),
+            &msg("count", Movement::Count(10), 100, None),
+            300,
+        ));
         assert_eq!(r.store_quantity(), Some(8));
         let line = pending_change(&r).unwrap();
         assert_eq!((line.kind, line.quantity), (ChangeKind::Set, 8));
@@ -392,20 +457,40 @@ mod tests {
 
     #[test]
     fn sequence_orders_before_time_when_both_present() {
-        let r = applied(apply_movement(None, &msg("c", Movement::Count(5), 100, Some(10)), 100));
+        let r = applied(apply_movement(
+            None,
+            &msg("c", Movement::Count(5), 100, Some(10)),
+            100,
+        ));
         // Later clock but earlier sequence: stale.
         assert!(matches!(
-            apply_movement(Some(r.clone()), &msg("s", Movement::Delta(-1), 200, Some(9)), 201),
+            apply_movement(
+                Some(r.clone()),
+                &msg("s", Movement::Delta(-1), 200, Some(9)),
+                201
+            ),
             ApplyDecision::Stale { .. }
         ));
-        applied(apply_movement(Some(r), &msg("s", Movement::Delta(-1), 50, Some(11)), 201));
+        applied(apply_movement(
+            Some(r),
+            &msg("s", Movement::Delta(-1), 50, Some(11)),
+            201,
+        ));
     }
 
     #[test]
     fn mark_pushed_is_idempotent_and_keeps_later_movements_pending() {
-        let r = applied(apply_movement(None, &msg("a", Movement::Delta(-2), 10, None), 10));
+        let r = applied(apply_movement(
+            None,
+            &msg("a", Movement::Delta(-2), 10, None),
+            10,
+        ));
         let line = pending_change(&r).unwrap();
-        let mut r = applied(apply_movement(Some(r), &msg("b", Movement::Delta(-1), 11, None), 11));
+        let mut r = applied(apply_movement(
+            Some(r),
+            &msg("b", Movement::Delta(-1), 11, None),
+            11,
+        ));
         let covered = mark_pushed(&mut r, &line, 20);
         assert_eq!(covered.len(), 1);
         assert!(mark_pushed(&mut r, &line, 21).is_empty());
@@ -416,9 +501,17 @@ mod tests {
 
     #[test]
     fn push_from_an_older_epoch_leaves_the_new_count_pending() {
-        let r = applied(apply_movement(None, &msg("a", Movement::Delta(-2), 10, None), 10));
+        let r = applied(apply_movement(
+            None,
+            &msg("a", Movement::Delta(-2), 10, None),
+            10,
+        ));
         let old = pending_change(&r).unwrap();
-        let mut r = applied(apply_movement(Some(r), &msg("c", Movement::Count(3), 20, None), 20));
+        let mut r = applied(apply_movement(
+            Some(r),
+            &msg("c", Movement::Count(3), 20, None),
+            20,
+        ));
         mark_pushed(&mut r, &old, 30);
         let line = pending_change(&r).unwrap();
         assert_eq!((line.kind, line.quantity), (ChangeKind::Set, 3));

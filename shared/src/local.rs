@@ -32,7 +32,11 @@ pub struct PipelineConfig {
 
 impl PipelineConfig {
     /// Growth-tier budget, a 300 ms push window and default settings.
-    pub fn new(centra_url: impl Into<String>, centra_token: impl Into<String>, store_events_secret: impl Into<String>) -> Self {
+    pub fn new(
+        centra_url: impl Into<String>,
+        centra_token: impl Into<String>,
+        store_events_secret: impl Into<String>,
+    ) -> Self {
         Self {
             centra_url: centra_url.into(),
             centra_token: centra_token.into(),
@@ -90,9 +94,16 @@ impl Pipeline {
             ledger: ledger.clone(),
             push_log: ledger.clone(),
             exceptions: ledger.clone(),
-            budget: Arc::new(MemoryMutationBudget::new(config.mutations_per_10s, config.mutations_per_hour)),
+            budget: Arc::new(MemoryMutationBudget::new(
+                config.mutations_per_10s,
+                config.mutations_per_hour,
+            )),
             push_queue: push_queue.clone(),
-            centra: CentraClient::new(config.centra_url, config.centra_token, config.centra_timeout),
+            centra: CentraClient::new(
+                config.centra_url,
+                config.centra_token,
+                config.centra_timeout,
+            ),
             mappings,
             metrics: metrics.clone(),
             clock: clock.clone(),
@@ -138,7 +149,11 @@ impl Pipeline {
     }
 
     /// Apply workers: `workers` concurrent pollers, like the FIFO trigger's concurrency across groups.
-    pub fn spawn_apply_workers(self: &Arc<Self>, workers: usize, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn_apply_workers(
+        self: &Arc<Self>,
+        workers: usize,
+        stop: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         (0..workers)
             .map(|_| {
                 let p = self.clone();
@@ -178,7 +193,11 @@ impl Pipeline {
     }
 
     /// Push loop: waits for dirty keys, lets them gather for the batching window, pushes.
-    pub fn spawn_push_worker(self: &Arc<Self>, stop: watch::Receiver<bool>, reports: tokio::sync::mpsc::UnboundedSender<PushReport>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_push_worker(
+        self: &Arc<Self>,
+        stop: watch::Receiver<bool>,
+        reports: tokio::sync::mpsc::UnboundedSender<PushReport>,
+    ) -> tokio::task::JoinHandle<()> {
         let p = self.clone();
         let mut stop = stop;
         tokio::spawn(async move {

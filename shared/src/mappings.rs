@@ -64,7 +64,8 @@ impl Mappings {
         let mut warehouse_owner: BTreeMap<u64, String> = BTreeMap::new();
         for (code, store) in raw.stores {
             let key = format!("stores.{code}");
-            let store_code = StoreCode::parse(&code).map_err(|m| err(&key, format!("store code {m}")))?;
+            let store_code =
+                StoreCode::parse(&code).map_err(|m| err(&key, format!("store code {m}")))?;
             if store.centra_warehouse_id <= 0 {
                 return Err(err(
                     format!("{key}.centra_warehouse_id"),
@@ -101,7 +102,9 @@ impl Mappings {
     }
 
     pub fn store(&self, code: &str) -> Option<&StoreMapping> {
-        StoreCode::parse(code).ok().and_then(|c| self.stores.get(&c))
+        StoreCode::parse(code)
+            .ok()
+            .and_then(|c| self.stores.get(&c))
     }
 
     pub fn stores(&self) -> impl Iterator<Item = &StoreMapping> {

@@ -79,7 +79,9 @@ impl Metrics {
 
     pub fn total(&self, name: &str) -> f64 {
         let s = self.series.lock().expect("metrics lock");
-        s.get(name).map(|e| e.sum + e.values.iter().sum::<f64>()).unwrap_or(0.0)
+        s.get(name)
+            .map(|e| e.sum + e.values.iter().sum::<f64>())
+            .unwrap_or(0.0)
     }
 
     /// All observed values of a distribution (benchmarks compute percentiles from it).
@@ -110,9 +112,11 @@ impl Metrics {
                 }
                 Some(unit @ Unit::Milliseconds) => {
                     for chunk in series.values.chunks(EMF_MAX_VALUES) {
-                        let mut doc = emf_envelope(namespace, timestamp_ms, vec![
-                            serde_json::json!({"Name": name, "Unit": unit.as_str()}),
-                        ]);
+                        let mut doc = emf_envelope(
+                            namespace,
+                            timestamp_ms,
+                            vec![serde_json::json!({"Name": name, "Unit": unit.as_str()})],
+                        );
                         doc.insert(name.to_string(), serde_json::json!(chunk));
                         docs.push(serde_json::Value::Object(doc).to_string());
                     }

@@ -62,9 +62,18 @@ pub trait IdempotencyStore: Send + Sync {
     /// Conditional create: succeeds when the key is absent, expired (`expires_at_s < now`), or INPROGRESS
     /// with a lease that ended (`lease_until_ms < now`). Otherwise returns the existing record in the same
     /// round trip.
-    async fn acquire(&self, record: &IdempotencyRecord, now_ms: i64) -> Result<AcquireOutcome, BackendError>;
+    async fn acquire(
+        &self,
+        record: &IdempotencyRecord,
+        now_ms: i64,
+    ) -> Result<AcquireOutcome, BackendError>;
     /// Marks COMPLETED only if `owner` still holds the record (fencing). Returns false if ownership was lost.
-    async fn complete(&self, key: &str, owner: &str, expires_at_s: i64) -> Result<bool, BackendError>;
+    async fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        expires_at_s: i64,
+    ) -> Result<bool, BackendError>;
     /// Deletes the record only if `owner` still holds it and it is INPROGRESS, so a retry can run again.
     async fn release(&self, key: &str, owner: &str) -> Result<bool, BackendError>;
     async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, BackendError>;
@@ -113,7 +122,11 @@ pub enum ApplyWrite {
 #[async_trait]
 pub trait LedgerStore: Send + Sync {
     /// Strongly consistent read of one row.
-    async fn get(&self, store: &StoreCode, item: &ItemRef) -> Result<Option<LedgerRow>, BackendError>;
+    async fn get(
+        &self,
+        store: &StoreCode,
+        item: &ItemRef,
+    ) -> Result<Option<LedgerRow>, BackendError>;
     /// Atomically records `movement_id` as applied (kept until `marker_expires_at_s`) and writes `row`, if the
     /// movement was never applied and the stored row's `rev` is `expected_rev` (`None`: no row yet).
     async fn apply(

@@ -130,13 +130,25 @@ impl StockPusher {
         report
     }
 
-    async fn push_store(&self, store: StoreCode, items: Vec<ItemRef>, deadline_ms: i64) -> PushReport {
+    async fn push_store(
+        &self,
+        store: StoreCode,
+        items: Vec<ItemRef>,
+        deadline_ms: i64,
+    ) -> PushReport {
         let mut report = PushReport::default();
         let Some(mapping) = self.mappings.store(store.as_str()) else {
             // The store was removed from the mappings after its events were accepted: keep the ledger,
             // tell an operator.
-            self.record_exception(&store, None, "unmapped_store", format!("store {store} is no longer in the mappings"), vec![], None)
-                .await;
+            self.record_exception(
+                &store,
+                None,
+                "unmapped_store",
+                format!("store {store} is no longer in the mappings"),
+                vec![],
+                None,
+            )
+            .await;
             return report;
         };
         let warehouse_id = mapping.centra_warehouse_id;
@@ -150,15 +162,26 @@ impl StockPusher {
                 Ok(LeaseResult::Busy(until)) => busy.push((item, until)),
                 Err(e) => {
                     tracing::warn!(%store, %item, error = %e, "could not lease ledger row");
-                    report.failed_keys.push(DirtyKey { store: store.clone(), item });
+                    report.failed_keys.push(DirtyKey {
+                        store: store.clone(),
+                        item,
+                    });
                 }
             }
         }
         // A holder that crashed re-queues nothing: look again once its lease has ended.
         let now = self.clock.now_millis();
         for (item, until) in busy {
-            let key = DirtyKey { store: store.clone(), item };
-            if self.push_queue.mark_dirty(std::slice::from_ref(&key), delay_seconds(until, now)).await.is_err() {
+            let key = DirtyKey {
+                store: store.clone(),
+                item,
+            };
+            if self
+                .push_queue
+                .mark_dirty(std::slice::from_ref(&key), delay_seconds(until, now))
+                .await
+                .is_err()
+            {
                 report.failed_keys.push(key);
             }
         }
@@ -189,7 +212,10 @@ impl StockPusher {
             tracing::error!(%store, error = %e, "could not write push record; nothing sent");
             for line in &lines {
                 let _ = self.finish_row(&store, &line.item, &push_id, None).await;
-                report.failed_keys.push(DirtyKey { store: store.clone(), item: line.item.clone() });
+                report.failed_keys.push(DirtyKey {
+                    store: store.clone(),
+                    item: line.item.clone(),
+                });
             }
             return report;
         }
@@ -209,18 +235,28 @@ impl StockPusher {
                     self.save_record(&record).await;
                     report.mutations_applied += 1;
                     for line in &mutation.lines {
-                        match self.finish_row(&store, &line.item, &push_id, Some(line)).await {
+                        match self
+                            .finish_row(&store, &line.item, &push_id, Some(line))
+                            .await
+                        {
                             Ok(covered) => {
                                 report.lines_applied += 1;
                                 let now = self.clock.now_millis();
-                                report.lags_ms.extend(covered.iter().map(|m| now - m.occurred_at_ms));
-                                report.since_accepted_ms.extend(covered.iter().map(|m| now - m.received_at_ms));
+                                report
+                                    .lags_ms
+                                    .extend(covered.iter().map(|m| now - m.occurred_at_ms));
+                                report
+                                    .since_accepted_ms
+                                    .extend(covered.iter().map(|m| now - m.received_at_ms));
                             }
                             // Centra holds it; once the lease ends, the redelivered key's recovery
                             // finds the Applied record (or the audit trail) and records it.
                             Err(e) => {
                                 tracing::warn!(%store, item = %line.item, error = %e, "could not record applied push");
-                                report.failed_keys.push(DirtyKey { store: store.clone(), item: line.item.clone() });
+                                report.failed_keys.push(DirtyKey {
+                                    store: store.clone(),
+                                    item: line.item.clone(),
+                                });
                             }
                         }
                     }
@@ -231,7 +267,10 @@ impl StockPusher {
                     tracing::warn!(%store, push_id, index, %reason, "mutation not applied; keys will be retried");
                     for line in &mutation.lines {
                         let _ = self.finish_row(&store, &line.item, &push_id, None).await;
-                        report.failed_keys.push(DirtyKey { store: store.clone(), item: line.item.clone() });
+                        report.failed_keys.push(DirtyKey {
+                            store: store.clone(),
+                            item: line.item.clone(),
+                        });
                     }
                 }
                 MutationOutcome::Refused(bad) => {
@@ -280,7 +319,10 @@ impl StockPusher {
                     let keys: Vec<DirtyKey> = mutation
                         .lines
                         .iter()
-                        .map(|l| DirtyKey { store: store.clone(), item: l.item.clone() })
+                        .map(|l| DirtyKey {
+                            store: store.clone(),
+                            item: l.item.clone(),
+                        })
                         .collect();
                     let delay = delay_seconds(now + self.settings.lease_ms, now);
                     if self.push_queue.mark_dirty(&keys, delay).await.is_err() {
@@ -293,7 +335,10 @@ impl StockPusher {
     }
 
     /// Splits a refused mutation's errors into line indices; unattributable errors bisect the mutation.
-    fn attribute_errors(lines: &[PushLine], errors: &[UserError]) -> Result<Vec<(usize, String)>, ()> {
+    fn attribute_errors(
+        lines: &[PushLine],
+        errors: &[UserError],
+    ) -> Result<Vec<(usize, String)>, ()> {
         let mut bad: BTreeMap<usize, String> = BTreeMap::new();
         for e in errors {
             match e.line_index().filter(|i| *i < lines.len()) {
@@ -309,10 +354,19 @@ impl StockPusher {
         Ok(bad.into_iter().collect())
     }
 
-    async fn execute(&self, record: &PushRecord, index: usize, deadline_ms: i64) -> MutationOutcome {
+    async fn execute(
+        &self,
+        record: &PushRecord,
+        index: usize,
+        deadline_ms: i64,
+    ) -> MutationOutcome {
         let mutation = &record.mutations[index];
         let description = record.description(mutation.index);
-        let payload: Vec<(ItemRef, i64)> = mutation.lines.iter().map(|l| (l.item.clone(), l.quantity)).collect();
+        let payload: Vec<(ItemRef, i64)> = mutation
+            .lines
+            .iter()
+            .map(|l| (l.item.clone(), l.quantity))
+            .collect();
         let mut attempts = 0;
         loop {
             if let Err(reason) = self.wait_for_budget(deadline_ms).await {
@@ -322,15 +376,25 @@ impl StockPusher {
             let started = std::time::Instant::now();
             let result = match mutation.kind {
                 ChangeKind::Decrease => {
-                    self.centra.change_stock(record.warehouse_id, Direction::Out, &description, &payload).await
+                    self.centra
+                        .change_stock(record.warehouse_id, Direction::Out, &description, &payload)
+                        .await
                 }
                 ChangeKind::Increase => {
-                    self.centra.change_stock(record.warehouse_id, Direction::In, &description, &payload).await
+                    self.centra
+                        .change_stock(record.warehouse_id, Direction::In, &description, &payload)
+                        .await
                 }
-                ChangeKind::Set => self.centra.set_stock(record.warehouse_id, &description, &payload).await,
+                ChangeKind::Set => {
+                    self.centra
+                        .set_stock(record.warehouse_id, &description, &payload)
+                        .await
+                }
             };
-            self.metrics
-                .observe_ms(names::CENTRA_MUTATION_LATENCY, started.elapsed().as_millis() as i64);
+            self.metrics.observe_ms(
+                names::CENTRA_MUTATION_LATENCY,
+                started.elapsed().as_millis() as i64,
+            );
             match result {
                 Ok(r) if r.user_errors.is_empty() => {
                     self.metrics.count(names::CENTRA_MUTATIONS, 1);
@@ -344,7 +408,11 @@ impl StockPusher {
                         Ok(bad) if !bad.is_empty() => MutationOutcome::Refused(bad),
                         // Not attributable to a line: halve it until the refused line stands alone.
                         _ => MutationOutcome::Bisect(
-                            r.user_errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "),
+                            r.user_errors
+                                .iter()
+                                .map(|e| e.message.as_str())
+                                .collect::<Vec<_>>()
+                                .join("; "),
                         ),
                     };
                 }
@@ -366,7 +434,10 @@ impl StockPusher {
                     tracing::warn!(store = %record.store, push_id = %record.push_id, index, error = %e, "uncertain Centra outcome; checking audit trail");
                     return match self
                         .centra
-                        .find_stock_change(&PushRecord::marker(&record.push_id, mutation.index), self.settings.audit_pages)
+                        .find_stock_change(
+                            &PushRecord::marker(&record.push_id, mutation.index),
+                            self.settings.audit_pages,
+                        )
                         .await
                     {
                         Ok(Some(_)) => {
@@ -389,13 +460,20 @@ impl StockPusher {
                 Ok(BudgetDecision::WaitUntil(t)) if t < deadline_ms => {
                     tokio::time::sleep(Duration::from_millis((t - now).max(1) as u64)).await;
                 }
-                Ok(BudgetDecision::WaitUntil(_)) => return Err("mutation budget exhausted until after the deadline".into()),
+                Ok(BudgetDecision::WaitUntil(_)) => {
+                    return Err("mutation budget exhausted until after the deadline".into())
+                }
                 Err(e) => return Err(format!("mutation budget unavailable: {e}")),
             }
         }
     }
 
-    async fn lease(&self, store: &StoreCode, item: &ItemRef, push_id: &str) -> Result<LeaseResult, BackendError> {
+    async fn lease(
+        &self,
+        store: &StoreCode,
+        item: &ItemRef,
+        push_id: &str,
+    ) -> Result<LeaseResult, BackendError> {
         for _ in 0..10 {
             let Some(mut row) = self.ledger.get(store, item).await? else {
                 return Ok(LeaseResult::NothingToPush);
@@ -436,7 +514,12 @@ impl StockPusher {
     }
 
     /// Resolves an abandoned lease. Returns false when it cannot be resolved now (Centra unreachable).
-    async fn recover(&self, store: &StoreCode, item: &ItemRef, push_id: &str) -> Result<bool, BackendError> {
+    async fn recover(
+        &self,
+        store: &StoreCode,
+        item: &ItemRef,
+        push_id: &str,
+    ) -> Result<bool, BackendError> {
         let Some(mut record) = self.push_log.get(push_id).await? else {
             // No record: the push died before writing it, so nothing was sent.
             self.finish_row(store, item, push_id, None).await?;
@@ -446,19 +529,35 @@ impl StockPusher {
             self.finish_row(store, item, push_id, None).await?;
             return Ok(true);
         };
-        let line = mutation.lines.iter().find(|l| &l.item == item).cloned().expect("mutation_for matched");
+        let line = mutation
+            .lines
+            .iter()
+            .find(|l| &l.item == item)
+            .cloned()
+            .expect("mutation_for matched");
         let applied = match mutation.status {
             MutationStatus::Applied => true,
             MutationStatus::NotApplied | MutationStatus::Split => false,
             MutationStatus::Pending => {
                 match self
                     .centra
-                    .find_stock_change(&PushRecord::marker(push_id, mutation.index), self.settings.audit_pages)
+                    .find_stock_change(
+                        &PushRecord::marker(push_id, mutation.index),
+                        self.settings.audit_pages,
+                    )
                     .await
                 {
                     Ok(found) => {
-                        let status = if found.is_some() { MutationStatus::Applied } else { MutationStatus::NotApplied };
-                        if let Some(m) = record.mutations.iter_mut().find(|m| m.index == mutation.index) {
+                        let status = if found.is_some() {
+                            MutationStatus::Applied
+                        } else {
+                            MutationStatus::NotApplied
+                        };
+                        if let Some(m) = record
+                            .mutations
+                            .iter_mut()
+                            .find(|m| m.index == mutation.index)
+                        {
                             m.status = status;
                         }
                         self.push_log.put(&record).await?;
@@ -477,7 +576,8 @@ impl StockPusher {
             .await?;
         let now = self.clock.now_millis();
         for m in covered {
-            self.metrics.observe_ms(names::SYNC_LAG, now - m.occurred_at_ms);
+            self.metrics
+                .observe_ms(names::SYNC_LAG, now - m.occurred_at_ms);
         }
         Ok(true)
     }
@@ -508,19 +608,27 @@ impl StockPusher {
             let more = row.has_unpushed() && row.blocked.is_none();
             if self.ledger.put(&row, rev).await? {
                 if more && line.is_some() {
-                    let key = DirtyKey { store: store.clone(), item: item.clone() };
+                    let key = DirtyKey {
+                        store: store.clone(),
+                        item: item.clone(),
+                    };
                     self.push_queue.mark_dirty(&[key], 0).await?;
                 }
                 return Ok(covered);
             }
         }
-        Err(BackendError::new("ledger", format!("row {store} {item} kept changing")))
+        Err(BackendError::new(
+            "ledger",
+            format!("row {store} {item} kept changing"),
+        ))
     }
 
     async fn reject_line(&self, store: &StoreCode, line: &PushLine, push_id: &str, message: &str) {
         let mut event_ids = Vec::new();
         for _ in 0..20 {
-            let Ok(Some(mut row)) = self.ledger.get(store, &line.item).await else { break };
+            let Ok(Some(mut row)) = self.ledger.get(store, &line.item).await else {
+                break;
+            };
             if row.lease.as_ref().map(|l| l.push_id.as_str()) != Some(push_id) {
                 break;
             }
@@ -581,4 +689,3 @@ impl StockPusher {
         }
     }
 }
-

@@ -174,7 +174,13 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let sig = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
         assert!(v
-            .verify(Some("msg_p5jXN8AQM9LWM0D4loKWxJek"), Some("1614265330"), Some(sig), body, 1614265330)
+            .verify(
+                Some("msg_p5jXN8AQM9LWM0D4loKWxJek"),
+                Some("1614265330"),
+                Some(sig),
+                body,
+                1614265330
+            )
             .is_ok());
     }
 
@@ -210,7 +216,9 @@ mod tests {
             v.verify(Some("evt_1"), Some("1000"), Some(&sig), b"{}", 699),
             Err(SignatureError::StaleTimestamp)
         );
-        assert!(v.verify(Some("evt_1"), Some("1000"), Some(&sig), b"{}", 1300).is_ok());
+        assert!(v
+            .verify(Some("evt_1"), Some("1000"), Some(&sig), b"{}", 1300)
+            .is_ok());
     }
 
     #[test]
@@ -222,11 +230,15 @@ mod tests {
             sign(OTHER, "evt_1", 1000, b"{}"),
             sign(SECRET, "evt_1", 1000, b"{}")
         );
-        assert!(v.verify(Some("evt_1"), Some("1000"), Some(&header), b"{}", 1000).is_ok());
+        assert!(v
+            .verify(Some("evt_1"), Some("1000"), Some(&header), b"{}", 1000)
+            .is_ok());
         // Receiver holds old and new secrets.
         let v = WebhookVerifier::from_config(&format!("{OTHER} {SECRET}")).unwrap();
         let sig = sign(SECRET, "evt_1", 1000, b"{}");
-        assert!(v.verify(Some("evt_1"), Some("1000"), Some(&sig), b"{}", 1000).is_ok());
+        assert!(v
+            .verify(Some("evt_1"), Some("1000"), Some(&sig), b"{}", 1000)
+            .is_ok());
     }
 
     #[test]

@@ -50,7 +50,11 @@ impl std::fmt::Display for ValidationError {
     }
 }
 
-fn invalid(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> ValidationError {
+fn invalid(
+    code: &'static str,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> ValidationError {
     ValidationError {
         code,
         field: field.into(),
@@ -107,7 +111,11 @@ fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.get(name).filter(|v| !v.is_null())
 }
 
-fn string_field(obj: &Map<String, Value>, name: &str, path: &str) -> Result<Option<String>, ValidationError> {
+fn string_field(
+    obj: &Map<String, Value>,
+    name: &str,
+    path: &str,
+) -> Result<Option<String>, ValidationError> {
     match field(obj, name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -115,17 +123,28 @@ fn string_field(obj: &Map<String, Value>, name: &str, path: &str) -> Result<Opti
     }
 }
 
-fn required_string(obj: &Map<String, Value>, name: &str, path: &str) -> Result<String, ValidationError> {
+fn required_string(
+    obj: &Map<String, Value>,
+    name: &str,
+    path: &str,
+) -> Result<String, ValidationError> {
     string_field(obj, name, path)?.ok_or_else(|| invalid("missing_field", path, "is required"))
 }
 
-fn check_known_fields(obj: &Map<String, Value>, known: &[&str], prefix: &str) -> Result<(), ValidationError> {
+fn check_known_fields(
+    obj: &Map<String, Value>,
+    known: &[&str],
+    prefix: &str,
+) -> Result<(), ValidationError> {
     for key in obj.keys() {
         if !known.contains(&key.as_str()) {
             return Err(invalid(
                 "unknown_field",
                 format!("{prefix}{key}"),
-                format!("is not a field of this object (known: {})", known.join(", ")),
+                format!(
+                    "is not a field of this object (known: {})",
+                    known.join(", ")
+                ),
             ));
         }
     }
@@ -194,7 +213,15 @@ pub fn parse_stock_event(
         .ok_or_else(|| invalid("invalid_type", "$", "body must be a JSON object"))?;
     check_known_fields(
         obj,
-        &["type", "occurred_at", "store", "sequence", "reference", "reason", "lines"],
+        &[
+            "type",
+            "occurred_at",
+            "store",
+            "sequence",
+            "reference",
+            "reason",
+            "lines",
+        ],
         "",
     )?;
 
@@ -222,16 +249,30 @@ pub fn parse_stock_event(
 
     let occurred_raw = required_string(obj, "occurred_at", "occurred_at")?;
     let occurred_at = DateTime::parse_from_rfc3339(&occurred_raw)
-        .map_err(|_| invalid("invalid_value", "occurred_at", "must be an RFC 3339 timestamp such as 2026-11-28T10:15:00Z"))?
+        .map_err(|_| {
+            invalid(
+                "invalid_value",
+                "occurred_at",
+                "must be an RFC 3339 timestamp such as 2026-11-28T10:15:00Z",
+            )
+        })?
         .with_timezone(&Utc);
     if occurred_at.timestamp_millis() > now_ms + MAX_FUTURE_SKEW_MS {
-        return Err(invalid("invalid_value", "occurred_at", "is more than 5 minutes in the future"));
+        return Err(invalid(
+            "invalid_value",
+            "occurred_at",
+            "is more than 5 minutes in the future",
+        ));
     }
 
     let store_raw = required_string(obj, "store", "store")?;
     let store = StoreCode::parse(&store_raw).map_err(|m| invalid("invalid_value", "store", m))?;
     if mappings.store(store.as_str()).is_none() {
-        return Err(invalid("unknown_store", "store", format!("store \"{store_raw}\" is not in the mappings")));
+        return Err(invalid(
+            "unknown_store",
+            "store",
+            format!("store \"{store_raw}\" is not in the mappings"),
+        ));
     }
 
     let sequence = match field(obj, "sequence") {
@@ -242,19 +283,34 @@ pub fn parse_stock_event(
     };
     let reference = string_field(obj, "reference", "reference")?;
     if reference.as_ref().is_some_and(|r| r.len() > 256) {
-        return Err(invalid("invalid_value", "reference", "must be at most 256 characters"));
+        return Err(invalid(
+            "invalid_value",
+            "reference",
+            "must be at most 256 characters",
+        ));
     }
     let reason = string_field(obj, "reason", "reason")?;
-    if event_type == StockEventType::Adjustment && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-        return Err(invalid("missing_field", "reason", "is required for stock.adjustment"));
+    if event_type == StockEventType::Adjustment
+        && reason.as_deref().is_none_or(|r| r.trim().is_empty())
+    {
+        return Err(invalid(
+            "missing_field",
+            "reason",
+            "is required for stock.adjustment",
+        ));
     }
 
-    let lines_value = field(obj, "lines").ok_or_else(|| invalid("missing_field", "lines", "is required"))?;
+    let lines_value =
+        field(obj, "lines").ok_or_else(|| invalid("missing_field", "lines", "is required"))?;
     let lines_arr = lines_value
         .as_array()
         .ok_or_else(|| invalid("invalid_type", "lines", "must be an array"))?;
     if lines_arr.is_empty() || lines_arr.len() > MAX_LINES {
-        return Err(invalid("invalid_value", "lines", format!("must hold 1-{MAX_LINES} lines")));
+        return Err(invalid(
+            "invalid_value",
+            "lines",
+            format!("must hold 1-{MAX_LINES} lines"),
+        ));
     }
     let priced = matches!(event_type, StockEventType::Sale | StockEventType::Return);
     let mut lines = Vec::with_capacity(lines_arr.len());
@@ -263,7 +319,11 @@ pub fn parse_stock_event(
         let lo = line
             .as_object()
             .ok_or_else(|| invalid("invalid_type", &p, "must be an object"))?;
-        check_known_fields(lo, &["sku", "ean", "quantity", "unit_price", "currency"], &format!("{p}."))?;
+        check_known_fields(
+            lo,
+            &["sku", "ean", "quantity", "unit_price", "currency"],
+            &format!("{p}."),
+        )?;
         let sku = string_field(lo, "sku", &format!("{p}.sku"))?;
         let ean = string_field(lo, "ean", &format!("{p}.ean"))?;
         if let Some(s) = &sku {
@@ -275,7 +335,13 @@ pub fn parse_stock_event(
         let item = match (&sku, &ean) {
             (Some(s), _) => ItemRef::Sku(s.clone()),
             (None, Some(e)) => ItemRef::Ean(e.clone()),
-            (None, None) => return Err(invalid("missing_field", format!("{p}.sku"), "a line needs sku or ean")),
+            (None, None) => {
+                return Err(invalid(
+                    "missing_field",
+                    format!("{p}.sku"),
+                    "a line needs sku or ean",
+                ))
+            }
         };
         let qpath = format!("{p}.quantity");
         let quantity = field(lo, "quantity")
@@ -283,34 +349,59 @@ pub fn parse_stock_event(
             .as_i64()
             .ok_or_else(|| invalid("invalid_type", &qpath, "must be an integer"))?;
         if quantity.abs() > 1_000_000 {
-            return Err(invalid("invalid_value", &qpath, "must be at most 1000000 in size"));
+            return Err(invalid(
+                "invalid_value",
+                &qpath,
+                "must be at most 1000000 in size",
+            ));
         }
         match event_type {
             StockEventType::Sale | StockEventType::Return if quantity <= 0 => {
-                return Err(invalid("invalid_value", &qpath, format!("must be > 0 for {}", event_type.as_str())))
+                return Err(invalid(
+                    "invalid_value",
+                    &qpath,
+                    format!("must be > 0 for {}", event_type.as_str()),
+                ))
             }
             StockEventType::Adjustment if quantity == 0 => {
-                return Err(invalid("invalid_value", &qpath, "must not be 0 for stock.adjustment"))
+                return Err(invalid(
+                    "invalid_value",
+                    &qpath,
+                    "must not be 0 for stock.adjustment",
+                ))
             }
             StockEventType::Count if quantity < 0 => {
-                return Err(invalid("invalid_value", &qpath, "must be >= 0 for stock.count"))
+                return Err(invalid(
+                    "invalid_value",
+                    &qpath,
+                    "must be >= 0 for stock.count",
+                ))
             }
             _ => {}
         }
         let unit_price = string_field(lo, "unit_price", &format!("{p}.unit_price"))?;
         let currency = string_field(lo, "currency", &format!("{p}.currency"))?;
         if let Some(price) = &unit_price {
-            check_price(price).map_err(|m| invalid("invalid_value", format!("{p}.unit_price"), m))?;
+            check_price(price)
+                .map_err(|m| invalid("invalid_value", format!("{p}.unit_price"), m))?;
         }
         if let Some(c) = &currency {
             check_currency(c).map_err(|m| invalid("invalid_value", format!("{p}.currency"), m))?;
         }
         if priced {
             if unit_price.is_none() {
-                return Err(invalid("missing_field", format!("{p}.unit_price"), format!("is required on {}", event_type.as_str())));
+                return Err(invalid(
+                    "missing_field",
+                    format!("{p}.unit_price"),
+                    format!("is required on {}", event_type.as_str()),
+                ));
             }
             if currency.is_none() {
-                return Err(invalid("missing_field", format!("{p}.currency"), format!("is required on {}", event_type.as_str())));
+                return Err(invalid(
+                    "missing_field",
+                    format!("{p}.currency"),
+                    format!("is required on {}", event_type.as_str()),
+                ));
             }
         }
         lines.push(EventLine {
@@ -505,14 +596,20 @@ mod tests {
         assert_eq!(field_of(adj.clone()), ("reason".into(), "missing_field"));
         let mut ok = adj;
         ok["reason"] = json!("damaged");
-        assert_eq!(parse(&ok).unwrap().stock_messages(NOW)[0].movement, Movement::Delta(-3));
+        assert_eq!(
+            parse(&ok).unwrap().stock_messages(NOW)[0].movement,
+            Movement::Delta(-3)
+        );
 
         let count = json!({ "type": "stock.count", "occurred_at": "2026-11-28T10:15:00Z", "store": "LDN-01",
             "lines": [{ "sku": "A", "quantity": 7 }, { "sku": "A", "quantity": 8 }] });
         assert_eq!(field_of(count), ("lines[1]".into(), "duplicate_item"));
         let count = json!({ "type": "stock.count", "occurred_at": "2026-11-28T10:15:00Z", "store": "LDN-01",
             "lines": [{ "sku": "A", "quantity": -1 }] });
-        assert_eq!(field_of(count), ("lines[0].quantity".into(), "invalid_value"));
+        assert_eq!(
+            field_of(count),
+            ("lines[0].quantity".into(), "invalid_value")
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub fn init_json_logs() {
 }
 
 pub fn init_text_logs(default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .compact()
         .with_target(false)

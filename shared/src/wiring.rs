@@ -1,7 +1,9 @@
 //! Builds each function's service from its environment (see `config`), so the Lambda mains stay a few lines.
 
 use crate::apply::StockApplier;
-use crate::aws::{DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue};
+use crate::aws::{
+    DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
+};
 use crate::centra::CentraClient;
 use crate::config::*;
 use crate::intake::{IntakeSettings, StoreEventIntake};
@@ -35,12 +37,18 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<StoreEventIntake, 
     let ttl_days: i64 = env_parse("IDEMPOTENCY_TTL_DAYS", 7)?;
     if ttl_days < 4 {
         // Shorter than common senders' retry horizons: a late retry would be accepted twice.
-        return Err(ConfigError::Invalid { name: "IDEMPOTENCY_TTL_DAYS".into(), message: "must be at least 4".into() });
+        return Err(ConfigError::Invalid {
+            name: "IDEMPOTENCY_TTL_DAYS".into(),
+            message: "must be at least 4".into(),
+        });
     }
     Ok(StoreEventIntake {
         verifier,
         mappings: Arc::new(load_mappings(false).await?),
-        idempotency: Arc::new(DynamoIdempotencyStore::new(c.dynamo, env_required("IDEMPOTENCY_TABLE")?)),
+        idempotency: Arc::new(DynamoIdempotencyStore::new(
+            c.dynamo,
+            env_required("IDEMPOTENCY_TABLE")?,
+        )),
         queue: Arc::new(SqsStockQueue::new(c.sqs, env_required("STOCK_QUEUE_URL")?)),
         clock: system_clock(),
         metrics,
@@ -60,7 +68,10 @@ pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, Con
     ));
     Ok(StockApplier {
         ledger: ledger.clone(),
-        push_queue: Arc::new(SqsPushQueue::new(c.sqs, env_required("STOCK_PUSH_QUEUE_URL")?)),
+        push_queue: Arc::new(SqsPushQueue::new(
+            c.sqs,
+            env_required("STOCK_PUSH_QUEUE_URL")?,
+        )),
         exceptions: ledger,
         metrics,
         clock: system_clock(),
@@ -70,7 +81,11 @@ pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, Con
 pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, ConfigError> {
     let c = clients().await;
     let idempotency_table = env_required("IDEMPOTENCY_TABLE")?;
-    let ledger = Arc::new(DynamoLedgerStore::new(c.dynamo.clone(), env_required("STOCK_TABLE")?, idempotency_table.clone()));
+    let ledger = Arc::new(DynamoLedgerStore::new(
+        c.dynamo.clone(),
+        env_required("STOCK_TABLE")?,
+        idempotency_table.clone(),
+    ));
     let centra_url = env_required("CENTRA_API_URL")?;
     let token = resolve_secret("CENTRA_API_TOKEN").await?;
     let (per_10s, per_hour) = mutation_budget_from_env()?;
@@ -78,7 +93,10 @@ pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, Confi
     let scope = reqwest::Url::parse(&centra_url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
-        .ok_or_else(|| ConfigError::Invalid { name: "CENTRA_API_URL".into(), message: "must be an absolute URL".into() })?;
+        .ok_or_else(|| ConfigError::Invalid {
+            name: "CENTRA_API_URL".into(),
+            message: "must be an absolute URL".into(),
+        })?;
     let lease_seconds: i64 = env_parse("PUSH_LEASE_SECONDS", 150)?;
     let timeout_seconds: u64 = env_parse("CENTRA_TIMEOUT_SECONDS", 10)?;
     if lease_seconds <= timeout_seconds as i64 {
@@ -91,8 +109,17 @@ pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, Confi
         ledger: ledger.clone(),
         push_log: ledger.clone(),
         exceptions: ledger,
-        budget: Arc::new(DynamoMutationBudget::new(c.dynamo, idempotency_table, scope, per_10s, per_hour)),
-        push_queue: Arc::new(SqsPushQueue::new(c.sqs, env_required("STOCK_PUSH_QUEUE_URL")?)),
+        budget: Arc::new(DynamoMutationBudget::new(
+            c.dynamo,
+            idempotency_table,
+            scope,
+            per_10s,
+            per_hour,
+        )),
+        push_queue: Arc::new(SqsPushQueue::new(
+            c.sqs,
+            env_required("STOCK_PUSH_QUEUE_URL")?,
+        )),
         centra: CentraClient::new(centra_url, token, Duration::from_secs(timeout_seconds)),
         mappings: Arc::new(load_mappings(false).await?),
         metrics,

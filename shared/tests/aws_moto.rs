@@ -591,7 +591,11 @@ async fn budget_bucket_blocks_and_instances_share_one_count() {
     let BudgetDecision::WaitUntil(at) = instance_b.try_acquire(t + 3).await.unwrap() else {
         panic!("a fourth token within the same instant must wait");
     };
-    assert!(at > t + 3_000 && at <= t + 3_600, "one token per ~3.5 s, got {}", at - t);
+    assert!(
+        at > t + 3_000 && at <= t + 3_600,
+        "one token per ~3.5 s, got {}",
+        at - t
+    );
     assert!(matches!(
         instance_a.try_acquire(at - 100).await.unwrap(),
         BudgetDecision::WaitUntil(_)

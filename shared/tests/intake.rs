@@ -27,7 +27,10 @@ struct FlakyQueue {
 impl StockQueue for FlakyQueue {
     async fn send_all(&self, messages: &[FifoMessage]) -> Result<(), BackendError> {
         if self.fail.load(Ordering::SeqCst) {
-            let n = self.accept_before_failing.load(Ordering::SeqCst).min(messages.len());
+            let n = self
+                .accept_before_failing
+                .load(Ordering::SeqCst)
+                .min(messages.len());
             self.inner.send_all(&messages[..n]).await?;
             return Err(BackendError::new("sqs", "ServiceUnavailable"));
         }
@@ -43,7 +46,11 @@ struct DyingStore {
 
 #[async_trait]
 impl IdempotencyStore for DyingStore {
-    async fn acquire(&self, r: &IdempotencyRecord, now_ms: i64) -> Result<AcquireOutcome, BackendError> {
+    async fn acquire(
+        &self,
+        r: &IdempotencyRecord,
+        now_ms: i64,
+    ) -> Result<AcquireOutcome, BackendError> {
         self.inner.acquire(r, now_ms).await
     }
     async fn complete(&self, key: &str, owner: &str, exp: i64) -> Result<bool, BackendError> {
@@ -71,8 +78,15 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let fifo = Arc::new(EmbeddedFifoQueue::new(5));
-    let queue = Arc::new(FlakyQueue { inner: fifo.clone(), fail: AtomicBool::new(false), accept_before_failing: AtomicUsize::new(0) });
-    let store = Arc::new(DyingStore { inner: MemoryIdempotencyStore::new(), die_on_complete: AtomicBool::new(false) });
+    let queue = Arc::new(FlakyQueue {
+        inner: fifo.clone(),
+        fail: AtomicBool::new(false),
+        accept_before_failing: AtomicUsize::new(0),
+    });
+    let store = Arc::new(DyingStore {
+        inner: MemoryIdempotencyStore::new(),
+        die_on_complete: AtomicBool::new(false),
+    });
     let clock = OffsetClock::new();
     let metrics = Arc::new(Metrics::new());
     let intake = StoreEventIntake {
@@ -82,9 +96,19 @@ fn fixture() -> Fixture {
         queue: queue.clone(),
         clock: Arc::new(clock.clone()),
         metrics: metrics.clone(),
-        settings: IntakeSettings { in_progress_wait_ms: 200, ..Default::default() },
+        settings: IntakeSettings {
+            in_progress_wait_ms: 200,
+            ..Default::default()
+        },
     };
-    Fixture { intake, fifo, queue, store, clock, metrics }
+    Fixture {
+        intake,
+        fifo,
+        queue,
+        store,
+        clock,
+        metrics,
+    }
 }
 
 impl Fixture {
@@ -92,7 +116,14 @@ impl Fixture {
         self.clock.now_millis()
     }
 
-    async fn post(&self, id: &str, body: &str, secret: &str, ts: i64, content_type: &str) -> IntakeResponse {
+    async fn post(
+        &self,
+        id: &str,
+        body: &str,
+        secret: &str,
+        ts: i64,
+        content_type: &str,
+    ) -> IntakeResponse {
         let signature = sign(secret, id, ts, body.as_bytes());
         let ts = ts.to_string();
         self.intake
@@ -107,12 +138,17 @@ impl Fixture {
     }
 
     async fn send(&self, id: &str, body: &str) -> IntakeResponse {
-        self.post(id, body, SECRET, self.now() / 1000, "application/json").await
+        self.post(id, body, SECRET, self.now() / 1000, "application/json")
+            .await
     }
 }
 
 fn body(f: &Fixture) -> String {
-    sale("LDN-01", f.now() - 60_000, &[("Prod123Var123789S", 2), ("Tee01Black-M", 1)])
+    sale(
+        "LDN-01",
+        f.now() - 60_000,
+        &[("Prod123Var123789S", 2), ("Tee01Black-M", 1)],
+    )
 }
 
 #[tokio::test]
@@ -120,17 +156,53 @@ async fn signature_cases() {
     let f = fixture();
     let b = body(&f);
     let now_s = f.now() / 1000;
-    assert_eq!(f.post("valid", &b, SECRET, now_s, "application/json").await.status, 202);
-    assert_eq!(f.post("rotated", &b, OLD_SECRET, now_s, "application/json").await.status, 202, "old secret during rotation");
-    let wrong = f.post("wrong", &b, "whsec_d3Jvbmctc2VjcmV0LWtleQ==", now_s, "application/json").await;
-    assert_eq!((wrong.status, wrong.body["error"]["code"].as_str()), (401, Some("invalid_signature")));
-    let stale = f.post("stale", &b, SECRET, now_s - 301, "application/json").await;
-    assert_eq!((stale.status, stale.body["error"]["code"].as_str()), (401, Some("timestamp_out_of_tolerance")));
+    assert_eq!(
+        f.post("valid", &b, SECRET, now_s, "application/json")
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        f.post("rotated", &b, OLD_SECRET, now_s, "application/json")
+            .await
+            .status,
+        202,
+        "old secret during rotation"
+    );
+    let wrong = f
+        .post(
+            "wrong",
+            &b,
+            "whsec_d3Jvbmctc2VjcmV0LWtleQ==",
+            now_s,
+            "application/json",
+        )
+        .await;
+    assert_eq!(
+        (wrong.status, wrong.body["error"]["code"].as_str()),
+        (401, Some("invalid_signature"))
+    );
+    let stale = f
+        .post("stale", &b, SECRET, now_s - 301, "application/json")
+        .await;
+    assert_eq!(
+        (stale.status, stale.body["error"]["code"].as_str()),
+        (401, Some("timestamp_out_of_tolerance"))
+    );
     let missing = f
         .intake
-        .handle(IntakeRequest { content_type: Some("application/json"), webhook_id: Some("x"), webhook_timestamp: None, webhook_signature: Some("v1,AAAA"), body: b.as_bytes() })
+        .handle(IntakeRequest {
+            content_type: Some("application/json"),
+            webhook_id: Some("x"),
+            webhook_timestamp: None,
+            webhook_signature: Some("v1,AAAA"),
+            body: b.as_bytes(),
+        })
         .await;
-    assert_eq!((missing.status, missing.body["error"]["code"].as_str()), (401, Some("missing_signature_header")));
+    assert_eq!(
+        (missing.status, missing.body["error"]["code"].as_str()),
+        (401, Some("missing_signature_header"))
+    );
     // Nothing from a refused request reached the queue.
     assert_eq!(f.fifo.len(), 4);
 }
@@ -148,12 +220,34 @@ async fn every_refusal_names_its_reason() {
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(256 * 1024));
     assert_eq!(f.send("big", &big).await.status, 413);
 
-    let r = f.post("form", &body(&f), SECRET, f.now() / 1000, "application/x-www-form-urlencoded").await;
+    let r = f
+        .post(
+            "form",
+            &body(&f),
+            SECRET,
+            f.now() / 1000,
+            "application/x-www-form-urlencoded",
+        )
+        .await;
     assert_eq!(r.status, 415);
-    assert_eq!(f.post("charset", &body(&f), SECRET, f.now() / 1000, "application/json; charset=utf-8").await.status, 202);
+    assert_eq!(
+        f.post(
+            "charset",
+            &body(&f),
+            SECRET,
+            f.now() / 1000,
+            "application/json; charset=utf-8"
+        )
+        .await
+        .status,
+        202
+    );
 
     let r = f.send("not-json", "{oops").await;
-    assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("malformed_json")));
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (400, Some("malformed_json"))
+    );
     assert_eq!(f.metrics.total(names::EVENTS_REJECTED), 4.0);
 }
 
@@ -163,7 +257,10 @@ async fn duplicate_answers_200_and_reused_id_answers_409() {
     let b = body(&f);
     assert_eq!(f.send("e1", &b).await.status, 202);
     let dup = f.send("e1", &b).await;
-    assert_eq!((dup.status, dup.body["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(
+        (dup.status, dup.body["status"].as_str()),
+        (200, Some("duplicate"))
+    );
     let other = sale("LDN-01", f.now() - 60_000, &[("Prod123Var123789S", 3)]);
     assert_eq!(f.send("e1", &other).await.status, 409);
     assert_eq!(f.fifo.len(), 2, "queued once");
@@ -179,7 +276,11 @@ async fn queue_failure_answers_503_and_the_retry_goes_through_once() {
     assert_eq!(r.status, 503);
     assert_eq!(r.retry_after, Some(1));
     f.queue.fail.store(false, Ordering::SeqCst);
-    assert_eq!(f.send("e1", &b).await.status, 202, "the released record lets the retry through");
+    assert_eq!(
+        f.send("e1", &b).await.status,
+        202,
+        "the released record lets the retry through"
+    );
     assert_eq!(f.fifo.len(), 2, "the line sent twice is deduplicated");
 }
 
@@ -188,15 +289,27 @@ async fn crash_after_queueing_is_recovered_after_the_lease() {
     let f = fixture();
     let b = body(&f);
     f.store.die_on_complete.store(true, Ordering::SeqCst);
-    assert_eq!(f.send("e1", &b).await.status, 202, "queued: the completion failure is not the sender's problem");
+    assert_eq!(
+        f.send("e1", &b).await.status,
+        202,
+        "queued: the completion failure is not the sender's problem"
+    );
     // Simulate the crash case: the record stays INPROGRESS. A retry inside the lease may not be told 200.
     let record = f.store.get("store-event#e1").await.unwrap().unwrap();
     assert_eq!(record.status, IdempotencyStatus::InProgress);
     f.store.die_on_complete.store(false, Ordering::SeqCst);
     let during = f.send("e1", &b).await;
-    assert_eq!((during.status, during.body["error"]["code"].as_str()), (503, Some("in_progress")));
-    f.clock.advance_millis(IntakeSettings::default().lease_ms + 1);
-    assert_eq!(f.send("e1", &b).await.status, 202, "lease over: taken over and re-queued");
+    assert_eq!(
+        (during.status, during.body["error"]["code"].as_str()),
+        (503, Some("in_progress"))
+    );
+    f.clock
+        .advance_millis(IntakeSettings::default().lease_ms + 1);
+    assert_eq!(
+        f.send("e1", &b).await.status,
+        202,
+        "lease over: taken over and re-queued"
+    );
     assert_eq!(f.fifo.len(), 2, "the re-queue is deduplicated");
     assert_eq!(f.send("e1", &b).await.status, 200);
 }
@@ -207,8 +320,15 @@ async fn concurrent_duplicates_get_one_202() {
     let b = body(&f);
     let results = futures::future::join_all((0..8).map(|_| f.send("same", &b))).await;
     let statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 202 || *s == 200), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 200),
+        "{statuses:?}"
+    );
     assert_eq!(f.fifo.len(), 2);
 }
 

@@ -22,13 +22,26 @@ const MIN: i64 = 60_000;
 async fn contract_sale_reaches_centra_once() {
     let h = Harness::new(&["Prod123Var123789S", "Tee01Black-M"], 20).await;
     let at = h.now_ms() - MIN;
-    let r = h.send("evt_1", &sale("LDN-01", at, &[("Prod123Var123789S", 2), ("Tee01Black-M", 1)])).await;
+    let r = h
+        .send(
+            "evt_1",
+            &sale(
+                "LDN-01",
+                at,
+                &[("Prod123Var123789S", 2), ("Tee01Black-M", 1)],
+            ),
+        )
+        .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     h.settle().await;
     assert_eq!(h.centra("LDN-01", "Prod123Var123789S"), 18);
     assert_eq!(h.centra("LDN-01", "Tee01Black-M"), 19);
     assert_eq!(h.sim.mutation_count(), 1, "both sizes in one changeStock");
-    assert_eq!(h.centra("MAN-01", "Tee01Black-M"), 20, "other stores untouched");
+    assert_eq!(
+        h.centra("MAN-01", "Tee01Black-M"),
+        20,
+        "other stores untouched"
+    );
 }
 
 #[tokio::test]
@@ -42,9 +55,17 @@ async fn duplicate_storm_changes_centra_exactly_once() {
         let store = if i % 2 == 0 { "LDN-01" } else { "MAN-01" };
         let sku = skus[i % skus.len()];
         let qty = (i % 3 + 1) as i64;
-        let kind = if i % 4 == 3 { "stock.return" } else { "stock.sale" };
-        *expected.entry((store, sku)).or_insert(100) += if kind == "stock.sale" { -qty } else { qty };
-        events.push((format!("evt_{i}"), movement(kind, store, base + i as i64 * 1000, &[(sku, qty)])));
+        let kind = if i % 4 == 3 {
+            "stock.return"
+        } else {
+            "stock.sale"
+        };
+        *expected.entry((store, sku)).or_insert(100) +=
+            if kind == "stock.sale" { -qty } else { qty };
+        events.push((
+            format!("evt_{i}"),
+            movement(kind, store, base + i as i64 * 1000, &[(sku, qty)]),
+        ));
     }
     // Every event delivered three times at once.
     let sends = events
@@ -55,8 +76,15 @@ async fn duplicate_storm_changes_centra_exactly_once() {
             async move { h.send(&id, &body).await.status }
         });
     let statuses = futures::future::join_all(sends).await;
-    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 20, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 202 || *s == 200), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 200),
+        "{statuses:?}"
+    );
     h.settle().await;
     for ((store, sku), qty) in expected {
         assert_eq!(h.centra(store, sku), qty, "{store} {sku}");
@@ -70,13 +98,22 @@ async fn redelivered_batch_applies_once() {
     let at = h.now_ms() - MIN;
     for i in 0..6 {
         let sku = if i % 2 == 0 { "R-1" } else { "R-2" };
-        assert_eq!(h.send(&format!("e{i}"), &sale("LDN-01", at + i, &[(sku, 1)])).await.status, 202);
+        assert_eq!(
+            h.send(&format!("e{i}"), &sale("LDN-01", at + i, &[(sku, 1)]))
+                .await
+                .status,
+            202
+        );
     }
     // A worker processes a batch and dies before deleting it: SQS redelivers the same messages.
     let received = h.pipeline.stock_queue.receive(10, 30_000, h.now_ms());
     let items: Vec<FifoItem<String>> = received
         .iter()
-        .map(|m| FifoItem { message_id: m.message_id.clone(), group_id: m.group_id.clone(), payload: m.body.clone() })
+        .map(|m| FifoItem {
+            message_id: m.message_id.clone(),
+            group_id: m.group_id.clone(),
+            payload: m.body.clone(),
+        })
         .collect();
     assert!(h.pipeline.applier.process_batch(items).await.is_empty());
     for m in &received {
@@ -85,21 +122,54 @@ async fn redelivered_batch_applies_once() {
     h.settle().await;
     assert_eq!(h.centra("LDN-01", "R-1"), 47);
     assert_eq!(h.centra("LDN-01", "R-2"), 47);
-    assert_eq!(h.pipeline.metrics.total(names::MOVEMENTS_DUPLICATE), received.len() as f64);
+    assert_eq!(
+        h.pipeline.metrics.total(names::MOVEMENTS_DUPLICATE),
+        received.len() as f64
+    );
 }
 
 #[tokio::test]
 async fn stale_count_is_ignored_and_later_sales_apply_on_top_of_the_count() {
     let h = Harness::new(&["C-1"], 20).await;
     let t = h.now_ms() - 30 * MIN;
-    assert_eq!(h.send("count", &movement("stock.count", "MAN-01", t, &[("C-1", 7)])).await.status, 202);
-    assert_eq!(h.send("sale", &sale("MAN-01", t + 5 * MIN, &[("C-1", 1)])).await.status, 202);
-    assert_eq!(h.send("old-count", &movement("stock.count", "MAN-01", t - 10 * MIN, &[("C-1", 30)])).await.status, 202);
-    assert_eq!(h.send("old-sale", &sale("MAN-01", t - MIN, &[("C-1", 4)])).await.status, 202);
+    assert_eq!(
+        h.send(
+            "count",
+            &movement("stock.count", "MAN-01", t, &[("C-1", 7)])
+        )
+        .await
+        .status,
+        202
+    );
+    assert_eq!(
+        h.send("sale", &sale("MAN-01", t + 5 * MIN, &[("C-1", 1)]))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        h.send(
+            "old-count",
+            &movement("stock.count", "MAN-01", t - 10 * MIN, &[("C-1", 30)])
+        )
+        .await
+        .status,
+        202
+    );
+    assert_eq!(
+        h.send("old-sale", &sale("MAN-01", t - MIN, &[("C-1", 4)]))
+            .await
+            .status,
+        202
+    );
     h.settle().await;
     assert_eq!(h.centra("MAN-01", "C-1"), 6);
     assert_eq!(h.pipeline.metrics.total(names::MOVEMENTS_STALE), 2.0);
-    assert_eq!(h.sim.mutation_count(), 1, "count and sale coalesce into one setStock");
+    assert_eq!(
+        h.sim.mutation_count(),
+        1,
+        "count and sale coalesce into one setStock"
+    );
 }
 
 #[tokio::test]
@@ -110,13 +180,25 @@ async fn many_events_coalesce_into_few_mutations() {
     let at = h.now_ms() - MIN;
     let stores = ["LDN-01", "MAN-01", "EDI-01"];
     for i in 0..600usize {
-        let kind = if i % 10 == 0 { "stock.return" } else { "stock.sale" };
+        let kind = if i % 10 == 0 {
+            "stock.return"
+        } else {
+            "stock.sale"
+        };
         let body = movement(kind, stores[i % 3], at + i as i64, &[(refs[i % 40], 1)]);
         assert_eq!(h.send(&format!("m{i}"), &body).await.status, 202);
     }
     h.settle().await;
-    assert!(h.sim.mutation_count() <= 6, "600 events → {} mutations", h.sim.mutation_count());
-    let total: i64 = stores.iter().flat_map(|s| refs.iter().map(move |k| (s, k))).map(|(s, k)| h.centra(s, k)).sum();
+    assert!(
+        h.sim.mutation_count() <= 6,
+        "600 events → {} mutations",
+        h.sim.mutation_count()
+    );
+    let total: i64 = stores
+        .iter()
+        .flat_map(|s| refs.iter().map(move |k| (s, k)))
+        .map(|(s, k)| h.centra(s, k))
+        .sum();
     assert_eq!(total, 3 * 40 * 1000 - 540 + 60);
 }
 
@@ -124,7 +206,17 @@ async fn many_events_coalesce_into_few_mutations() {
 async fn unknown_sku_among_many_does_not_lose_the_others() {
     let h = Harness::new(&["G-1", "G-2", "G-3", "G-4"], 10).await;
     let at = h.now_ms() - MIN;
-    let body = sale("EDI-01", at, &[("G-1", 1), ("G-2", 1), ("NOPE-404", 1), ("G-3", 1), ("G-4", 2)]);
+    let body = sale(
+        "EDI-01",
+        at,
+        &[
+            ("G-1", 1),
+            ("G-2", 1),
+            ("NOPE-404", 1),
+            ("G-3", 1),
+            ("G-4", 2),
+        ],
+    );
     assert_eq!(h.send("mixed", &body).await.status, 202);
     h.settle().await;
     assert_eq!(
@@ -137,10 +229,23 @@ async fn unknown_sku_among_many_does_not_lose_the_others() {
     assert_eq!(e.kind, "centra_rejected_line");
     assert_eq!(e.item.as_deref(), Some("sku:NOPE-404"));
     assert_eq!(e.event_ids, vec!["mixed".to_string()]);
-    assert!(e.centra_message.as_deref().unwrap_or("").contains("NOPE-404"), "{e:?}");
+    assert!(
+        e.centra_message
+            .as_deref()
+            .unwrap_or("")
+            .contains("NOPE-404"),
+        "{e:?}"
+    );
     assert_eq!(h.pipeline.metrics.total(names::STOCK_EXCEPTIONS), 1.0);
     // The refused item is parked, not retried on every push.
-    let row = LedgerStore::get(h.pipeline.ledger.as_ref(), &StoreCode::parse("EDI-01").unwrap(), &ItemRef::Sku("NOPE-404".into())).await.unwrap().unwrap();
+    let row = LedgerStore::get(
+        h.pipeline.ledger.as_ref(),
+        &StoreCode::parse("EDI-01").unwrap(),
+        &ItemRef::Sku("NOPE-404".into()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert!(row.blocked.is_some());
     assert_eq!(h.sim.mutation_count(), 1);
 }
@@ -149,13 +254,23 @@ async fn unknown_sku_among_many_does_not_lose_the_others() {
 async fn lost_centra_response_does_not_change_centra_twice() {
     let h = Harness::new(&["L-1"], 10).await;
     h.sim.inject(Fault::LoseResponseAfterApply);
-    assert_eq!(h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("L-1", 3)])).await.status, 202);
+    assert_eq!(
+        h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("L-1", 3)]))
+            .await
+            .status,
+        202
+    );
     h.settle().await;
     assert_eq!(h.centra("LDN-01", "L-1"), 7);
     assert_eq!(h.sim.stock_changes().len(), 1);
     assert_eq!(h.pipeline.metrics.total(names::CENTRA_UNCERTAIN), 1.0);
     // More sales later still flow.
-    assert_eq!(h.send("e2", &sale("LDN-01", h.now_ms() - MIN, &[("L-1", 1)])).await.status, 202);
+    assert_eq!(
+        h.send("e2", &sale("LDN-01", h.now_ms() - MIN, &[("L-1", 1)]))
+            .await
+            .status,
+        202
+    );
     h.settle().await;
     assert_eq!(h.centra("LDN-01", "L-1"), 6);
 }
@@ -167,7 +282,12 @@ async fn timed_out_call_that_lands_late_is_found_after_the_lease() {
     })
     .await;
     h.sim.inject(Fault::Hang(Duration::from_millis(900)));
-    assert_eq!(h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("T-1", 2)])).await.status, 202);
+    assert_eq!(
+        h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("T-1", 2)]))
+            .await
+            .status,
+        202
+    );
     h.apply_all().await;
     h.pipeline.push_round().await;
     // Not found in the audit trail yet: the lease stays, nothing is re-sent.
@@ -175,8 +295,13 @@ async fn timed_out_call_that_lands_late_is_found_after_the_lease() {
     h.sim.wait_idle().await; // the slow request lands now
     assert_eq!(h.centra("LDN-01", "T-1"), 8);
     h.pipeline.push_round().await;
-    assert_eq!(h.sim.stock_changes().len(), 1, "no resend while the lease holds");
-    h.clock.advance_millis(PushSettings::default().lease_ms + 2_000);
+    assert_eq!(
+        h.sim.stock_changes().len(),
+        1,
+        "no resend while the lease holds"
+    );
+    h.clock
+        .advance_millis(PushSettings::default().lease_ms + 2_000);
     h.settle().await;
     assert_eq!(h.centra("LDN-01", "T-1"), 8);
     assert_eq!(h.sim.stock_changes().len(), 1);
@@ -184,14 +309,29 @@ async fn timed_out_call_that_lands_late_is_found_after_the_lease() {
 
 #[tokio::test]
 async fn rate_limit_burst_is_honoured_and_nothing_is_lost() {
-    let config = CentraSimConfig { retry_after_style: RetryAfterStyle::Seconds, ..Default::default() };
+    let config = CentraSimConfig {
+        retry_after_style: RetryAfterStyle::Seconds,
+        ..Default::default()
+    };
     let h = Harness::with(&["Q-1"], 10, config, |_| {}).await;
-    h.sim.inject(Fault::RateLimited { retry_after: Duration::from_secs(1) });
-    h.sim.inject(Fault::RateLimited { retry_after: Duration::from_secs(1) });
-    assert_eq!(h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("Q-1", 4)])).await.status, 202);
+    h.sim.inject(Fault::RateLimited {
+        retry_after: Duration::from_secs(1),
+    });
+    h.sim.inject(Fault::RateLimited {
+        retry_after: Duration::from_secs(1),
+    });
+    assert_eq!(
+        h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("Q-1", 4)]))
+            .await
+            .status,
+        202
+    );
     let started = std::time::Instant::now();
     h.settle().await;
-    assert!(started.elapsed() >= Duration::from_millis(1500), "Retry-After was not honoured");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "Retry-After was not honoured"
+    );
     assert_eq!(h.centra("LDN-01", "Q-1"), 6);
     assert_eq!(h.sim.rate_limited_count(), 2);
     assert_eq!(h.pipeline.metrics.total(names::CENTRA_RATE_LIMITED), 2.0);
@@ -206,10 +346,20 @@ struct CrashAfterCentra {
 
 #[async_trait]
 impl LedgerStore for CrashAfterCentra {
-    async fn get(&self, store: &StoreCode, item: &ItemRef) -> Result<Option<LedgerRow>, BackendError> {
+    async fn get(
+        &self,
+        store: &StoreCode,
+        item: &ItemRef,
+    ) -> Result<Option<LedgerRow>, BackendError> {
         self.inner.get(store, item).await
     }
-    async fn apply(&self, id: &str, exp: i64, row: &LedgerRow, rev: Option<u64>) -> Result<ApplyWrite, BackendError> {
+    async fn apply(
+        &self,
+        id: &str,
+        exp: i64,
+        row: &LedgerRow,
+        rev: Option<u64>,
+    ) -> Result<ApplyWrite, BackendError> {
         self.inner.apply(id, exp, row, rev).await
     }
     async fn put(&self, row: &LedgerRow, expected_rev: u64) -> Result<bool, BackendError> {
@@ -246,12 +396,23 @@ impl PushLog for FirstWriteOnly {
 #[tokio::test]
 async fn crash_after_the_centra_call_is_resolved_from_the_audit_trail() {
     let h = Harness::new(&["X-1"], 10).await;
-    assert_eq!(h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("X-1", 3)])).await.status, 202);
+    assert_eq!(
+        h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("X-1", 3)]))
+            .await
+            .status,
+        202
+    );
     h.apply_all().await;
     let p = &h.pipeline;
     let crashing = StockPusher {
-        ledger: Arc::new(CrashAfterCentra { inner: p.ledger.clone(), armed: AtomicBool::new(true) }),
-        push_log: Arc::new(FirstWriteOnly { inner: p.ledger.clone(), writes: AtomicUsize::new(0) }),
+        ledger: Arc::new(CrashAfterCentra {
+            inner: p.ledger.clone(),
+            armed: AtomicBool::new(true),
+        }),
+        push_log: Arc::new(FirstWriteOnly {
+            inner: p.ledger.clone(),
+            writes: AtomicUsize::new(0),
+        }),
         exceptions: p.ledger.clone(),
         budget: p.pusher.budget.clone(),
         push_queue: p.push_queue.clone(),
@@ -263,34 +424,58 @@ async fn crash_after_the_centra_call_is_resolved_from_the_audit_trail() {
     };
     let keys = p.push_queue.drain_ready(h.now_ms());
     let report = crashing.push_keys(keys.clone(), h.now_ms() + 30_000).await;
-    assert_eq!(report.failed_keys, keys, "bookkeeping failed: key must come back");
+    assert_eq!(
+        report.failed_keys, keys,
+        "bookkeeping failed: key must come back"
+    );
     assert_eq!(h.centra("LDN-01", "X-1"), 7, "Centra applied the change");
     // SQS redelivers the key; a healthy worker sees the lease and waits.
     p.push_queue.mark_dirty(&keys, 0).await.unwrap();
     p.push_round().await;
     assert_eq!(h.sim.stock_changes().len(), 1);
     // After the lease ends it resolves the push from Centra's audit trail instead of re-sending.
-    h.clock.advance_millis(PushSettings::default().lease_ms + 2_000);
+    h.clock
+        .advance_millis(PushSettings::default().lease_ms + 2_000);
     h.settle().await;
     assert_eq!(h.centra("LDN-01", "X-1"), 7);
     assert_eq!(h.sim.stock_changes().len(), 1);
-    let row = LedgerStore::get(p.ledger.as_ref(), &StoreCode::parse("LDN-01").unwrap(), &ItemRef::Sku("X-1".into())).await.unwrap().unwrap();
+    let row = LedgerStore::get(
+        p.ledger.as_ref(),
+        &StoreCode::parse("LDN-01").unwrap(),
+        &ItemRef::Sku("X-1".into()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert!(!row.has_unpushed() && row.lease.is_none());
 }
 
 #[tokio::test]
 async fn crash_before_the_centra_call_sends_once_later() {
     let h = Harness::new(&["Y-1"], 10).await;
-    assert_eq!(h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("Y-1", 2)])).await.status, 202);
+    assert_eq!(
+        h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("Y-1", 2)]))
+            .await
+            .status,
+        202
+    );
     h.apply_all().await;
     // Simulate a worker that leased the row, wrote its record, and died before calling Centra.
     let store = StoreCode::parse("LDN-01").unwrap();
     let item = ItemRef::Sku("Y-1".into());
-    let mut row = LedgerStore::get(h.pipeline.ledger.as_ref(), &store, &item).await.unwrap().unwrap();
+    let mut row = LedgerStore::get(h.pipeline.ledger.as_ref(), &store, &item)
+        .await
+        .unwrap()
+        .unwrap();
     let rev = row.rev;
     let line = shared::ledger::pending_change(&row).unwrap();
-    row.lease = Some(shared::ledger::Lease { push_id: "dead".into(), until_ms: h.now_ms() + 1_000 });
-    assert!(LedgerStore::put(h.pipeline.ledger.as_ref(), &row, rev).await.unwrap());
+    row.lease = Some(shared::ledger::Lease {
+        push_id: "dead".into(),
+        until_ms: h.now_ms() + 1_000,
+    });
+    assert!(LedgerStore::put(h.pipeline.ledger.as_ref(), &row, rev)
+        .await
+        .unwrap());
     PushLog::put(
         h.pipeline.ledger.as_ref(),
         &PushRecord {
@@ -324,10 +509,20 @@ struct BrokenItem {
 
 #[async_trait]
 impl LedgerStore for BrokenItem {
-    async fn get(&self, store: &StoreCode, item: &ItemRef) -> Result<Option<LedgerRow>, BackendError> {
+    async fn get(
+        &self,
+        store: &StoreCode,
+        item: &ItemRef,
+    ) -> Result<Option<LedgerRow>, BackendError> {
         self.inner.get(store, item).await
     }
-    async fn apply(&self, id: &str, exp: i64, row: &LedgerRow, rev: Option<u64>) -> Result<ApplyWrite, BackendError> {
+    async fn apply(
+        &self,
+        id: &str,
+        exp: i64,
+        row: &LedgerRow,
+        rev: Option<u64>,
+    ) -> Result<ApplyWrite, BackendError> {
         if self.broken.load(Ordering::SeqCst) && row.item == self.item {
             return Err(BackendError::new("test", "throttled"));
         }
@@ -346,10 +541,22 @@ async fn other_skus_flow_while_one_group_fails() {
     let h = Harness::new(&["F-1", "F-2", "F-3"], 10).await;
     let at = h.now_ms() - MIN;
     for (i, sku) in ["F-1", "F-2", "F-1", "F-3", "F-1"].iter().enumerate() {
-        assert_eq!(h.send(&format!("e{i}"), &sale("LDN-01", at + i as i64, &[(sku, 1)])).await.status, 202);
+        assert_eq!(
+            h.send(
+                &format!("e{i}"),
+                &sale("LDN-01", at + i as i64, &[(sku, 1)])
+            )
+            .await
+            .status,
+            202
+        );
     }
     let p = &h.pipeline;
-    let broken = Arc::new(BrokenItem { inner: p.ledger.clone(), item: ItemRef::Sku("F-1".into()), broken: AtomicBool::new(true) });
+    let broken = Arc::new(BrokenItem {
+        inner: p.ledger.clone(),
+        item: ItemRef::Sku("F-1".into()),
+        broken: AtomicBool::new(true),
+    });
     let applier = shared::apply::StockApplier {
         ledger: broken.clone(),
         push_queue: p.push_queue.clone(),
@@ -361,11 +568,22 @@ async fn other_skus_flow_while_one_group_fails() {
     assert_eq!(received.len(), 5);
     let items: Vec<FifoItem<String>> = received
         .iter()
-        .map(|m| FifoItem { message_id: m.message_id.clone(), group_id: m.group_id.clone(), payload: m.body.clone() })
+        .map(|m| FifoItem {
+            message_id: m.message_id.clone(),
+            group_id: m.group_id.clone(),
+            payload: m.body.clone(),
+        })
         .collect();
     let failed = applier.process_batch(items).await;
-    let f1: Vec<String> = received.iter().filter(|m| m.group_id == "F-1").map(|m| m.message_id.clone()).collect();
-    assert_eq!(failed, f1, "only the broken group fails (its later messages skipped)");
+    let f1: Vec<String> = received
+        .iter()
+        .filter(|m| m.group_id == "F-1")
+        .map(|m| m.message_id.clone())
+        .collect();
+    assert_eq!(
+        failed, f1,
+        "only the broken group fails (its later messages skipped)"
+    );
     for m in &received {
         if failed.contains(&m.message_id) {
             p.stock_queue.release(m.receipt);
@@ -374,7 +592,10 @@ async fn other_skus_flow_while_one_group_fails() {
         }
     }
     p.push_round().await;
-    assert_eq!((h.centra("LDN-01", "F-2"), h.centra("LDN-01", "F-3")), (9, 9));
+    assert_eq!(
+        (h.centra("LDN-01", "F-2"), h.centra("LDN-01", "F-3")),
+        (9, 9)
+    );
     assert_eq!(h.centra("LDN-01", "F-1"), 10);
     broken.broken.store(false, Ordering::SeqCst);
     h.settle().await;
@@ -389,8 +610,16 @@ async fn shared_budget_caps_concurrent_pushers() {
     })
     .await;
     let at = h.now_ms() - MIN;
-    for (i, store) in ["LDN-01", "MAN-01", "EDI-01", "STO-01", "CPH-01"].iter().enumerate() {
-        assert_eq!(h.send(&format!("e{i}"), &sale(store, at, &[("B-1", 1)])).await.status, 202);
+    for (i, store) in ["LDN-01", "MAN-01", "EDI-01", "STO-01", "CPH-01"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            h.send(&format!("e{i}"), &sale(store, at, &[("B-1", 1)]))
+                .await
+                .status,
+            202
+        );
     }
     h.apply_all().await;
     let p = &h.pipeline;
@@ -399,7 +628,14 @@ async fn shared_budget_caps_concurrent_pushers() {
     let (a, b) = keys.split_at(2);
     // Two instances, one budget, a deadline too short to wait for the next window.
     let deadline = h.now_ms() + 200;
-    let (ra, rb) = tokio::join!(p.pusher.push_keys(a.to_vec(), deadline), p.pusher.push_keys(b.to_vec(), deadline));
+    let (ra, rb) = tokio::join!(
+        p.pusher.push_keys(a.to_vec(), deadline),
+        p.pusher.push_keys(b.to_vec(), deadline)
+    );
     assert_eq!(h.sim.mutation_count(), 3, "never more than the budget");
-    assert_eq!(ra.failed_keys.len() + rb.failed_keys.len(), 2, "the rest comes back for retry");
+    assert_eq!(
+        ra.failed_keys.len() + rb.failed_keys.len(),
+        2,
+        "the rest comes back for retry"
+    );
 }

@@ -15,7 +15,9 @@ async fn main() -> Result<(), Error> {
     lambda_http::run(service_fn(move |request: Request| {
         let (intake, metrics, namespace) = (intake.clone(), metrics.clone(), namespace.clone());
         async move {
-            let response = if request.method() == "POST" && request.uri().path().ends_with("/v1/store-events") {
+            let response = if request.method() == "POST"
+                && request.uri().path().ends_with("/v1/store-events")
+            {
                 http_adapter::handle(&intake, request.headers(), request.body().as_ref()).await
             } else {
                 http_adapter::not_found()

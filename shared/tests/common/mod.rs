@@ -19,10 +19,17 @@ pub struct Harness {
 }
 
 pub fn warehouse(mappings: &Mappings, store: &str) -> u64 {
-    mappings.store(store).expect("mapped store").centra_warehouse_id
+    mappings
+        .store(store)
+        .expect("mapped store")
+        .centra_warehouse_id
 }
 
-pub async fn sim_with(skus: &[&str], stock: i64, config: CentraSimConfig) -> (CentraSim, Arc<Mappings>) {
+pub async fn sim_with(
+    skus: &[&str],
+    stock: i64,
+    config: CentraSimConfig,
+) -> (CentraSim, Arc<Mappings>) {
     let mappings = Arc::new(Mappings::embedded_default());
     let sim = CentraSim::start(config).await;
     for store in mappings.stores() {
@@ -54,7 +61,12 @@ impl Harness {
         config.clock = Arc::new(clock.clone()) as SharedClock;
         tweak(&mut config);
         let pipeline = Arc::new(Pipeline::new(config, mappings.clone()).expect("valid secret"));
-        Self { sim, pipeline, clock, mappings }
+        Self {
+            sim,
+            pipeline,
+            clock,
+            mappings,
+        }
     }
 
     pub fn now_ms(&self) -> i64 {
