@@ -86,4 +86,10 @@ done
 "$venv/bin/python" scripts/check-template.py --cfn-lint
 
 echo "moto $MOTO_VERSION on $endpoint (pid $moto_pid)"
-cargo test ${scope[@]+"${scope[@]}"} ${targets[@]+"${targets[@]}"} "$@"
+test_log="$moto_dir/cargo-test-$port.log"
+cargo test ${scope[@]+"${scope[@]}"} ${targets[@]+"${targets[@]}"} "$@" 2>&1 | tee "$test_log"
+# One closing line for the whole run (cargo prints one per test binary, the last often for a binary without
+# tests).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "all tests: %d passed, %d failed\n", p, f }' "$test_log"
+rm -f "$test_log"

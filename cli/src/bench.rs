@@ -24,6 +24,9 @@ pub struct BenchArgs {
     /// Push queue batching window.
     #[arg(long, default_value_t = 1000)]
     push_window_ms: u64,
+    /// Queue every event first, then measure only the ledger apply rate (no push).
+    #[arg(long)]
+    apply_only: bool,
 }
 
 const SECRET: &str = crate::demo::DEMO_SECRET;
@@ -104,8 +107,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut workers = pipeline.spawn_apply_workers(args.apply_workers, stop_rx.clone());
-    workers.push(pipeline.spawn_push_worker(stop_rx, report_tx));
+    let mut workers = Vec::new();
+    if !args.apply_only {
+        workers = pipeline.spawn_apply_workers(args.apply_workers, stop_rx.clone());
+        workers.push(pipeline.spawn_push_worker(stop_rx.clone(), report_tx));
+    }
 
     let started = Instant::now();
     let sender = {
@@ -131,6 +137,35 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     sender.await?;
     let intake_done = started.elapsed();
+    if args.apply_only {
+        let apply_started = Instant::now();
+        let workers = pipeline.spawn_apply_workers(args.apply_workers, stop_rx);
+        while pipeline
+            .metrics
+            .total(shared::metrics::names::MOVEMENTS_APPLIED)
+            < args.events as f64
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let took = apply_started.elapsed();
+        let _ = stop_tx.send(true);
+        for w in workers {
+            let _ = w.await;
+        }
+        println!("events                     {}", args.events);
+        println!(
+            "intake accepted all in     {:.2} s ({:.0} events/s, one sender)",
+            intake_done.as_secs_f64(),
+            args.events as f64 / intake_done.as_secs_f64()
+        );
+        println!(
+            "ledger applied all in      {:.3} s ({:.0} events/s, {} apply workers, batches of 10)",
+            took.as_secs_f64(),
+            args.events as f64 / took.as_secs_f64(),
+            args.apply_workers
+        );
+        return Ok(());
+    }
     let applied_target = args.events as f64;
     let mut applied_at = None;
     let mut centra_final_at = None;

@@ -27,9 +27,8 @@ fn iso(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-pub async fn run() -> anyhow::Result<()> {
-    let mappings = Arc::new(Mappings::embedded_default());
-    let sim = CentraSim::start(CentraSimConfig::default()).await;
+/// The sample catalogue: five sizes, 20 units of each in every mapped store's warehouse.
+pub fn seed_simulator(sim: &CentraSim, mappings: &Mappings) {
     let catalogue = [
         ("Prod123Var123789S", Some("7350000000029")),
         ("Prod123Var123790M", Some("7350000000012")),
@@ -49,6 +48,12 @@ pub async fn run() -> anyhow::Result<()> {
             sim.set_physical(store.centra_warehouse_id, sku, 20);
         }
     }
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let mappings = Arc::new(Mappings::embedded_default());
+    let sim = CentraSim::start(CentraSimConfig::default()).await;
+    seed_simulator(&sim, &mappings);
 
     let pipeline = Arc::new(Pipeline::new(
         PipelineConfig::new(sim.graphql_url(), sim.token(), DEMO_SECRET),

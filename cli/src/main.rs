@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod ops;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,20 @@ enum Command {
         file: std::path::PathBuf,
         #[arg(long, env = "STORE_EVENTS_SECRET", default_value = demo::DEMO_SECRET)]
         secret: String,
+    },
+    /// List exception records (a Centra-refused line, an unreadable message) from the deployed stock table.
+    Exceptions {
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// After fixing what Centra refused: clear the item's block and push what the store reported since.
+    Unblock {
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        sku: Option<String>,
+        #[arg(long)]
+        ean: Option<String>,
     },
     /// Benchmark: a burst of store events through intake, applier and pusher against the simulator.
     BenchSync(bench::BenchArgs),
@@ -96,6 +111,8 @@ async fn main() -> anyhow::Result<()> {
             println!("re-signed {} at {ts}", file.display());
             Ok(())
         }
+        Command::Exceptions { store } => ops::list_exceptions(store).await,
+        Command::Unblock { store, sku, ean } => ops::unblock(store, sku, ean).await,
         Command::BenchSync(args) => {
             shared::telemetry::init_text_logs("error");
             bench::run(args).await

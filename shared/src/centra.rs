@@ -66,8 +66,11 @@ pub enum CentraError {
     RateLimited { retry_at_ms: Option<i64> },
     #[error("request not delivered: {0}")]
     NotSent(String),
-    #[error("outcome unknown: {0}")]
-    Uncertain(String),
+    /// The outcome is unknown. `settled`: Centra answered (a 500/503, a broken body), so the request is no
+    /// longer running and the audit trail already tells; otherwise (timeout, 502/504, reset) it may still
+    /// be running and only time settles it.
+    #[error("outcome unknown: {detail}")]
+    Uncertain { detail: String, settled: bool },
     #[error("Centra rejected the token (HTTP {0})")]
     Unauthorized(u16),
     #[error("Centra GraphQL errors: {0}")]
@@ -79,7 +82,7 @@ pub enum CentraError {
 impl CentraError {
     /// A mutation that failed this way may have been applied.
     pub fn may_have_applied(&self) -> bool {
-        matches!(self, CentraError::Uncertain(_))
+        matches!(self, CentraError::Uncertain { .. })
     }
 }
 
@@ -164,7 +167,10 @@ impl CentraClient {
                 if e.is_connect() {
                     CentraError::NotSent(e.to_string())
                 } else {
-                    CentraError::Uncertain(e.to_string())
+                    CentraError::Uncertain {
+                        detail: e.to_string(),
+                        settled: false,
+                    }
                 }
             })?;
         let status = response.status();
@@ -179,12 +185,17 @@ impl CentraClient {
         if status.as_u16() == 401 || status.as_u16() == 403 {
             return Err(CentraError::Unauthorized(status.as_u16()));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| CentraError::Uncertain(format!("response body lost: {e}")))?;
+        let body = response.bytes().await.map_err(|e| CentraError::Uncertain {
+            detail: format!("response body lost: {e}"),
+            settled: true,
+        })?;
         if status.is_server_error() {
-            return Err(CentraError::Uncertain(format!("HTTP {status}")));
+            // A gateway timeout means the backend may still be working on it.
+            let settled = !matches!(status.as_u16(), 502 | 504);
+            return Err(CentraError::Uncertain {
+                detail: format!("HTTP {status}"),
+                settled,
+            });
         }
         if !status.is_success() {
             return Err(CentraError::Protocol(format!(
@@ -195,8 +206,10 @@ impl CentraClient {
                     .collect::<String>()
             )));
         }
-        let doc: Value = serde_json::from_slice(&body)
-            .map_err(|e| CentraError::Uncertain(format!("unreadable response: {e}")))?;
+        let doc: Value = serde_json::from_slice(&body).map_err(|e| CentraError::Uncertain {
+            detail: format!("unreadable response: {e}"),
+            settled: true,
+        })?;
         if let Some(errors) = doc
             .get("errors")
             .and_then(Value::as_array)

@@ -429,23 +429,28 @@ impl StockPusher {
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
                     continue;
                 }
-                Err(e) if e.may_have_applied() => {
+                Err(CentraError::Uncertain { detail, settled }) => {
                     self.metrics.count(names::CENTRA_UNCERTAIN, 1);
-                    tracing::warn!(store = %record.store, push_id = %record.push_id, index, error = %e, "uncertain Centra outcome; checking audit trail");
-                    return match self
+                    tracing::warn!(store = %record.store, push_id = %record.push_id, index, %detail, settled, "uncertain Centra outcome; checking audit trail");
+                    let marker = PushRecord::marker(&record.push_id, mutation.index);
+                    match self
                         .centra
-                        .find_stock_change(
-                            &PushRecord::marker(&record.push_id, mutation.index),
-                            self.settings.audit_pages,
-                        )
+                        .find_stock_change(&marker, self.settings.audit_pages)
                         .await
                     {
                         Ok(Some(_)) => {
                             self.metrics.count(names::CENTRA_MUTATIONS, 1);
-                            MutationOutcome::Applied
+                            return MutationOutcome::Applied;
                         }
-                        _ => MutationOutcome::Unresolved,
-                    };
+                        // Centra finished with it and did not apply it: a transient failure, retry with backoff.
+                        Ok(None) if settled && attempts < self.settings.max_send_attempts => {
+                            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts)))
+                                .await;
+                            continue;
+                        }
+                        // It may still land: only the lease's end makes a resend safe.
+                        _ => return MutationOutcome::Unresolved,
+                    }
                 }
                 Err(e) => return MutationOutcome::NotApplied(e.to_string()),
             }
@@ -688,4 +693,41 @@ impl StockPusher {
             tracing::warn!(push_id = %record.push_id, error = %e, "could not update push record");
         }
     }
+}
+
+/// Operator action after fixing what Centra refused (e.g. the SKU now exists): clears the row's block and
+/// queues it, so everything the store reported since goes out with the next push. Returns false when the
+/// row is not blocked.
+pub async fn unblock(
+    ledger: &dyn LedgerStore,
+    push_queue: &dyn PushQueue,
+    store: &StoreCode,
+    item: &ItemRef,
+) -> Result<bool, BackendError> {
+    for _ in 0..10 {
+        let Some(mut row) = ledger.get(store, item).await? else {
+            return Ok(false);
+        };
+        if row.blocked.is_none() {
+            return Ok(false);
+        }
+        let rev = row.rev;
+        row.blocked = None;
+        if ledger.put(&row, rev).await? {
+            push_queue
+                .mark_dirty(
+                    &[DirtyKey {
+                        store: store.clone(),
+                        item: item.clone(),
+                    }],
+                    0,
+                )
+                .await?;
+            return Ok(true);
+        }
+    }
+    Err(BackendError::new(
+        "ledger",
+        format!("row {store} {item} kept changing"),
+    ))
 }

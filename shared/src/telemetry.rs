@@ -1,26 +1,36 @@
 //! Structured JSON logs for Lambda (CloudWatch Logs Insights can query the fields), compact text locally.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// `RUST_LOG` as `level` or `target=level,…` (no regex filters: they would cost each binary a regex engine).
+fn filter_from_env(default: &str) -> Targets {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| default.parse().unwrap_or_default())
+}
 
 pub fn init_json_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_target(false)
-        .without_time() // Lambda stamps each line itself.
-        .with_env_filter(filter)
+    let _ = tracing_subscriber::registry()
+        .with(
+            fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_target(false)
+                .without_time(), // Lambda stamps each line itself.
+        )
+        .with(filter_from_env("info"))
         .try_init();
 }
 
 pub fn init_text_logs(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .compact()
-        .with_target(false)
-        .with_env_filter(filter)
+    let _ = tracing_subscriber::registry()
+        .with(fmt::layer().compact().with_target(false))
+        .with(filter_from_env(default_filter))
         .try_init();
 }
 

@@ -248,6 +248,33 @@ async fn unknown_sku_among_many_does_not_lose_the_others() {
     .unwrap();
     assert!(row.blocked.is_some());
     assert_eq!(h.sim.mutation_count(), 1);
+    // A later sale of the refused item waits with it instead of being refused again.
+    assert_eq!(
+        h.send("later", &sale("EDI-01", at + 1, &[("NOPE-404", 2)]))
+            .await
+            .status,
+        202
+    );
+    h.settle().await;
+    assert_eq!(h.sim.mutation_count(), 1);
+    // The SKU is created in Centra; the operator clears the block and both sales go out together.
+    h.sim.add_size("NOPE-404", None, true);
+    h.sim
+        .set_physical(warehouse(&h.mappings, "EDI-01"), "NOPE-404", 10);
+    let (store, item) = (
+        StoreCode::parse("EDI-01").unwrap(),
+        ItemRef::Sku("NOPE-404".into()),
+    );
+    assert!(shared::push::unblock(
+        h.pipeline.ledger.as_ref(),
+        h.pipeline.push_queue.as_ref(),
+        &store,
+        &item
+    )
+    .await
+    .unwrap());
+    h.settle().await;
+    assert_eq!(h.centra("EDI-01", "NOPE-404"), 7);
 }
 
 #[tokio::test]
@@ -638,4 +665,105 @@ async fn shared_budget_caps_concurrent_pushers() {
         2,
         "the rest comes back for retry"
     );
+}
+
+#[tokio::test]
+async fn server_error_is_retried_once_the_audit_trail_shows_nothing() {
+    let h = Harness::new(&["S-1"], 10).await;
+    h.sim.inject(Fault::ServerError(503));
+    h.sim.inject(Fault::ServerError(500));
+    assert_eq!(
+        h.send("e", &sale("LDN-01", h.now_ms() - MIN, &[("S-1", 2)]))
+            .await
+            .status,
+        202
+    );
+    h.apply_all().await;
+    let report = h.pipeline.push_round().await;
+    assert!(report.failed_keys.is_empty(), "{report:?}");
+    assert_eq!(
+        report.mutations_applied, 1,
+        "retried within the same push, no lease wait"
+    );
+    assert_eq!(h.centra("LDN-01", "S-1"), 8);
+    assert_eq!(h.sim.stock_changes().len(), 1);
+    assert_eq!(h.pipeline.metrics.total(names::CENTRA_UNCERTAIN), 2.0);
+}
+
+/// Deterministic pseudo-random numbers for the shuffled-delivery test.
+struct Lcg(u64);
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[tokio::test]
+async fn any_batching_and_redelivery_converges_to_the_same_centra_stock() {
+    let skus = ["Z-0", "Z-1", "Z-2", "Z-3", "Z-4", "Z-5"];
+    for seed in [1u64, 7, 42] {
+        let h = Harness::new(&skus, 500).await;
+        let mut rng = Lcg(seed);
+        let base = h.now_ms() - 30 * MIN;
+        let mut expected: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+        for i in 0..150i64 {
+            let store = ["LDN-01", "MAN-01"][rng.below(2) as usize];
+            let sku = skus[rng.below(skus.len() as u64) as usize];
+            let level = expected.entry((store, sku)).or_insert(500);
+            let body = match rng.below(10) {
+                0 => {
+                    let q = 400 + rng.below(50) as i64;
+                    *level = q;
+                    movement("stock.count", store, base + i * 1000, &[(sku, q)])
+                }
+                1 | 2 => {
+                    *level += 1;
+                    movement("stock.return", store, base + i * 1000, &[(sku, 1)])
+                }
+                _ => {
+                    *level -= 2;
+                    sale(store, base + i * 1000, &[(sku, 2)])
+                }
+            };
+            assert_eq!(h.send(&format!("s{seed}-{i}"), &body).await.status, 202);
+        }
+        // Random batch sizes; a third of the batches "crash" before deletion and come back; pushes interleave.
+        let p = &h.pipeline;
+        for _ in 0..10_000 {
+            let batch = p
+                .stock_queue
+                .receive(1 + rng.below(10) as usize, 30_000, h.now_ms());
+            if batch.is_empty() {
+                break;
+            }
+            let items = batch
+                .iter()
+                .map(|m| FifoItem {
+                    message_id: m.message_id.clone(),
+                    group_id: m.group_id.clone(),
+                    payload: m.body.clone(),
+                })
+                .collect();
+            let failed = p.applier.process_batch(items).await;
+            let crash = rng.below(3) == 0;
+            for m in &batch {
+                if crash || failed.contains(&m.message_id) {
+                    p.stock_queue.release(m.receipt);
+                } else {
+                    p.stock_queue.delete(m.receipt);
+                }
+            }
+            if rng.below(4) == 0 {
+                p.push_round().await;
+            }
+        }
+        h.settle().await;
+        for ((store, sku), qty) in &expected {
+            assert_eq!(h.centra(store, sku), *qty, "seed {seed}: {store} {sku}");
+        }
+    }
 }

@@ -1,0 +1,66 @@
+//! Operator commands against the deployed tables (AWS credentials and the stack's table/queue names in the
+//! environment: `STOCK_TABLE`, `IDEMPOTENCY_TABLE`, `STOCK_PUSH_QUEUE_URL`).
+
+use shared::aws::{sdk_config, DynamoLedgerStore, SqsPushQueue};
+use shared::config::env_required;
+use shared::domain::{ItemRef, StoreCode};
+use shared::ports::ExceptionLog;
+
+async fn ledger() -> anyhow::Result<DynamoLedgerStore> {
+    let sdk = sdk_config().await;
+    Ok(DynamoLedgerStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        env_required("STOCK_TABLE")?,
+        env_required("IDEMPOTENCY_TABLE")?,
+    ))
+}
+
+pub async fn list_exceptions(store: Option<String>) -> anyhow::Result<()> {
+    let ledger = ledger().await?;
+    let exceptions = ledger.list(store.as_deref()).await?;
+    println!("{} exception(s)", exceptions.len());
+    for e in exceptions {
+        let at = chrono::DateTime::from_timestamp_millis(e.created_at_ms)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        println!(
+            "{at}  [{}] store {} item {}",
+            e.kind,
+            e.store,
+            e.item.as_deref().unwrap_or("-")
+        );
+        println!("    {}", e.message);
+        if let Some(c) = &e.centra_message {
+            println!("    Centra said: {c}");
+        }
+        if !e.event_ids.is_empty() {
+            println!("    events: {}", e.event_ids.join(", "));
+        }
+    }
+    Ok(())
+}
+
+pub async fn unblock(
+    store: String,
+    sku: Option<String>,
+    ean: Option<String>,
+) -> anyhow::Result<()> {
+    let item = match (sku, ean) {
+        (Some(s), _) => ItemRef::Sku(s),
+        (None, Some(e)) => ItemRef::Ean(e),
+        (None, None) => anyhow::bail!("give --sku or --ean"),
+    };
+    let store = StoreCode::parse(&store).map_err(|m| anyhow::anyhow!("--store {m}"))?;
+    let ledger = ledger().await?;
+    let sdk = sdk_config().await;
+    let queue = SqsPushQueue::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        env_required("STOCK_PUSH_QUEUE_URL")?,
+    );
+    if shared::push::unblock(&ledger, &queue, &store, &item).await? {
+        println!("{store} {item}: unblocked and queued for the next push");
+    } else {
+        println!("{store} {item}: not blocked (nothing to do)");
+    }
+    Ok(())
+}
