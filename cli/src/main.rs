@@ -86,6 +86,22 @@ async fn main() -> anyhow::Result<()> {
                             "  {:<10} → Centra warehouse {:<6} Cloudshelf {}",
                             s.store, s.centra_warehouse_id, s.cloudshelf_location
                         );
+                        match &s.orders {
+                            Some(o) => println!(
+                                "  {:<10}   kiosk orders → Order-API store {}, market {}, pricelist {} ({}), shipping {}",
+                                "",
+                                o.order_api,
+                                o.market_id,
+                                o.pricelist_id,
+                                o.currency,
+                                o.shipping
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}→{v}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            None => println!("  {:<10}   kiosk orders: not taken", ""),
+                        }
                     }
                     Ok(())
                 }

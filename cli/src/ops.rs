@@ -30,8 +30,14 @@ pub async fn list_exceptions(store: Option<String>) -> anyhow::Result<()> {
             e.item.as_deref().unwrap_or("-")
         );
         println!("    {}", e.message);
+        if let Some(key) = &e.mapping_key {
+            println!("    mapping key to add or fix: {key}");
+        }
         if let Some(c) = &e.centra_message {
             println!("    Centra said: {c}");
+        }
+        if let Some(n) = e.attempts {
+            println!("    attempts: {n}");
         }
         if !e.event_ids.is_empty() {
             println!("    events: {}", e.event_ids.join(", "));

@@ -103,6 +103,7 @@ impl StockApplier {
                         event_ids: vec![],
                         centra_message: None,
                         created_at_ms: self.clock.now_millis(),
+                        ..Default::default()
                     };
                     tracing::error!(message_id = %item.message_id, error = %e, body = %item.payload.chars().take(500).collect::<String>(), "unreadable stock message");
                     self.metrics.count(names::STOCK_EXCEPTIONS, 1);

@@ -154,7 +154,7 @@ impl CentraClient {
         &self.url
     }
 
-    async fn post(&self, query: &str, variables: Value) -> Result<Value, CentraError> {
+    pub(crate) async fn post(&self, query: &str, variables: Value) -> Result<Value, CentraError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let response = self
             .http

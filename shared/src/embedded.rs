@@ -469,6 +469,9 @@ impl StockQueue for EmbeddedFifoQueue {
     }
 }
 
+/// The same in-process FIFO queue serves as the orders queue (a separate instance from the stock queue).
+impl OrderQueue for EmbeddedFifoQueue {}
+
 // ---------------------------------------------------------------- push queue
 
 /// Dirty keys with a visibility time, drained in batches by the pusher loop.

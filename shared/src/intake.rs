@@ -4,12 +4,17 @@
 //! and answers 503 so the sender retries. The idempotency record is a fenced lease (owner token, lease
 //! length independent of the Lambda deadline), so a slow attempt can never complete or delete the record of
 //! the attempt that took over from it.
+//!
+//! Stock events go to the stock FIFO queue; `order.placed` (when the deployment has an orders queue) goes as one
+//! message to the orders FIFO queue. `http_adapter::route` also serves Centra's webhooks (`centra_webhooks`).
 
+use crate::centra_webhooks::CentraWebhookIntake;
 use crate::mappings::Mappings;
 use crate::metrics::{names, Metrics};
+use crate::orders::placed::order_message;
 use crate::ports::*;
 use crate::signature::WebhookVerifier;
-use crate::store_events::{parse_stock_event, MAX_BODY_BYTES};
+use crate::store_events::{parse_store_event, StoreEvent, MAX_BODY_BYTES};
 use crate::time::SharedClock;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -34,7 +39,7 @@ pub struct IntakeResponse {
 }
 
 impl IntakeResponse {
-    fn error(status: u16, code: &str, field: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn error(status: u16, code: &str, field: Option<&str>, message: impl Into<String>) -> Self {
         let mut error = json!({ "code": code, "message": message.into() });
         if let Some(f) = field {
             error["field"] = json!(f);
@@ -72,9 +77,17 @@ pub struct StoreEventIntake {
     pub mappings: Arc<Mappings>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub queue: Arc<dyn StockQueue>,
+    /// The orders FIFO queue; `None`: `order.placed` is refused with 400 `unsupported_type`.
+    pub orders: Option<Arc<dyn OrderQueue>>,
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,
     pub settings: IntakeSettings,
+}
+
+/// Everything the webhook-intake function serves: store events and Centra's webhooks.
+pub struct WebhookIntake {
+    pub store_events: StoreEventIntake,
+    pub centra_webhooks: CentraWebhookIntake,
 }
 
 pub fn body_hash(body: &[u8]) -> String {
@@ -143,7 +156,13 @@ impl StoreEventIntake {
             Ok(id) => id,
             Err(e) => return IntakeResponse::error(401, e.code(), None, e.to_string()),
         };
-        let event = match parse_stock_event(id, req.body, &self.mappings, now_ms) {
+        let event = match parse_store_event(
+            id,
+            req.body,
+            &self.mappings,
+            now_ms,
+            self.orders.is_some(),
+        ) {
             Ok(ev) => ev,
             Err(e) => {
                 tracing::info!(event_id = id, field = %e.field, code = e.code, "store event rejected");
@@ -178,9 +197,24 @@ impl StoreEventIntake {
             }
         }
 
-        let messages = build_messages(&event, now_ms);
-        if let Err(e) = self.queue.send_all(&messages).await {
-            tracing::error!(event_id = id, error = %e, "stock queue refused the event");
+        let (messages, sent) = match &event {
+            StoreEvent::Stock(stock) => {
+                let messages = build_messages(stock, now_ms);
+                let sent = self.queue.send_all(&messages).await;
+                (messages, sent)
+            }
+            StoreEvent::OrderPlaced(order) => {
+                let messages = vec![order_message(order)];
+                let orders = self
+                    .orders
+                    .as_ref()
+                    .expect("order.placed is only parsed when an orders queue exists");
+                let sent = orders.send_all(&messages).await;
+                (messages, sent)
+            }
+        };
+        if let Err(e) = sent {
+            tracing::error!(event_id = id, error = %e, "queue refused the event");
             if let Err(release_error) = self.idempotency.release(&key, &owner).await {
                 // The lease still ends by itself, after which a retry goes through.
                 tracing::warn!(event_id = id, error = %release_error, "could not release idempotency record");
@@ -203,13 +237,27 @@ impl StoreEventIntake {
             ),
             Err(e) => tracing::warn!(event_id = id, error = %e, "could not mark event completed"),
         }
-        tracing::info!(
-            event_id = id,
-            store = %event.store,
-            event_type = event.event_type.as_str(),
-            messages = messages.len(),
-            "store event accepted"
-        );
+        match &event {
+            StoreEvent::Stock(stock) => tracing::info!(
+                event_id = id,
+                store = %stock.store,
+                event_type = stock.event_type.as_str(),
+                messages = messages.len(),
+                "store event accepted"
+            ),
+            StoreEvent::OrderPlaced(order) => {
+                self.metrics.count(names::ORDERS_ACCEPTED, 1);
+                // No customer or address data in logs.
+                tracing::info!(
+                    event_id = id,
+                    store = %order.store,
+                    event_type = "order.placed",
+                    cloudshelf_order_id = %order.cloudshelf_order_id,
+                    lines = order.lines.len(),
+                    "kiosk order accepted"
+                )
+            }
+        }
         IntakeResponse {
             status: 202,
             body: json!({ "status": "accepted", "id": id }),
@@ -264,7 +312,11 @@ impl StoreEventIntake {
 
 /// HTTP adapters shared by the Lambda handler and the local `serve` mode.
 pub mod http_adapter {
-    use super::{IntakeRequest, IntakeResponse, StoreEventIntake};
+    use super::{IntakeRequest, IntakeResponse, StoreEventIntake, WebhookIntake};
+    use crate::centra_webhooks::{CentraWebhookIntake, CentraWebhookRequest, SIGNATURE_HEADER};
+
+    pub const STORE_EVENTS_PATH: &str = "/v1/store-events";
+    pub const CENTRA_WEBHOOKS_PATH: &str = "/v1/centra-webhooks";
 
     fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
         headers.get(name).and_then(|v| v.to_str().ok())
@@ -287,6 +339,42 @@ pub mod http_adapter {
         to_http(response)
     }
 
+    pub async fn handle_centra(
+        intake: &CentraWebhookIntake,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> http::Response<String> {
+        let response = intake
+            .handle(CentraWebhookRequest {
+                content_type: header(headers, "content-type"),
+                signature: header(headers, SIGNATURE_HEADER),
+                body,
+            })
+            .await;
+        to_http(response)
+    }
+
+    /// Dispatches `POST …/v1/store-events` and `POST …/v1/centra-webhooks` (a stage prefix is allowed);
+    /// anything else answers 404.
+    pub async fn route(
+        intake: &WebhookIntake,
+        method: &http::Method,
+        path: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> http::Response<String> {
+        if method != http::Method::POST {
+            return not_found();
+        }
+        if path.ends_with(STORE_EVENTS_PATH) {
+            handle(&intake.store_events, headers, body).await
+        } else if path.ends_with(CENTRA_WEBHOOKS_PATH) {
+            handle_centra(&intake.centra_webhooks, headers, body).await
+        } else {
+            not_found()
+        }
+    }
+
     pub fn to_http(response: IntakeResponse) -> http::Response<String> {
         let mut builder = http::Response::builder()
             .status(response.status)
@@ -302,7 +390,10 @@ pub mod http_adapter {
     pub fn not_found() -> http::Response<String> {
         to_http(IntakeResponse {
             status: 404,
-            body: serde_json::json!({ "error": { "code": "not_found", "message": "POST /v1/store-events" } }),
+            body: serde_json::json!({ "error": {
+                "code": "not_found",
+                "message": "POST /v1/store-events or POST /v1/centra-webhooks"
+            } }),
             retry_after: None,
         })
     }

@@ -79,6 +79,8 @@ impl Pipeline {
             mappings: mappings.clone(),
             idempotency: Arc::new(MemoryIdempotencyStore::new()),
             queue: stock_queue.clone(),
+            // No orders queue in the local stock pipeline: order.placed answers 400 unsupported_type.
+            orders: None,
             clock: clock.clone(),
             metrics: metrics.clone(),
             settings: config.intake,

@@ -12,6 +12,32 @@ use std::collections::BTreeMap;
 struct RawMappings {
     #[serde(default)]
     stores: BTreeMap<String, RawStore>,
+    #[serde(default)]
+    order_api: BTreeMap<String, RawOrderApi>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrderApi {
+    base_url: String,
+    /// Name of the secret (env var, or `<name>_SECRET_ARN` / `<name>_SSM_PARAMETER`) holding `API-Authorization`.
+    secret: String,
+    centra_store_id: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStoreOrders {
+    order_api: String,
+    market_id: i64,
+    pricelist_id: i64,
+    currency: String,
+    #[serde(default)]
+    payment_plugin_id: Option<i64>,
+    #[serde(default)]
+    register_customers: bool,
+    #[serde(default)]
+    shipping: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -21,6 +47,8 @@ struct RawStore {
     cloudshelf_location: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    orders: Option<RawStoreOrders>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +58,41 @@ pub struct StoreMapping {
     pub centra_warehouse_id: u64,
     /// Cloudshelf `Location` GlobalId (Cloudshelf's own or `gid://external/<Namespace>/<id>`).
     pub cloudshelf_location: String,
+    /// How kiosk home-delivery orders of this store become Centra orders; `None`: the store takes none.
+    pub orders: Option<StoreOrderMapping>,
+}
+
+/// One Centra Order-API plugin, i.e. one Centra DTC store that owns injected orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderApiMapping {
+    pub name: String,
+    pub base_url: String,
+    /// Secret *name*, resolved at start (never the secret itself in the mappings file).
+    pub secret: String,
+    /// Centra store id, for GraphQL order lookups (`orders(where:{storeId})`).
+    pub centra_store_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOrderMapping {
+    /// Key into `[order_api.<name>]`.
+    pub order_api: String,
+    pub market_id: u64,
+    pub pricelist_id: u64,
+    /// The pricelist's currency: a kiosk order in another currency would be priced wrongly.
+    pub currency: String,
+    /// Centra payment plugin id that records the kiosk capture; `None`: no payment record is sent.
+    pub payment_plugin_id: Option<u64>,
+    /// Attach orders to the registered customer with the same e-mail instead of a guest customer.
+    pub register_customers: bool,
+    /// Kiosk shipping method code → Centra shipping option `uri`.
+    pub shipping: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Mappings {
     stores: BTreeMap<StoreCode, StoreMapping>,
+    order_apis: BTreeMap<String, OrderApiMapping>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +117,37 @@ impl Mappings {
         })?;
         if raw.stores.is_empty() {
             return Err(err("stores", "no store is mapped"));
+        }
+        let mut order_apis = BTreeMap::new();
+        for (name, api) in raw.order_api {
+            let key = format!("order_api.{name}");
+            if !(api.base_url.starts_with("https://") || api.base_url.starts_with("http://")) {
+                return Err(err(
+                    format!("{key}.base_url"),
+                    "must be the Order-API plugin's http(s) base URL",
+                ));
+            }
+            if api.secret.trim().is_empty() {
+                return Err(err(
+                    format!("{key}.secret"),
+                    "must name the secret holding the API-Authorization value",
+                ));
+            }
+            if api.centra_store_id <= 0 {
+                return Err(err(
+                    format!("{key}.centra_store_id"),
+                    "must be a positive Centra store id",
+                ));
+            }
+            order_apis.insert(
+                name.clone(),
+                OrderApiMapping {
+                    name,
+                    base_url: api.base_url.trim_end_matches('/').to_string(),
+                    secret: api.secret,
+                    centra_store_id: api.centra_store_id as u64,
+                },
+            );
         }
         let mut stores = BTreeMap::new();
         let mut warehouse_owner: BTreeMap<u64, String> = BTreeMap::new();
@@ -88,6 +177,10 @@ impl Mappings {
                     "must be a Cloudshelf GlobalId such as gid://external/CentraWarehouse/12",
                 ));
             }
+            let orders = match store.orders {
+                None => None,
+                Some(o) => Some(validate_store_orders(&key, o, &order_apis)?),
+            };
             stores.insert(
                 store_code.clone(),
                 StoreMapping {
@@ -95,10 +188,11 @@ impl Mappings {
                     name: store.name,
                     centra_warehouse_id: warehouse,
                     cloudshelf_location: store.cloudshelf_location,
+                    orders,
                 },
             );
         }
-        Ok(Self { stores })
+        Ok(Self { stores, order_apis })
     }
 
     pub fn store(&self, code: &str) -> Option<&StoreMapping> {
@@ -111,10 +205,71 @@ impl Mappings {
         self.stores.values()
     }
 
+    pub fn order_api(&self, name: &str) -> Option<&OrderApiMapping> {
+        self.order_apis.get(name)
+    }
+
+    pub fn order_apis(&self) -> impl Iterator<Item = &OrderApiMapping> {
+        self.order_apis.values()
+    }
+
     /// The mappings the local run and tests use when none are given.
     pub fn embedded_default() -> Self {
         Self::from_toml(EMBEDDED_DEFAULT).expect("embedded mappings are valid")
     }
+}
+
+fn validate_store_orders(
+    store_key: &str,
+    raw: RawStoreOrders,
+    order_apis: &BTreeMap<String, OrderApiMapping>,
+) -> Result<StoreOrderMapping, MappingError> {
+    let key = format!("{store_key}.orders");
+    if !order_apis.contains_key(&raw.order_api) {
+        return Err(err(
+            format!("{key}.order_api"),
+            format!("no [order_api.{}] section defines it", raw.order_api),
+        ));
+    }
+    let positive = |v: i64, field: &str| -> Result<u64, MappingError> {
+        if v <= 0 {
+            Err(err(
+                format!("{key}.{field}"),
+                "must be a positive Centra id",
+            ))
+        } else {
+            Ok(v as u64)
+        }
+    };
+    let market_id = positive(raw.market_id, "market_id")?;
+    let pricelist_id = positive(raw.pricelist_id, "pricelist_id")?;
+    let payment_plugin_id = raw
+        .payment_plugin_id
+        .map(|v| positive(v, "payment_plugin_id"))
+        .transpose()?;
+    if raw.currency.len() != 3 || !raw.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(err(
+            format!("{key}.currency"),
+            "must be an ISO 4217 code such as GBP",
+        ));
+    }
+    for (method, uri) in &raw.shipping {
+        if uri.trim().is_empty() {
+            return Err(err(
+                format!("{key}.shipping.{method}"),
+                "must be a Centra shipping option uri",
+            ));
+        }
+    }
+    Ok(StoreOrderMapping {
+        order_api: raw.order_api,
+        market_id,
+        pricelist_id,
+        currency: raw.currency,
+        payment_plugin_id,
+        register_customers: raw.register_customers,
+        shipping: raw.shipping,
+    })
 }
 
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/mappings.example.toml");
@@ -156,6 +311,27 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "stores.bad code");
+
+        let orders = |extra: &str| {
+            Mappings::from_toml(&format!(
+                "[order_api.uk]\nbase_url = \"https://x.centra.com/api/order\"\nsecret = \"S\"\ncentra_store_id = 1\n\
+                 [stores.A]\ncentra_warehouse_id = 3\ncloudshelf_location = \"gid://x/1\"\n\
+                 [stores.A.orders]\n{extra}"
+            ))
+        };
+        let ok = orders("order_api = \"uk\"\nmarket_id = 3\npricelist_id = 5\ncurrency = \"GBP\"\n[stores.A.orders.shipping]\nhome = \"home-uk\"\n").unwrap();
+        let o = ok.store("A").unwrap().orders.as_ref().unwrap();
+        assert_eq!(o.shipping.get("home").map(String::as_str), Some("home-uk"));
+        assert_eq!(ok.order_api("uk").unwrap().centra_store_id, 1);
+        let e = orders("order_api = \"us\"\nmarket_id = 3\npricelist_id = 5\ncurrency = \"GBP\"\n")
+            .unwrap_err();
+        assert_eq!(e.key, "stores.A.orders.order_api");
+        let e = orders("order_api = \"uk\"\nmarket_id = 0\npricelist_id = 5\ncurrency = \"GBP\"\n")
+            .unwrap_err();
+        assert_eq!(e.key, "stores.A.orders.market_id");
+        let e = orders("order_api = \"uk\"\nmarket_id = 3\npricelist_id = 5\ncurrency = \"gbp\"\n")
+            .unwrap_err();
+        assert_eq!(e.key, "stores.A.orders.currency");
 
         let e = Mappings::from_toml("[stores.A]\ncentra_warehouse = 3\n").unwrap_err();
         assert!(e.message.contains("centra_warehouse"), "{e}");

@@ -22,6 +22,16 @@ pub mod names {
     pub const CENTRA_UNCERTAIN: &str = "CentraUncertainOutcomes";
     pub const SYNC_LAG: &str = "SyncLag";
     pub const STOCK_EXCEPTIONS: &str = "StockExceptions";
+    /// `order.placed` store events accepted onto the orders queue.
+    pub const ORDERS_ACCEPTED: &str = "OrdersAccepted";
+    /// Centra webhook calls received (`POST /v1/centra-webhooks`), whatever the answer.
+    pub const CENTRA_WEBHOOKS_RECEIVED: &str = "CentraWebhooksReceived";
+    /// Centra webhook calls refused with a 4xx (a wrong `CENTRA_WEBHOOK_SECRET` shows here).
+    pub const CENTRA_WEBHOOKS_REJECTED: &str = "CentraWebhooksRejected";
+    pub const CENTRA_WEBHOOK_EVENTS_QUEUED: &str = "CentraWebhookEventsQueued";
+    pub const CENTRA_WEBHOOK_DUPLICATES: &str = "CentraWebhookDuplicates";
+    /// Centra webhook events of types the integration does not handle (acknowledged, not queued).
+    pub const CENTRA_WEBHOOK_IGNORED: &str = "CentraWebhookIgnored";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -95,6 +95,13 @@ pub trait StockQueue: Send + Sync {
     async fn send_all(&self, messages: &[FifoMessage]) -> Result<(), BackendError>;
 }
 
+/// The orders FIFO queue (`order.placed` store events, Centra webhook events): the same contract as
+/// [`StockQueue`] — `send_all(&[FifoMessage])`, all or an error, dedup ids make a resend safe — and the same
+/// FIFO senders implement it. It is a marker sub-trait rather than a second `send_all` so a type that is both
+/// (the SQS FIFO sender, the embedded FIFO queue) never makes `queue.send_all(..)` ambiguous where both traits
+/// are in scope; what it adds is the type-level statement "this queue carries orders".
+pub trait OrderQueue: StockQueue {}
+
 /// A (store, item) whose ledger holds something Centra has not received yet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DirtyKey {
@@ -153,7 +160,7 @@ pub trait PushLog: Send + Sync {
 // ---------------------------------------------------------------- exceptions
 
 /// Something an operator must look at: a movement Centra refused, a message that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ExceptionRecord {
     pub id: String,
     pub store: String,
@@ -165,6 +172,12 @@ pub struct ExceptionRecord {
     pub event_ids: Vec<String>,
     pub centra_message: Option<String>,
     pub created_at_ms: i64,
+    /// The mapping key an operator must add or fix (`stores.LDN-01.orders.shipping.home-express`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping_key: Option<String>,
+    /// Attempts made before giving up (order injection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 #[async_trait]

@@ -679,6 +679,7 @@ impl StockPusher {
             event_ids,
             centra_message,
             created_at_ms: now,
+            ..Default::default()
         };
         tracing::error!(%store, item = ?item.map(ItemRef::key), kind, %message, "stock exception");
         if let Err(e) = self.exceptions.record(&exception).await {

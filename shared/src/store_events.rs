@@ -5,6 +5,7 @@
 
 use crate::domain::{EventPosition, ItemRef, Movement, StoreCode};
 use crate::mappings::Mappings;
+use crate::orders::model::KioskOrder;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -50,7 +51,7 @@ impl std::fmt::Display for ValidationError {
     }
 }
 
-fn invalid(
+pub(crate) fn invalid(
     code: &'static str,
     field: impl Into<String>,
     message: impl Into<String>,
@@ -107,11 +108,11 @@ impl StockLineMessage {
     }
 }
 
-fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.get(name).filter(|v| !v.is_null())
 }
 
-fn string_field(
+pub(crate) fn string_field(
     obj: &Map<String, Value>,
     name: &str,
     path: &str,
@@ -123,7 +124,7 @@ fn string_field(
     }
 }
 
-fn required_string(
+pub(crate) fn required_string(
     obj: &Map<String, Value>,
     name: &str,
     path: &str,
@@ -131,7 +132,7 @@ fn required_string(
     string_field(obj, name, path)?.ok_or_else(|| invalid("missing_field", path, "is required"))
 }
 
-fn check_known_fields(
+pub(crate) fn check_known_fields(
     obj: &Map<String, Value>,
     known: &[&str],
     prefix: &str,
@@ -160,7 +161,7 @@ pub fn check_ean(ean: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_sku(sku: &str) -> Result<(), String> {
+pub(crate) fn check_sku(sku: &str) -> Result<(), String> {
     if sku.is_empty() || sku.len() > 100 {
         return Err("must be 1-100 characters".into());
     }
@@ -186,7 +187,7 @@ fn check_price(price: &str) -> Result<(), String> {
     }
 }
 
-fn check_currency(code: &str) -> Result<(), String> {
+pub(crate) fn check_currency(code: &str) -> Result<(), String> {
     if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else {
@@ -194,23 +195,109 @@ fn check_currency(code: &str) -> Result<(), String> {
     }
 }
 
-/// Parses and validates one store event. `now_ms` bounds `occurred_at` from the future.
+/// A validated store event of any type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    Stock(StockEvent),
+    /// `order.placed`: a kiosk home-delivery order, queued on the orders queue.
+    OrderPlaced(Box<KioskOrder>),
+}
+
+fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, ValidationError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        Ok(_) => Err(invalid("invalid_type", "$", "body must be a JSON object")),
+        Err(e) => Err(invalid(
+            "malformed_json",
+            "$",
+            format!("body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Parses and validates one store event: a stock movement, or `order.placed` when `accept_orders` (the
+/// deployment has an orders queue; otherwise `order.placed` is refused as `unsupported_type`).
+pub fn parse_store_event(
+    id: &str,
+    body: &[u8],
+    mappings: &Mappings,
+    now_ms: i64,
+    accept_orders: bool,
+) -> Result<StoreEvent, ValidationError> {
+    let obj = parse_json_object(body)?;
+    if accept_orders && obj.get("type").and_then(Value::as_str) == Some("order.placed") {
+        return crate::orders::placed::order_from_object(id, &obj, mappings, now_ms)
+            .map(|order| StoreEvent::OrderPlaced(Box::new(order)));
+    }
+    stock_event_from_object(id, &obj, mappings, now_ms).map(StoreEvent::Stock)
+}
+
+/// Parses and validates one stock event (`order.placed` is refused). `now_ms` bounds `occurred_at` from the future.
 pub fn parse_stock_event(
     id: &str,
     body: &[u8],
     mappings: &Mappings,
     now_ms: i64,
 ) -> Result<StockEvent, ValidationError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        invalid(
-            "malformed_json",
-            "$",
-            format!("body is not valid JSON: {e}"),
-        )
-    })?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| invalid("invalid_type", "$", "body must be a JSON object"))?;
+    stock_event_from_object(id, &parse_json_object(body)?, mappings, now_ms)
+}
+
+/// `occurred_at`: required RFC 3339, at most 5 minutes ahead of `now_ms`.
+pub(crate) fn parse_occurred_at(
+    obj: &Map<String, Value>,
+    now_ms: i64,
+) -> Result<DateTime<Utc>, ValidationError> {
+    let occurred_raw = required_string(obj, "occurred_at", "occurred_at")?;
+    let occurred_at = DateTime::parse_from_rfc3339(&occurred_raw)
+        .map_err(|_| {
+            invalid(
+                "invalid_value",
+                "occurred_at",
+                "must be an RFC 3339 timestamp such as 2026-11-28T10:15:00Z",
+            )
+        })?
+        .with_timezone(&Utc);
+    if occurred_at.timestamp_millis() > now_ms + MAX_FUTURE_SKEW_MS {
+        return Err(invalid(
+            "invalid_value",
+            "occurred_at",
+            "is more than 5 minutes in the future",
+        ));
+    }
+    Ok(occurred_at)
+}
+
+/// `store`: required, and a store of the mappings.
+pub(crate) fn parse_store(
+    obj: &Map<String, Value>,
+    mappings: &Mappings,
+) -> Result<StoreCode, ValidationError> {
+    let store_raw = required_string(obj, "store", "store")?;
+    let store = StoreCode::parse(&store_raw).map_err(|m| invalid("invalid_value", "store", m))?;
+    if mappings.store(store.as_str()).is_none() {
+        return Err(invalid(
+            "unknown_store",
+            "store",
+            format!("store \"{store_raw}\" is not in the mappings"),
+        ));
+    }
+    Ok(store)
+}
+
+fn stock_event_from_object(
+    id: &str,
+    obj: &Map<String, Value>,
+    mappings: &Mappings,
+    now_ms: i64,
+) -> Result<StockEvent, ValidationError> {
+    // Before the field check: an order body has fields a stock event does not.
+    if obj.get("type").and_then(Value::as_str) == Some("order.placed") {
+        return Err(invalid(
+            "unsupported_type",
+            "type",
+            "order.placed is not enabled in this deployment",
+        ));
+    }
     check_known_fields(
         obj,
         &[
@@ -231,13 +318,6 @@ pub fn parse_stock_event(
         "stock.return" => StockEventType::Return,
         "stock.adjustment" => StockEventType::Adjustment,
         "stock.count" => StockEventType::Count,
-        "order.placed" => {
-            return Err(invalid(
-                "unsupported_type",
-                "type",
-                "order.placed is not enabled in this deployment",
-            ))
-        }
         other => {
             return Err(invalid(
                 "unknown_type",
@@ -247,33 +327,8 @@ pub fn parse_stock_event(
         }
     };
 
-    let occurred_raw = required_string(obj, "occurred_at", "occurred_at")?;
-    let occurred_at = DateTime::parse_from_rfc3339(&occurred_raw)
-        .map_err(|_| {
-            invalid(
-                "invalid_value",
-                "occurred_at",
-                "must be an RFC 3339 timestamp such as 2026-11-28T10:15:00Z",
-            )
-        })?
-        .with_timezone(&Utc);
-    if occurred_at.timestamp_millis() > now_ms + MAX_FUTURE_SKEW_MS {
-        return Err(invalid(
-            "invalid_value",
-            "occurred_at",
-            "is more than 5 minutes in the future",
-        ));
-    }
-
-    let store_raw = required_string(obj, "store", "store")?;
-    let store = StoreCode::parse(&store_raw).map_err(|m| invalid("invalid_value", "store", m))?;
-    if mappings.store(store.as_str()).is_none() {
-        return Err(invalid(
-            "unknown_store",
-            "store",
-            format!("store \"{store_raw}\" is not in the mappings"),
-        ));
-    }
+    let occurred_at = parse_occurred_at(obj, now_ms)?;
+    let store = parse_store(obj, mappings)?;
 
     let sequence = match field(obj, "sequence") {
         None => None,

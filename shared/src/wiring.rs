@@ -5,9 +5,11 @@ use crate::aws::{
     DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
 };
 use crate::centra::CentraClient;
+use crate::centra_webhooks::{CentraSignatureVerifier, CentraWebhookIntake};
 use crate::config::*;
-use crate::intake::{IntakeSettings, StoreEventIntake};
+use crate::intake::{IntakeSettings, StoreEventIntake, WebhookIntake};
 use crate::metrics::Metrics;
+use crate::ports::{IdempotencyStore, OrderQueue};
 use crate::push::{PushSettings, StockPusher};
 use crate::signature::WebhookVerifier;
 use crate::time::system_clock;
@@ -27,7 +29,13 @@ async fn clients() -> Clients {
     }
 }
 
-pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<StoreEventIntake, ConfigError> {
+/// The webhook-intake function: store events, and Centra's webhooks.
+///
+/// `ORDERS_QUEUE_URL` (optional): the orders FIFO queue; unset, `order.placed` answers 400 `unsupported_type`
+/// and Centra webhooks 503 `orders_disabled`. `CENTRA_WEBHOOK_SECRET` (optional; or `…_SECRET_ARN` /
+/// `…_SSM_PARAMETER`): the Centra Webhook plugin's endpoint secret(s), comma-separated; unset, Centra webhooks
+/// answer 503 `centra_webhooks_disabled`.
+pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, ConfigError> {
     let c = clients().await;
     let secret = resolve_secret("STORE_EVENTS_SECRET").await?;
     let verifier = WebhookVerifier::from_config(&secret).map_err(|e| ConfigError::Invalid {
@@ -42,19 +50,54 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<StoreEventIntake, 
             message: "must be at least 4".into(),
         });
     }
-    Ok(StoreEventIntake {
-        verifier,
-        mappings: Arc::new(load_mappings(false).await?),
-        idempotency: Arc::new(DynamoIdempotencyStore::new(
-            c.dynamo,
-            env_required("IDEMPOTENCY_TABLE")?,
-        )),
-        queue: Arc::new(SqsStockQueue::new(c.sqs, env_required("STOCK_QUEUE_URL")?)),
-        clock: system_clock(),
-        metrics,
-        settings: IntakeSettings {
-            idempotency_ttl_s: ttl_days * 24 * 3600,
-            ..IntakeSettings::default()
+    let centra_verifier = match resolve_secret("CENTRA_WEBHOOK_SECRET").await {
+        Ok(secret) => Some(CentraSignatureVerifier::from_config(&secret).map_err(|e| {
+            ConfigError::Invalid {
+                name: "CENTRA_WEBHOOK_SECRET".into(),
+                message: e.to_string(),
+            }
+        })?),
+        Err(ConfigError::Missing(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let orders: Option<Arc<dyn OrderQueue>> = env_opt("ORDERS_QUEUE_URL")
+        .map(|url| Arc::new(SqsStockQueue::new(c.sqs.clone(), url)) as Arc<dyn OrderQueue>);
+    tracing::info!(
+        orders = orders.is_some(),
+        centra_webhooks = centra_verifier.is_some(),
+        "webhook intake configured"
+    );
+    let idempotency: Arc<dyn IdempotencyStore> = Arc::new(DynamoIdempotencyStore::new(
+        c.dynamo,
+        env_required("IDEMPOTENCY_TABLE")?,
+    ));
+    let clock = system_clock();
+    let settings = IntakeSettings {
+        idempotency_ttl_s: ttl_days * 24 * 3600,
+        ..IntakeSettings::default()
+    };
+    Ok(WebhookIntake {
+        store_events: StoreEventIntake {
+            verifier,
+            mappings: Arc::new(load_mappings(false).await?),
+            idempotency: idempotency.clone(),
+            queue: Arc::new(SqsStockQueue::new(c.sqs, env_required("STOCK_QUEUE_URL")?)),
+            orders: orders.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            settings: settings.clone(),
+        },
+        centra_webhooks: CentraWebhookIntake {
+            verifier: centra_verifier,
+            idempotency,
+            orders,
+            clock,
+            metrics,
+            settings: IntakeSettings {
+                // Centra gives up after 5 s: wait less for an event a concurrent call is queueing.
+                in_progress_wait_ms: 1_000,
+                ..settings
+            },
         },
     })
 }

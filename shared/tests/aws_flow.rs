@@ -73,6 +73,7 @@ async fn stack(
             mappings: mappings.clone(),
             idempotency: Arc::new(DynamoIdempotencyStore::new(dynamo.clone(), &idem)),
             queue: Arc::new(SqsStockQueue::new(sqs.clone(), &stock_queue)),
+            orders: None,
             clock: system_clock(),
             metrics: metrics.clone(),
             settings: IntakeSettings::default(),

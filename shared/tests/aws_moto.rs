@@ -484,6 +484,7 @@ async fn ledger_list_store_follows_pages_and_keeps_stores_apart() {
         event_ids: vec![],
         centra_message: None,
         created_at_ms: 1_700_000_000_000,
+        ..Default::default()
     };
     ledger.record(&exception).await.unwrap();
     assert_eq!(ledger.list(None).await.unwrap(), vec![exception]);
@@ -538,6 +539,7 @@ async fn push_log_and_exception_log_round_trip() {
         event_ids: vec![format!("evt-{id}")],
         centra_message: Some("Product size not found".into()),
         created_at_ms: at,
+        ..Default::default()
     };
     // Recorded out of order; listed oldest first (the sort key is the zero-padded time).
     let recorded = [

@@ -94,6 +94,7 @@ fn fixture() -> Fixture {
         mappings: Arc::new(Mappings::embedded_default()),
         idempotency: store.clone(),
         queue: queue.clone(),
+        orders: None,
         clock: Arc::new(clock.clone()),
         metrics: metrics.clone(),
         settings: IntakeSettings {

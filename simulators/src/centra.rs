@@ -1,6 +1,8 @@
 //! A loopback simulator of Centra's Integration API (GraphQL over `POST /graphql`), limited to
-//! what the stock integration uses: `changeStock`, `setStock`, `stockChangeConnection`,
-//! `warehouses { stock }`, `productSizes` and `rateLimits`. It enforces Centra's auth, rate
+//! what the integration uses: `changeStock`, `setStock`, `stockChangeConnection`,
+//! `warehouses { stock }`, `productSizes`, `rateLimits` and the order reads `orders`,
+//! `shipments`, `returns`. The same server answers the Order API (`POST /order-api/<plugin>/order`,
+//! see [`orders`]), as one Centra instance serves both. It enforces Centra's auth, rate
 //! limits and error shapes, and lets tests seed data, inject faults and inspect state.
 //!
 //! Ordering of a request: count it → configured latency → auth (401) → JSON body (400) →
@@ -8,7 +10,12 @@
 //! matching injected fault → rate limits (429) → execution. Every request runs in its own
 //! task, so a mutation whose client gave up (timeout, dropped connection) still completes,
 //! as it would on a real server; [`CentraSim::wait_idle`] waits for such stragglers.
+//!
+//! Order API requests: count → latency → plugin (404) → `API-Authorization` (401) → the next
+//! fault aimed at them → create. The GraphQL rate limiter does not apply to them (the Order
+//! API's own limits are undocumented).
 
+pub mod orders;
 mod rate_limit;
 mod schema;
 mod store;
@@ -20,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -30,10 +37,15 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use orders::{
+    SimAddress, SimCustomer, SimOrder, SimOrderLine, SimPaymentEntry, SimReturn, SimShipment,
+    ORDER_STATUSES,
+};
 pub use rate_limit::{Interval, LimitType, RateLimitStatus, RateTier, TierQuotas};
 pub use store::{StockChangeKind, StockChangeRecord, StockLevel};
 
 use crate::graphql::{self, GraphqlError, OperationKind, SelectedField};
+use orders::OrderBook;
 use rate_limit::{Cost, RateLimiter};
 use schema::Call;
 use store::Store;
@@ -81,7 +93,8 @@ pub enum Fault {
     ServerError(u16),
     /// Answer 429 with this `Retry-After`; apply nothing and use no rate-limit tokens.
     RateLimited { retry_after: Duration },
-    /// Wait this long, then process the request normally (even if the client gave up).
+    /// GraphQL: wait this long, then process the request normally (even if the client gave up).
+    /// Order API: wait this long, then answer 504 and create nothing.
     Hang(Duration),
     /// Apply the request, then abort the response body mid-way so the client cannot tell
     /// whether it succeeded.
@@ -95,22 +108,36 @@ pub enum FaultTarget {
     Mutations,
     /// Query requests only (e.g. the audit-trail scan or stock reads).
     Queries,
-    /// Any request that passed auth and GraphQL validation.
+    /// Any request that passed auth and validation, GraphQL or Order API.
     AnyRequest,
+    /// Order API requests (`POST /order-api/<plugin>/order`) only.
+    OrderApi,
+}
+
+/// What kind of request is looking for a queued fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestKind {
+    Graphql(OperationKind),
+    OrderApi,
 }
 
 impl FaultTarget {
-    fn matches(self, kind: OperationKind) -> bool {
+    fn matches(self, kind: RequestKind) -> bool {
         match self {
-            FaultTarget::Mutations => kind == OperationKind::Mutation,
-            FaultTarget::Queries => kind != OperationKind::Mutation,
+            FaultTarget::Mutations => kind == RequestKind::Graphql(OperationKind::Mutation),
+            FaultTarget::Queries => matches!(
+                kind,
+                RequestKind::Graphql(k) if k != OperationKind::Mutation
+            ),
             FaultTarget::AnyRequest => true,
+            FaultTarget::OrderApi => kind == RequestKind::OrderApi,
         }
     }
 }
 
 struct Mutable {
     store: Store,
+    orders: OrderBook,
     limiter: RateLimiter,
     faults: VecDeque<(FaultTarget, Fault)>,
     latency: Duration,
@@ -123,6 +150,8 @@ struct Inner {
     requests: AtomicU64,
     mutations: AtomicU64,
     rate_limited: AtomicU64,
+    order_api_requests: AtomicU64,
+    order_creates: AtomicU64,
     in_flight: watch::Sender<usize>,
 }
 
@@ -153,6 +182,7 @@ impl CentraSim {
         let inner = Arc::new(Inner {
             state: Mutex::new(Mutable {
                 store: Store::default(),
+                orders: OrderBook::default(),
                 limiter,
                 faults: VecDeque::new(),
                 latency: Duration::ZERO,
@@ -162,10 +192,13 @@ impl CentraSim {
             requests: AtomicU64::new(0),
             mutations: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            order_api_requests: AtomicU64::new(0),
+            order_creates: AtomicU64::new(0),
             in_flight: watch::channel(0).0,
         });
         let app = Router::new()
             .route("/graphql", post(endpoint))
+            .route("/order-api/{plugin}/order", post(order_endpoint))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -311,6 +344,106 @@ impl CentraSim {
         self.inner.lock().limiter.status(Instant::now())
     }
 
+    /// Base URL of an Order-API plugin (`<base>/order` creates orders).
+    pub fn order_api_base(&self, plugin: &str) -> String {
+        format!("http://{}/order-api/{plugin}", self.addr)
+    }
+
+    /// An Order-API plugin of DTC store `store_id`, answering to `API-Authorization: <secret>`.
+    pub fn add_order_plugin(&self, plugin: &str, secret: &str, store_id: u64) {
+        self.inner
+            .lock()
+            .orders
+            .add_plugin(plugin, secret, store_id);
+    }
+
+    pub fn add_market(&self, id: u64, store_id: u64) {
+        self.inner.lock().orders.add_market(id, store_id);
+    }
+
+    pub fn add_pricelist(&self, id: u64, store_id: u64, currency: &str) {
+        self.inner
+            .lock()
+            .orders
+            .add_pricelist(id, store_id, currency);
+    }
+
+    pub fn add_shipping_option(&self, uri: &str, store_id: u64) {
+        self.inner.lock().orders.add_shipping_option(uri, store_id);
+    }
+
+    /// Once set, an order whose `payment.id` differs is refused (-7); unset, any id is taken.
+    pub fn set_payment_plugin(&self, id: u64) {
+        self.inner.lock().orders.set_payment_plugin(Some(id));
+    }
+
+    /// Units of a SKU orders may allocate. SKUs never set are unlimited.
+    pub fn set_order_stock(&self, sku: &str, qty: i64) {
+        self.inner.lock().orders.set_order_stock(sku, qty);
+    }
+
+    /// What is left of [`CentraSim::set_order_stock`]; `None` when unlimited.
+    pub fn order_stock(&self, sku: &str) -> Option<i64> {
+        self.inner.lock().orders.order_stock(sku)
+    }
+
+    /// Lines of this SKU ship from another allocation: they go into a second order.
+    pub fn set_split_sku(&self, sku: &str) {
+        self.inner.lock().orders.set_split_sku(sku);
+    }
+
+    /// `customerRegister: true` with this e-mail fails with -6.
+    pub fn block_customer_registration(&self, email: &str) {
+        self.inner.lock().orders.block_customer_registration(email);
+    }
+
+    /// Order-API create requests that created orders (a split counts once).
+    pub fn order_create_count(&self) -> u64 {
+        self.inner.order_creates.load(Ordering::SeqCst)
+    }
+
+    /// Every HTTP request that reached the Order API, whatever its fate.
+    pub fn order_api_request_count(&self) -> u64 {
+        self.inner.order_api_requests.load(Ordering::SeqCst)
+    }
+
+    /// Every stored order, by number.
+    pub fn orders(&self) -> Vec<SimOrder> {
+        self.inner.lock().orders.orders()
+    }
+
+    pub fn order(&self, number: u64) -> Option<SimOrder> {
+        self.inner.lock().orders.order(number)
+    }
+
+    /// Customers created by orders (guests included), oldest first.
+    pub fn customers(&self) -> Vec<SimCustomer> {
+        self.inner.lock().orders.customers()
+    }
+
+    /// Operator action. Panics on an unknown order or a status outside [`ORDER_STATUSES`].
+    pub fn set_order_status(&self, number: u64, status: &str) {
+        self.inner
+            .lock()
+            .orders
+            .set_status(number, status, Utc::now());
+    }
+
+    /// Operator action: a shipped, not yet captured shipment. Returns its id.
+    pub fn add_shipment(&self, number: u64) -> u64 {
+        self.inner.lock().orders.add_shipment(number, Utc::now())
+    }
+
+    /// Operator action: a successful CAPTURE payment entry (marks the latest shipment captured).
+    pub fn capture(&self, number: u64, amount: f64) {
+        self.inner.lock().orders.capture(number, amount, Utc::now());
+    }
+
+    /// Operator action: a return and a successful REFUND payment entry. Returns the return id.
+    pub fn refund(&self, number: u64, amount: f64) -> u64 {
+        self.inner.lock().orders.refund(number, amount, Utc::now())
+    }
+
     /// Wait until no request is being processed (e.g. one whose client timed out).
     pub async fn wait_idle(&self) {
         let mut rx = self.inner.in_flight.subscribe();
@@ -422,7 +555,8 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
 
     let fault = {
         let mut st = inner.lock();
-        let pos = st.faults.iter().position(|(t, _)| t.matches(op.kind));
+        let kind = RequestKind::Graphql(op.kind);
+        let pos = st.faults.iter().position(|(t, _)| t.matches(kind));
         pos.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
     };
     let mut lose_response = false;
@@ -480,6 +614,9 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
             Call::Warehouses { ids, page } => st.store.warehouses(ids.as_deref(), page),
             Call::ProductSizes { filter, page } => st.store.product_sizes(filter, page),
             Call::RateLimits => Ok(rate_limits_json(&mut st.limiter)),
+            Call::Orders { filter, page } => st.orders.query_orders(filter, page),
+            Call::Shipments { ids, page } => st.orders.query_shipments(ids.as_deref(), page),
+            Call::Returns { ids, page } => st.orders.query_returns(ids.as_deref(), page),
         };
         let store = &st.store;
         let shaped = value.and_then(|v| {
@@ -514,6 +651,117 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
         return broken_response();
     }
     json_response(StatusCode::OK, Value::Object(response))
+}
+
+async fn order_endpoint(
+    State(inner): State<Arc<Inner>>,
+    Path(plugin): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    inner.order_api_requests.fetch_add(1, Ordering::SeqCst);
+    let guard = InFlight::enter(&inner);
+    // Detached like GraphQL requests: an order whose client hung up is still created.
+    let task = tokio::spawn(async move {
+        let _guard = guard;
+        process_order(&inner, &plugin, &headers, &body).await
+    });
+    match task.await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "Centra simulator Order API task failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "simulator task failed").into_response()
+        }
+    }
+}
+
+/// `{"status":"no","msg":...}` (auth failures carry no code).
+fn order_api_refusal(status: StatusCode, msg: &str) -> Response {
+    json_response(status, json!({"status": "no", "msg": msg}))
+}
+
+async fn process_order(inner: &Inner, plugin: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let latency = inner.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    let secret = inner.lock().orders.plugin(plugin).map(|p| p.secret.clone());
+    let Some(secret) = secret else {
+        // UNVERIFIED: what Centra answers for a plugin URL that does not exist.
+        return order_api_refusal(StatusCode::NOT_FOUND, "Unknown Order API plugin");
+    };
+    let given = headers
+        .get("api-authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if given != Some(secret.as_str()) {
+        return order_api_refusal(StatusCode::UNAUTHORIZED, "Authorization failed");
+    }
+
+    let fault = {
+        let mut st = inner.lock();
+        let pos = st
+            .faults
+            .iter()
+            .position(|(t, _)| t.matches(RequestKind::OrderApi));
+        pos.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
+    };
+    let mut lose_response = false;
+    match fault {
+        Some(Fault::ServerError(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let text = status.canonical_reason().unwrap_or("Server Error");
+            return (
+                status,
+                [(header::CONTENT_TYPE, "text/plain")],
+                format!("{} {text}", status.as_u16()),
+            )
+                .into_response();
+        }
+        Some(Fault::RateLimited { retry_after }) => {
+            return too_many_requests_with(
+                inner,
+                retry_after,
+                json!({"status": "no", "msg": "Too many requests"}),
+            );
+        }
+        Some(Fault::Hang(d)) => {
+            // By now the client has given up; the order is never created.
+            tokio::time::sleep(d).await;
+            return order_api_refusal(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout");
+        }
+        Some(Fault::LoseResponseAfterApply) => lose_response = true,
+        None => {}
+    }
+
+    // UNVERIFIED: the HTTP status of Order-API errors (reference §5a gives only the body);
+    // 400 is the simulator's choice, and clients should read the body whatever the status.
+    let refuse = |code: i64, msg: String| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"status": "no", "code": code, "msg": msg}),
+        )
+    };
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return refuse(-7, format!("Invalid JSON body: {e}")),
+    };
+    let created = {
+        let mut st = inner.lock();
+        let st = &mut *st;
+        st.orders.create(plugin, &request, &st.store, Utc::now())
+    };
+    match created {
+        Ok(numbers) => {
+            inner.order_creates.fetch_add(1, Ordering::SeqCst);
+            if lose_response {
+                return broken_response();
+            }
+            json_response(StatusCode::OK, json!({"status": "ok", "orders": numbers}))
+        }
+        Err(r) => refuse(r.code, r.msg),
+    }
 }
 
 fn locate(e: GraphqlError, field: &SelectedField) -> GraphqlError {
@@ -565,12 +813,17 @@ fn rate_limits_json(limiter: &mut RateLimiter) -> Value {
 }
 
 fn too_many_requests(inner: &Inner, wait: Duration) -> Response {
+    too_many_requests_with(
+        inner,
+        wait,
+        json!({"errors": [{"message": "Too many requests"}]}),
+    )
+}
+
+fn too_many_requests_with(inner: &Inner, wait: Duration, body: Value) -> Response {
     inner.rate_limited.fetch_add(1, Ordering::SeqCst);
     let value = retry_after_value(inner.config.retry_after_style, wait, SystemTime::now());
-    let mut response = json_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        json!({"errors": [{"message": "Too many requests"}]}),
-    );
+    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body);
     if let Ok(v) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(header::RETRY_AFTER, v);
     }

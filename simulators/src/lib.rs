@@ -2,4 +2,5 @@
 //! benchmarks and local runs.
 
 pub mod centra;
+pub mod cloudshelf;
 pub mod graphql;

@@ -1,4 +1,4 @@
-//! Webhook intake: `POST /v1/store-events` (API Gateway HTTP API or Function URL).
+//! Webhook intake: `POST /v1/store-events` and `POST /v1/centra-webhooks` (API Gateway HTTP API or Function URL).
 
 use lambda_http::{service_fn, Error, Request};
 use shared::intake::http_adapter;
@@ -15,13 +15,14 @@ async fn main() -> Result<(), Error> {
     lambda_http::run(service_fn(move |request: Request| {
         let (intake, metrics, namespace) = (intake.clone(), metrics.clone(), namespace.clone());
         async move {
-            let response = if request.method() == "POST"
-                && request.uri().path().ends_with("/v1/store-events")
-            {
-                http_adapter::handle(&intake, request.headers(), request.body().as_ref()).await
-            } else {
-                http_adapter::not_found()
-            };
+            let response = http_adapter::route(
+                &intake,
+                request.method(),
+                request.uri().path(),
+                request.headers(),
+                request.body().as_ref(),
+            )
+            .await;
             metrics.flush_to_stdout(&namespace, SystemClock.now_millis());
             Ok::<_, Error>(response)
         }

@@ -7,6 +7,7 @@ mod attrs;
 pub mod budget;
 pub mod idempotency;
 pub mod ledger;
+pub mod orders;
 pub mod provision;
 pub mod secrets;
 pub mod sqs;
@@ -14,6 +15,7 @@ pub mod sqs;
 pub use budget::DynamoMutationBudget;
 pub use idempotency::DynamoIdempotencyStore;
 pub use ledger::DynamoLedgerStore;
+pub use orders::DynamoOrderOutbox;
 pub use sqs::{ReceivedMessage, SqsPushQueue, SqsStockQueue};
 
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`), latest behavior.

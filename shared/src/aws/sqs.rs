@@ -1,7 +1,7 @@
 //! SQS senders for the stock FIFO queue and the push (standard) queue, and the receive/delete/visibility
 //! calls a test or the local run uses to drive an SQS → Lambda-like loop (nothing emulates the trigger).
 
-use crate::ports::{BackendError, DirtyKey, FifoMessage, PushQueue, StockQueue};
+use crate::ports::{BackendError, DirtyKey, FifoMessage, OrderQueue, PushQueue, StockQueue};
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{
@@ -166,6 +166,9 @@ impl StockQueue for SqsStockQueue {
         Ok(())
     }
 }
+
+/// The FIFO sender is also the orders-queue sender (`ORDERS_QUEUE_URL`): same batching, lanes and retries.
+impl OrderQueue for SqsStockQueue {}
 
 #[derive(Debug, Clone)]
 pub struct SqsPushQueue {

@@ -2,6 +2,7 @@
 //! exist, their arguments and input object shapes. Checking happens before anything runs so
 //! that a malformed request is rejected whole, as GraphQL validation would.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::graphql::{GraphqlError, Location, OperationKind, SelectedField};
@@ -98,6 +99,17 @@ pub(crate) struct ProductSizeFilter {
     pub is_active: Option<bool>,
 }
 
+/// `OrderFilter` of `orders(where:)`. `createdAt: DateRange {from, to}` field names and the meaning of
+/// `search` are UNVERIFIED (reference §5b names the query, not these details).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrderFilter {
+    pub numbers: Option<Vec<u64>>,
+    pub store_ids: Option<Vec<u64>>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub search: Option<String>,
+}
+
 /// A root field, checked and ready to run.
 #[derive(Debug, Clone)]
 pub(crate) enum Call {
@@ -113,6 +125,18 @@ pub(crate) enum Call {
         page: PageArgs,
     },
     RateLimits,
+    Orders {
+        filter: OrderFilter,
+        page: PageArgs,
+    },
+    Shipments {
+        ids: Option<Vec<u64>>,
+        page: PageArgs,
+    },
+    Returns {
+        ids: Option<Vec<u64>>,
+        page: PageArgs,
+    },
 }
 
 impl Call {
@@ -185,6 +209,43 @@ pub(crate) fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, V
         (OperationKind::Query, "rateLimits") => {
             c.args(field, "Query", &[]);
             Some(Call::RateLimits)
+        }
+        (OperationKind::Query, "orders") => {
+            c.args(
+                field,
+                "Query",
+                &[("where", None), ("limit", None), ("page", None)],
+            );
+            let filter = field
+                .arg("where")
+                .map(|w| order_filter(&mut c, w))
+                .unwrap_or_default();
+            let page = page_args(&mut c, field);
+            Some(Call::Orders { filter, page })
+        }
+        // `where: {id: [Int!]}` of shipments and returns: filter shape UNVERIFIED.
+        (OperationKind::Query, name @ ("shipments" | "returns")) => {
+            c.args(
+                field,
+                "Query",
+                &[("where", None), ("limit", None), ("page", None)],
+            );
+            let type_name = if name == "shipments" {
+                "ShipmentFilter"
+            } else {
+                "ReturnFilter"
+            };
+            let ids = field
+                .arg("where")
+                .and_then(|w| c.object(w, type_name, &[("id", false)]))
+                .and_then(|w| present(w, "id"))
+                .map(|v| c.id_list(v, &format!("{type_name}.id")));
+            let page = page_args(&mut c, field);
+            Some(if name == "shipments" {
+                Call::Shipments { ids, page }
+            } else {
+                Call::Returns { ids, page }
+            })
         }
         _ => {
             c.err(format!(
@@ -424,6 +485,44 @@ fn product_size_filter(c: &mut Check, v: &Value) -> ProductSizeFilter {
             b
         }),
     }
+}
+
+fn order_filter(c: &mut Check, v: &Value) -> OrderFilter {
+    let Some(o) = c.object(
+        v,
+        "OrderFilter",
+        &[
+            ("number", false),
+            ("storeId", false),
+            ("createdAt", false),
+            ("search", false),
+        ],
+    ) else {
+        return OrderFilter::default();
+    };
+    let mut filter = OrderFilter {
+        numbers: present(o, "number").map(|v| c.id_list(v, "OrderFilter.number")),
+        store_ids: present(o, "storeId").map(|v| c.id_list(v, "OrderFilter.storeId")),
+        search: present(o, "search").and_then(|v| c.string(v, "OrderFilter.search")),
+        ..OrderFilter::default()
+    };
+    if let Some(range) = present(o, "createdAt")
+        .and_then(|r| c.object(r, "DateRange", &[("from", false), ("to", false)]))
+    {
+        let date = |c: &mut Check, key: &str| {
+            let raw = c.string(present(range, key)?, &format!("DateRange.{key}"))?;
+            let parsed = super::orders::parse_date(&raw);
+            if parsed.is_none() {
+                c.err(format!(
+                    "DateRange.{key}: \"{raw}\" is not an ISO-8601 date-time"
+                ));
+            }
+            parsed
+        };
+        filter.created_from = date(c, "from");
+        filter.created_to = date(c, "to");
+    }
+    filter
 }
 
 fn present<'v>(o: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {

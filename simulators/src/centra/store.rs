@@ -179,7 +179,7 @@ impl Store {
         self.changes.clone()
     }
 
-    fn find_size(&self, r: &SizeRef) -> Option<&Size> {
+    pub(crate) fn find_size(&self, r: &SizeRef) -> Option<&Size> {
         let eq = |field: &Option<String>, v: &str| field.as_deref() == Some(v);
         self.sizes.values().find(|s| match r {
             SizeRef::Id(id) => s.id == *id,
@@ -656,7 +656,7 @@ fn decode_cursor(cursor: &str) -> Option<u64> {
 }
 
 /// Offset paging: `limit` 1–200, `page` 1-based.
-fn paginate(items: Vec<Value>, args: &PageArgs) -> Result<Vec<Value>, GraphqlError> {
+pub(crate) fn paginate(items: Vec<Value>, args: &PageArgs) -> Result<Vec<Value>, GraphqlError> {
     let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
     let page = args.page.unwrap_or(1);
     if !(1..=MAX_LIMIT).contains(&limit) {

@@ -1,0 +1,7 @@
+//! Kiosk orders: the `order.placed` model, injection into Centra, and the lifecycle back to Cloudshelf.
+
+pub mod model;
+pub mod outbox;
+pub mod placed;
+pub mod sync;
+pub mod wiring;

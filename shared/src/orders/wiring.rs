@@ -1,0 +1,105 @@
+//! Builds the order-sync service from its environment.
+
+use crate::aws::{DynamoLedgerStore, DynamoOrderOutbox};
+use crate::centra::CentraClient;
+use crate::centra_orders::CentraOrderApi;
+use crate::cloudshelf::CloudshelfClient;
+use crate::config::*;
+use crate::mappings::Mappings;
+use crate::metrics::Metrics;
+use crate::orders::sync::{OrderSync, OrderSyncSettings};
+use crate::time::system_clock;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `API-Authorization` secret of every Order-API store in the mappings: each named secret resolved on its
+/// own (env var, `<name>_SECRET_ARN`, `<name>_SSM_PARAMETER`), else looked up in the JSON bundle
+/// `ORDER_API_SECRETS` (`{"<name>": "<secret>"}`, itself resolvable the same way). Missing ones fail start-up,
+/// naming the mapping key.
+pub async fn order_api_secrets(
+    mappings: &Mappings,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let mut bundle: Option<HashMap<String, String>> = None;
+    let mut out = HashMap::new();
+    for api in mappings.order_apis() {
+        let value = match resolve_secret(&api.secret).await {
+            Ok(v) => v,
+            Err(ConfigError::Missing(_)) => {
+                if bundle.is_none() {
+                    bundle = Some(match resolve_secret("ORDER_API_SECRETS").await {
+                        Ok(text) => {
+                            serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+                                name: "ORDER_API_SECRETS".into(),
+                                message: format!(
+                                    "must be a JSON object of secret name → value: {e}"
+                                ),
+                            })?
+                        }
+                        Err(ConfigError::Missing(_)) => HashMap::new(),
+                        Err(e) => return Err(e),
+                    });
+                }
+                bundle
+                    .as_ref()
+                    .and_then(|b| b.get(&api.secret))
+                    .cloned()
+                    .ok_or_else(|| {
+                        ConfigError::Missing(format!(
+                            "{} (order_api.{}.secret), or that key in ORDER_API_SECRETS",
+                            api.secret, api.name
+                        ))
+                    })?
+            }
+            Err(e) => return Err(e),
+        };
+        out.insert(api.name.clone(), value);
+    }
+    Ok(out)
+}
+
+pub async fn order_sync_from_env(metrics: Arc<Metrics>) -> Result<OrderSync, ConfigError> {
+    let sdk = crate::aws::sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let stock_table = env_required("STOCK_TABLE")?;
+    let mappings = load_mappings(false).await?;
+    let timeout = Duration::from_secs(env_parse("CENTRA_TIMEOUT_SECONDS", 20)?);
+    let cloudshelf_timeout = Duration::from_secs(env_parse("CLOUDSHELF_TIMEOUT_SECONDS", 10)?);
+    let lease_seconds: i64 = env_parse("ORDER_LEASE_SECONDS", 90)?;
+    if lease_seconds <= timeout.as_secs() as i64 {
+        return Err(ConfigError::Invalid {
+            name: "ORDER_LEASE_SECONDS".into(),
+            message: "must exceed CENTRA_TIMEOUT_SECONDS".into(),
+        });
+    }
+    let exceptions = Arc::new(DynamoLedgerStore::new(
+        dynamo.clone(),
+        stock_table.clone(),
+        // Order sync writes no applied markers; the ledger store is used for its exception log only.
+        String::new(),
+    ));
+    Ok(OrderSync {
+        order_api_secrets: order_api_secrets(&mappings).await?,
+        mappings: Arc::new(mappings),
+        order_api: CentraOrderApi::new(timeout),
+        centra: CentraClient::new(
+            env_required("CENTRA_API_URL")?,
+            resolve_secret("CENTRA_API_TOKEN").await?,
+            timeout,
+        ),
+        cloudshelf: CloudshelfClient::new(
+            env_required("CLOUDSHELF_API_URL")?,
+            resolve_secret("CLOUDSHELF_API_KEY").await?,
+            cloudshelf_timeout,
+        ),
+        outbox: Arc::new(DynamoOrderOutbox::new(dynamo, stock_table)),
+        exceptions,
+        clock: system_clock(),
+        metrics,
+        settings: OrderSyncSettings {
+            lease_ms: lease_seconds * 1000,
+            ..OrderSyncSettings::default()
+        },
+        instance_id: format!("order-sync-{}", uuid::Uuid::new_v4()),
+    })
+}
