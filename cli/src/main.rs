@@ -2,8 +2,10 @@
 //! and benchmark the stock flow.
 
 mod bench;
+mod bench_orders;
 mod demo;
 mod ops;
+mod order_sims;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +58,8 @@ enum Command {
     },
     /// Benchmark: a burst of store events through intake, applier and pusher against the simulator.
     BenchSync(bench::BenchArgs),
+    /// Benchmark: kiosk orders injected into the Centra simulator (Order API) and reported to Cloudshelf.
+    BenchOrders(bench_orders::BenchOrdersArgs),
 }
 
 #[tokio::main]
@@ -129,6 +133,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Exceptions { store } => ops::list_exceptions(store).await,
         Command::Unblock { store, sku, ean } => ops::unblock(store, sku, ean).await,
+        Command::BenchOrders(args) => {
+            shared::telemetry::init_text_logs("error");
+            bench_orders::run(args).await
+        }
         Command::BenchSync(args) => {
             shared::telemetry::init_text_logs("error");
             bench::run(args).await

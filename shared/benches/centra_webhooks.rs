@@ -99,5 +99,51 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+mod raw {
+    use std::borrow::Cow;
+    #[derive(serde::Deserialize)]
+    pub struct Payload<'a> {
+        #[serde(borrow, default)]
+        pub events: Option<Vec<Event<'a>>>,
+    }
+    #[derive(serde::Deserialize)]
+    pub struct Event<'a> {
+        #[serde(rename = "type", borrow, default)]
+        pub kind: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub action: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub date: Option<Cow<'a, str>>,
+        #[serde(default)]
+        pub id: Option<u64>,
+    }
+    #[derive(serde::Deserialize)]
+    pub struct Payload2<'a> {
+        #[serde(borrow)]
+        pub events: Vec<Event2<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    pub struct Event2<'a> {
+        #[serde(rename = "type", borrow)]
+        pub kind: &'a str,
+        #[serde(borrow)]
+        pub action: &'a str,
+        #[serde(borrow)]
+        pub date: &'a str,
+        pub id: u64,
+    }
+}
+
+fn tmp(c: &mut Criterion) {
+    let body = body(100);
+    let payload = shared::centra_webhooks::form_payload(body.as_bytes()).unwrap();
+    c.bench_function("tmp_typed_cow", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<raw::Payload>(black_box(&payload)).unwrap().events.unwrap().len()))
+    });
+    c.bench_function("tmp_typed_str", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<raw::Payload2>(black_box(&payload)).unwrap().events.len()))
+    });
+}
+
+criterion_group!(benches, bench, tmp);
 criterion_main!(benches);

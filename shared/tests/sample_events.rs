@@ -62,3 +62,26 @@ fn stock_push_sample_holds_dirty_keys() {
     assert!(!keys.is_empty());
     assert!(unreadable.is_empty());
 }
+
+#[test]
+fn order_sync_sample_holds_a_kiosk_order_and_a_centra_event() {
+    use shared::orders::model::OrderQueueMessage;
+    let event: SqsEvent = serde_json::from_value(read("order-sync.json")).unwrap();
+    let items = fifo_items(event);
+    assert_eq!(items.len(), 2);
+    for item in items {
+        match serde_json::from_str::<OrderQueueMessage>(&item.payload).expect("an orders message") {
+            OrderQueueMessage::Placed(order) => {
+                assert_eq!(item.group_id, order.cloudshelf_order_id);
+                assert_eq!(
+                    order.lines_total().unwrap().checked_add(order.shipping_price),
+                    Some(order.payment.amount),
+                    "the sample's totals add up"
+                );
+            }
+            OrderQueueMessage::CentraEvent(e) => {
+                assert_eq!(item.group_id, format!("centra-{}-{}", e.kind, e.id));
+            }
+        }
+    }
+}

@@ -5,3 +5,4 @@ pub mod outbox;
 pub mod placed;
 pub mod sync;
 pub mod wiring;
+pub mod local;
