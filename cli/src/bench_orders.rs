@@ -43,7 +43,7 @@ fn kiosk_order(n: usize) -> KioskOrder {
     let mut order = KioskOrder {
         event_id: format!("evt_bench_order_{n}"),
         cloudshelf_order_id: format!("gid://cloudshelf/Order/BENCH{n:06}"),
-        store: StoreCode::parse(if n % 2 == 0 { "LDN-01" } else { "MAN-01" }).expect("store"),
+        store: StoreCode::parse(if n.is_multiple_of(2) { "LDN-01" } else { "MAN-01" }).expect("store"),
         occurred_at: chrono::Utc::now(),
         device: None,
         sales_assistant: None,

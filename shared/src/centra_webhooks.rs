@@ -306,10 +306,6 @@ impl<'a> Text<'a> {
             Some(_) => Text::NotString,
         }
     }
-
-    fn of_raw(value: &'a Option<std::borrow::Cow<'a, str>>) -> Self {
-        value.as_deref().map_or(Text::Missing, Text::Str)
-    }
 }
 
 impl<'a> Id<'a> {
@@ -432,34 +428,33 @@ fn push_event(
     Ok(())
 }
 
-/// The fast path: a typed deserialisation that borrows the strings and builds no JSON tree.
+/// The fast path: a typed deserialisation that borrows every string and builds no JSON tree. It reads only the
+/// common shape (every event with string `type`, `action`, `date` and an integer or string `id`, no escapes in
+/// them); anything else fails here and goes through the tree walk.
 mod raw {
     use serde::de::{self, Deserializer, Visitor};
     use serde::Deserialize;
-    use std::borrow::Cow;
 
     #[derive(Deserialize)]
     pub struct Payload<'a> {
-        #[serde(borrow, default)]
-        pub events: Option<Vec<Event<'a>>>,
+        #[serde(borrow)]
+        pub events: Vec<Event<'a>>,
     }
 
     #[derive(Deserialize)]
     pub struct Event<'a> {
-        #[serde(rename = "type", borrow, default)]
-        pub kind: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        pub action: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        pub date: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        pub id: Option<RawId<'a>>,
+        #[serde(rename = "type")]
+        pub kind: &'a str,
+        pub action: &'a str,
+        pub date: &'a str,
+        #[serde(borrow)]
+        pub id: RawId<'a>,
     }
 
-    /// An unsigned integer or a string; anything else fails (and the tree walk names it).
+    /// An unsigned integer or a string.
     pub enum RawId<'a> {
         Unsigned(u64),
-        Str(Cow<'a, str>),
+        Str(&'a str),
     }
 
     impl<'de: 'a, 'a> Deserialize<'de> for RawId<'a> {
@@ -474,10 +469,7 @@ mod raw {
                     Ok(RawId::Unsigned(v))
                 }
                 fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                    Ok(RawId::Str(Cow::Borrowed(v)))
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                    Ok(RawId::Str(Cow::Owned(v.to_string())))
+                    Ok(RawId::Str(v))
                 }
             }
             d.deserialize_any(V)
@@ -544,26 +536,22 @@ pub fn parse_centra_webhook(body: &[u8]) -> Result<CentraWebhookBatch, Validatio
     let Ok(raw) = serde_json::from_slice::<raw::Payload>(&payload) else {
         return parse_tree(&payload);
     };
-    let Some(events) = raw.events else {
-        return Err(invalid("missing_field", "payload.events", "is required"));
-    };
     let mut batch = CentraWebhookBatch {
-        events: Vec::with_capacity(events.len()),
+        events: Vec::with_capacity(raw.events.len()),
         ignored: 0,
     };
-    for (i, e) in events.iter().enumerate() {
-        let id = match &e.id {
-            None => Id::Missing,
-            Some(raw::RawId::Unsigned(n)) => Id::Unsigned(*n),
-            Some(raw::RawId::Str(s)) => Id::Str(s),
+    for (i, e) in raw.events.iter().enumerate() {
+        let id = match e.id {
+            raw::RawId::Unsigned(n) => Id::Unsigned(n),
+            raw::RawId::Str(s) => Id::Str(s),
         };
         push_event(
             &mut batch,
             i,
-            Text::of_raw(&e.kind),
-            Text::of_raw(&e.action),
+            Text::Str(e.kind),
+            Text::Str(e.action),
             id,
-            Text::of_raw(&e.date),
+            Text::Str(e.date),
         )?;
     }
     Ok(batch)
@@ -831,6 +819,33 @@ impl CentraWebhookIntake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_typed_pass_agrees_with_the_tree_walk() {
+        let payloads = [
+            r#"{"events":[{"type":"order","action":"update","date":"2021-01-29 14:40:58.628033","id":2735}]}"#,
+            r#"{"events":[{"type":"shipment","action":"good_to_go","date":"d","id":"2735-1","x":1}]}"#,
+            r#"{"events":[{"type":"customer","action":"update","date":"d","id":5}]}"#,
+            r#"{"events":[{"type":"products"}]}"#,
+            r#"{"events":[{"type":"order","action":"update","date":"d","id":-1}]}"#,
+            r#"{"events":[{"type":"order","action":"update","date":"d","id":"a b"}]}"#,
+            r#"{"events":[{"type":"order","action":"","date":"d","id":1}]}"#,
+            r#"{"events":[{"type":"order","action":"update","date":"d x","id":1}]}"#,
+            r#"{"events":[{"type":"order","action":"update","date":null,"id":1}]}"#,
+            r#"{"events":[{"type":"order","type":"customer","action":"update","date":"d","id":1}]}"#,
+            r#"{"events":[]}"#,
+            r#"{"events":null}"#,
+            r#"{}"#,
+        ];
+        for json in payloads {
+            let body = format!("payload={}", json.replace('%', "%25").replace('&', "%26"));
+            let tree = parse_tree(json.as_bytes());
+            assert_eq!(parse_centra_webhook(body.as_bytes()), tree, "{json}");
+        }
+        // The common shape takes the typed pass.
+        let json = payloads[0];
+        assert!(serde_json::from_str::<raw::Payload>(json).is_ok());
+    }
 
     #[test]
     fn form_decoding() {

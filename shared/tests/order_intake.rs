@@ -180,10 +180,12 @@ async fn a_valid_order_is_one_message_on_the_orders_queue() {
     assert_eq!(f.metrics.total(names::EVENTS_ACCEPTED), 1.0);
 }
 
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 #[tokio::test]
 async fn accepted_variants() {
     let f = fixture();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "ean-only line",
             Box::new(|v| {
@@ -251,8 +253,6 @@ async fn accepted_variants() {
     };
     assert_eq!(o.customer.first_name, None, "blank optional text is absent");
 }
-
-type Mutation = Box<dyn Fn(&mut Value)>;
 
 /// Sets (or adds) the member at a JSON pointer.
 fn set(path: &'static str, value: Value) -> Mutation {

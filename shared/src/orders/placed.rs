@@ -160,11 +160,10 @@ fn object<'a>(
 }
 
 fn check_len(value: &str, path: &str, max: usize) -> Result<(), ValidationError> {
-    let n = value.chars().count();
-    if n == 0 || value.trim().is_empty() {
+    if value.trim().is_empty() {
         return Err(invalid("invalid_value", path, "must not be empty"));
     }
-    if n > max {
+    if value.chars().count() > max {
         return Err(invalid(
             "invalid_value",
             path,
