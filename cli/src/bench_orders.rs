@@ -43,7 +43,12 @@ fn kiosk_order(n: usize) -> KioskOrder {
     let mut order = KioskOrder {
         event_id: format!("evt_bench_order_{n}"),
         cloudshelf_order_id: format!("gid://cloudshelf/Order/BENCH{n:06}"),
-        store: StoreCode::parse(if n.is_multiple_of(2) { "LDN-01" } else { "MAN-01" }).expect("store"),
+        store: StoreCode::parse(if n.is_multiple_of(2) {
+            "LDN-01"
+        } else {
+            "MAN-01"
+        })
+        .expect("store"),
         occurred_at: chrono::Utc::now(),
         device: None,
         sales_assistant: None,
@@ -136,7 +141,10 @@ pub async fn run(args: BenchOrdersArgs) -> anyhow::Result<()> {
         .count();
 
     println!("orders                     {}", args.orders);
-    println!("latency per simulated call {} ms (Centra and Cloudshelf)", args.latency_ms);
+    println!(
+        "latency per simulated call {} ms (Centra and Cloudshelf)",
+        args.latency_ms
+    );
     println!("concurrency                {}", args.concurrency);
     println!("reported                   {reported}");
     println!("Centra orders created      {}", centra.orders().len());

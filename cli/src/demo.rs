@@ -1,17 +1,81 @@
 //! `shelfsync demo`: the main job on embedded defaults. Starts a Centra simulator, sends signed store
 //! events through the real intake, lets the applier and pusher run, and shows what happened.
 
+use shared::centra_webhooks::{sign_centra, CentraWebhookRequest};
 use shared::domain::ItemRef;
 use shared::intake::IntakeRequest;
-use shared::local::{Pipeline, PipelineConfig};
+use shared::local::{LocalOrderConfig, Pipeline, PipelineConfig};
 use shared::mappings::Mappings;
+use shared::orders::local::LocalOrderEndpoints;
 use shared::ports::ExceptionLog;
 use shared::signature::sign;
 use simulators::centra::{CentraSim, CentraSimConfig};
+use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEMO_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The local Centra webhook plugin's endpoint secret.
+pub const DEMO_CENTRA_WEBHOOK_SECRET: &str = "centra-demo-endpoint-secret";
+
+/// `application/x-www-form-urlencoded` value encoding (unreserved characters kept).
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn kiosk_order_body(
+    occurred_at: &str,
+    order_id: &str,
+    store: &str,
+    shipping_method: &str,
+) -> String {
+    serde_json::json!({
+        "type": "order.placed", "occurred_at": occurred_at, "store": store,
+        "cloudshelf_order_id": order_id, "device": "gid://cloudshelf/Device/kiosk-1",
+        "customer": { "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee" },
+        "delivery_address": { "lines": ["1 High St", "Flat 2"], "city": "London", "postcode": "W1 1AA", "country": "GB" },
+        "shipping_method": shipping_method, "shipping_price": "5.00",
+        "payment": { "provider": "adyen", "transaction_id": format!("psp-{order_id}"), "amount": "128.00",
+                     "currency": "GBP", "status": "captured" },
+        "lines": [
+            { "sku": "Prod123Var123789S", "quantity": 2, "unit_price": "49.00", "currency": "GBP" },
+            { "sku": "Tee01Black-M", "quantity": 1, "unit_price": "25.00", "currency": "GBP" }
+        ]
+    })
+    .to_string()
+}
+
+/// The basket Cloudshelf holds for a kiosk order (what order sync checks the event against).
+fn seed_kiosk_basket(cloudshelf: &CloudshelfSim, order_id: &str) {
+    cloudshelf.add_order(OrderSeed {
+        id: order_id.to_string(),
+        status: OrderStatus::DraftBasket,
+        lines: vec![
+            (
+                "gid://external/CentraProductSize/Prod123Var123789S".into(),
+                2,
+                49.0,
+                "GBP".into(),
+            ),
+            (
+                "gid://external/CentraProductSize/Tee01Black-M".into(),
+                1,
+                25.0,
+                "GBP".into(),
+            ),
+        ],
+        updated_at: chrono::Utc::now(),
+        ..Default::default()
+    });
+}
 
 struct Step {
     label: &'static str,
@@ -51,18 +115,36 @@ pub fn seed_simulator(sim: &CentraSim, mappings: &Mappings) {
 }
 
 pub async fn run() -> anyhow::Result<()> {
-    let mappings = Arc::new(Mappings::embedded_default());
     let sim = CentraSim::start(CentraSimConfig::default()).await;
+    let cloudshelf = CloudshelfSim::start(CloudshelfSimConfig::default()).await;
+    // The embedded example mappings, with the Order-API plugin URLs pointing at the simulator.
+    let (order_mappings, order_api_secrets) = crate::order_sims::seed_centra_orders(&sim)?;
+    let mappings = Arc::new(order_mappings);
     seed_simulator(&sim, &mappings);
 
-    let pipeline = Arc::new(Pipeline::new(
-        PipelineConfig::new(sim.graphql_url(), sim.token(), DEMO_SECRET),
-        mappings.clone(),
-    )?);
+    let mut config = PipelineConfig::new(sim.graphql_url(), sim.token(), DEMO_SECRET);
+    config.orders = Some(LocalOrderConfig {
+        endpoints: LocalOrderEndpoints {
+            centra_graphql_url: sim.graphql_url(),
+            centra_token: sim.token().to_string(),
+            cloudshelf_url: cloudshelf.graphql_url(),
+            cloudshelf_key: cloudshelf.api_key().to_string(),
+            order_api_secrets,
+            timeout: Duration::from_secs(5),
+        },
+        centra_webhook_secret: DEMO_CENTRA_WEBHOOK_SECRET.to_string(),
+    });
+    let pipeline = Arc::new(Pipeline::new(config, mappings.clone())?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut workers = pipeline.spawn_apply_workers(2, stop_rx.clone());
+    workers.extend(pipeline.spawn_order_worker(1_000, stop_rx.clone()));
     workers.push(pipeline.spawn_push_worker(stop_rx, report_tx));
+
+    let kiosk_order_ok = "gid://cloudshelf/Order/01JDEMOKIOSK0001";
+    let kiosk_order_unmapped = "gid://cloudshelf/Order/01JDEMOKIOSK0002";
+    seed_kiosk_basket(&cloudshelf, kiosk_order_ok);
+    seed_kiosk_basket(&cloudshelf, kiosk_order_unmapped);
 
     let now = chrono::Utc::now().timestamp_millis();
     let minute = 60_000;
@@ -124,6 +206,24 @@ pub async fn run() -> anyhow::Result<()> {
                     { "sku": "NOPE-404", "quantity": 1, "unit_price": "10.00", "currency": "GBP" },
                     { "sku": "Tee01Black-M", "quantity": 1, "unit_price": "25.00", "currency": "GBP" }
                 ] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "kiosk order at LDN-01 for home delivery",
+            id: "evt_demo_order_1".into(),
+            body: kiosk_order_body(&iso(now - 2 * minute), kiosk_order_ok, "LDN-01", "home-standard"),
+            signed: true,
+        },
+        Step {
+            label: "same kiosk order again (kiosk retry)",
+            id: "evt_demo_order_1".into(),
+            body: kiosk_order_body(&iso(now - 2 * minute), kiosk_order_ok, "LDN-01", "home-standard"),
+            signed: true,
+        },
+        Step {
+            label: "kiosk order at MAN-01, express (not mapped there)",
+            id: "evt_demo_order_2".into(),
+            body: kiosk_order_body(&iso(now - minute), kiosk_order_unmapped, "MAN-01", "home-express"),
             signed: true,
         },
         Step {
@@ -203,6 +303,41 @@ pub async fn run() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed();
+
+    // Centra side: the customer returns one T-shirt; Centra refunds it and calls its webhook (three times, as
+    // a plugin with retries may).
+    let centra_orders = sim.orders();
+    let mut webhook_answers = Vec::new();
+    if let Some(first) = centra_orders.first() {
+        let return_id = sim.refund(first.number, 25.0);
+        let payload = serde_json::json!({ "events": [
+            { "type": "return", "action": "insert", "date": "2026-11-28 16:40:58.628033", "id": return_id },
+            { "type": "customer", "action": "update", "date": "2026-11-28 16:40:58.700000", "id": 77 }
+        ]})
+        .to_string();
+        let body = format!("payload={}", form_encode(&payload));
+        let stage = pipeline.orders.as_ref().expect("orders enabled");
+        for _ in 0..3 {
+            let t = chrono::Utc::now().timestamp();
+            let signature = sign_centra(DEMO_CENTRA_WEBHOOK_SECRET, t, body.as_bytes());
+            let answer = stage
+                .centra_webhooks
+                .handle(CentraWebhookRequest {
+                    content_type: Some("application/x-www-form-urlencoded"),
+                    signature: Some(&signature),
+                    body: body.as_bytes(),
+                })
+                .await;
+            webhook_answers.push(answer);
+        }
+        let started = std::time::Instant::now();
+        while !pipeline.is_settled() {
+            if started.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("the order lifecycle did not settle within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let _ = stop_tx.send(true);
     for w in workers {
         let _ = w.await;
@@ -247,18 +382,67 @@ pub async fn run() -> anyhow::Result<()> {
         );
     }
 
+    println!("\nKiosk orders → Centra (Order API) → Cloudshelf\n");
+    for o in &centra_orders {
+        println!(
+            "  Centra order {}  store {} market {} pricelist {} shipping {}  {} customer  total {:.2} {}",
+            o.number,
+            o.store_id,
+            o.market_id,
+            o.pricelist_id,
+            o.shipping_uri.as_deref().unwrap_or("-"),
+            if o.customer.is_guest { "guest" } else { "registered" },
+            o.grand_total,
+            o.currency
+        );
+        let lines: Vec<String> = o
+            .lines
+            .iter()
+            .map(|l| format!("{} × {} at {:.2}", l.qty, l.sku, l.unit_price))
+            .collect();
+        println!("      lines: {}", lines.join(", "));
+        println!(
+            "      tag: {}",
+            o.internal_comment.as_deref().unwrap_or("-")
+        );
+    }
+    for id in [kiosk_order_ok, kiosk_order_unmapped] {
+        if let Some(o) = cloudshelf.order(id) {
+            println!(
+                "  Cloudshelf {id}: status {}, thirdPartyId {}",
+                o.status.as_str(),
+                o.third_party_id.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    for answer in &webhook_answers {
+        println!(
+            "  Centra webhook (return refunded)  {}  {}",
+            answer.status, answer.body
+        );
+    }
+    println!(
+        "  Cloudshelf order updates: {} (injection + one lifecycle change; the repeated webhooks changed nothing)",
+        cloudshelf.upsert_count()
+    );
+
     let exceptions = pipeline.ledger.list(None).await?;
     println!("\nExceptions for operators ({})\n", exceptions.len());
     for e in &exceptions {
         println!(
-            "  [{}] store {} item {} events {:?}\n      {}\n      Centra said: {}",
+            "  [{}] store {} item {} events {:?}\n      {}",
             e.kind,
             e.store,
             e.item.as_deref().unwrap_or("-"),
             e.event_ids,
             e.message,
-            e.centra_message.as_deref().unwrap_or("-")
         );
+        if let Some(key) = &e.mapping_key {
+            println!("      mapping key to add: {key}");
+        }
+        if let Some(c) = &e.centra_message {
+            println!("      Centra said: {c}");
+        }
     }
 
     println!("\nCounters\n");
@@ -282,5 +466,6 @@ pub async fn run() -> anyhow::Result<()> {
     }
     println!("\nSettled in {} ms.", elapsed.as_millis());
     sim.shutdown().await;
+    cloudshelf.shutdown().await;
     Ok(())
 }

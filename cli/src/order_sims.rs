@@ -14,10 +14,13 @@ pub fn plugin_secret(name: &str) -> String {
 
 /// Registers one Order-API plugin per `[order_api.*]`, the markets, pricelists and shipping options the
 /// store mappings name, and returns mappings whose Order-API URLs point at the simulator.
-pub fn seed_centra_orders(centra: &CentraSim) -> anyhow::Result<(Mappings, HashMap<String, String>)> {
-    let mappings = shared::orders::local::mappings_with_order_api_bases(EMBEDDED_DEFAULT, |name| {
-        centra.order_api_base(name)
-    })?;
+pub fn seed_centra_orders(
+    centra: &CentraSim,
+) -> anyhow::Result<(Mappings, HashMap<String, String>)> {
+    let mappings =
+        shared::orders::local::mappings_with_order_api_bases(EMBEDDED_DEFAULT, |name| {
+            centra.order_api_base(name)
+        })?;
     let mut secrets = HashMap::new();
     for api in mappings.order_apis() {
         centra.add_order_plugin(&api.name, &plugin_secret(&api.name), api.centra_store_id);

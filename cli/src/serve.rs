@@ -7,8 +7,10 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
 use shared::config::{env_opt, load_mappings, mutation_budget_from_env};
-use shared::local::{Pipeline, PipelineConfig};
+use shared::local::{LocalOrderConfig, Pipeline, PipelineConfig};
+use shared::orders::local::LocalOrderEndpoints;
 use simulators::centra::{CentraSim, CentraSimConfig};
+use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +23,32 @@ pub struct ServeArgs {
     simulate_centra: bool,
 }
 
+async fn centra_webhooks(
+    State(p): State<Arc<Pipeline>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let response = match &p.orders {
+        Some(stage) => {
+            shared::intake::http_adapter::handle_centra(&stage.centra_webhooks, &headers, &body)
+                .await
+        }
+        None => http_503("orders are not configured (set CLOUDSHELF_API_URL and friends)"),
+    };
+    response.map(axum::body::Body::from)
+}
+
+fn http_503(message: &str) -> axum::http::Response<String> {
+    axum::http::Response::builder()
+        .status(503)
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({ "error": { "code": "orders_disabled", "message": message } })
+                .to_string(),
+        )
+        .expect("static response")
+}
+
 async fn store_events(
     State(p): State<Arc<Pipeline>>,
     headers: HeaderMap,
@@ -31,11 +59,31 @@ async fn store_events(
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mappings = Arc::new(load_mappings(true).await?);
+    let mut mappings = Arc::new(load_mappings(true).await?);
     let (per_10s, per_hour) = mutation_budget_from_env()?;
     let mut _sim = None;
+    let mut _cloudshelf = None;
+    let mut orders = None;
     let (centra_url, centra_token) = if args.simulate_centra {
         let sim = CentraSim::start(CentraSimConfig::default()).await;
+        let cloudshelf = CloudshelfSim::start(CloudshelfSimConfig::default()).await;
+        // Simulated Order-API plugins for the example mappings' Centra stores.
+        let (order_mappings, secrets) = crate::order_sims::seed_centra_orders(&sim)?;
+        mappings = Arc::new(order_mappings);
+        orders = Some(LocalOrderConfig {
+            endpoints: LocalOrderEndpoints {
+                centra_graphql_url: sim.graphql_url(),
+                centra_token: sim.token().to_string(),
+                cloudshelf_url: cloudshelf.graphql_url(),
+                cloudshelf_key: cloudshelf.api_key().to_string(),
+                order_api_secrets: secrets,
+                timeout: Duration::from_secs(10),
+            },
+            centra_webhook_secret: env_opt("CENTRA_WEBHOOK_SECRET")
+                .unwrap_or_else(|| crate::demo::DEMO_CENTRA_WEBHOOK_SECRET.to_string()),
+        });
+        tracing::info!(url = %cloudshelf.graphql_url(), "Cloudshelf simulator started (kiosk baskets must be seeded to inject orders)");
+        _cloudshelf = Some(cloudshelf);
         for store in mappings.stores() {
             sim.add_warehouse(store.centra_warehouse_id, store.store.as_str());
         }
@@ -53,10 +101,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _sim = Some(sim);
         out
     } else {
-        (
-            shared::config::env_required("CENTRA_API_URL")?,
-            shared::config::resolve_secret("CENTRA_API_TOKEN").await?,
-        )
+        let url = shared::config::env_required("CENTRA_API_URL")?;
+        let token = shared::config::resolve_secret("CENTRA_API_TOKEN").await?;
+        if let Some(cloudshelf_url) = env_opt("CLOUDSHELF_API_URL") {
+            orders = Some(LocalOrderConfig {
+                endpoints: LocalOrderEndpoints {
+                    centra_graphql_url: url.clone(),
+                    centra_token: token.clone(),
+                    cloudshelf_url,
+                    cloudshelf_key: shared::config::resolve_secret("CLOUDSHELF_API_KEY").await?,
+                    order_api_secrets: shared::orders::wiring::order_api_secrets(&mappings).await?,
+                    timeout: Duration::from_secs(20),
+                },
+                centra_webhook_secret: shared::config::resolve_secret("CENTRA_WEBHOOK_SECRET")
+                    .await?,
+            });
+        }
+        (url, token)
     };
     let secret = match env_opt("STORE_EVENTS_SECRET") {
         Some(s) => s,
@@ -67,8 +128,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.mutations_per_10s = per_10s;
     config.mutations_per_hour = per_hour;
     config.push_window = Duration::from_millis(500);
+    config.orders = orders;
     let pipeline = Arc::new(Pipeline::new(config, mappings)?);
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Failed order steps are retried after 30 s (the orders queue's visibility timeout, shortened).
+    pipeline.spawn_order_worker(30_000, stop_rx.clone());
     let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel();
     pipeline.spawn_apply_workers(4, stop_rx.clone());
     pipeline.spawn_push_worker(stop_rx, report_tx);
@@ -84,6 +148,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let app = Router::new()
         .route("/v1/store-events", post(store_events))
+        .route("/v1/centra-webhooks", post(centra_webhooks))
         .with_state(pipeline);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     tracing::info!(

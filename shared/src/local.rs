@@ -4,10 +4,14 @@
 use crate::apply::StockApplier;
 use crate::batch::FifoItem;
 use crate::centra::CentraClient;
+use crate::centra_webhooks::{CentraSecretError, CentraSignatureVerifier, CentraWebhookIntake};
 use crate::embedded::*;
 use crate::intake::{IntakeSettings, StoreEventIntake};
 use crate::mappings::Mappings;
 use crate::metrics::Metrics;
+use crate::orders::local::{local_order_sync, LocalOrderEndpoints};
+use crate::orders::outbox::MemoryOrderOutbox;
+use crate::orders::sync::OrderSync;
 use crate::ports::PushQueue;
 use crate::push::{PushReport, PushSettings, StockPusher};
 use crate::signature::{SecretFormatError, WebhookVerifier};
@@ -28,6 +32,30 @@ pub struct PipelineConfig {
     pub intake: IntakeSettings,
     pub centra_timeout: Duration,
     pub clock: SharedClock,
+    /// Kiosk orders and Centra order webhooks; `None`: `order.placed` answers 400 `unsupported_type`.
+    pub orders: Option<LocalOrderConfig>,
+}
+
+pub struct LocalOrderConfig {
+    pub endpoints: LocalOrderEndpoints,
+    /// Centra webhook endpoint secret(s), comma-separated.
+    pub centra_webhook_secret: String,
+}
+
+/// The order half of the pipeline: the orders FIFO queue, order sync, its outbox and the Centra webhook intake.
+pub struct OrderStage {
+    pub queue: Arc<EmbeddedFifoQueue>,
+    pub sync: Arc<OrderSync>,
+    pub outbox: Arc<MemoryOrderOutbox>,
+    pub centra_webhooks: Arc<CentraWebhookIntake>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("store events secret: {0}")]
+    StoreEventsSecret(#[from] SecretFormatError),
+    #[error("Centra webhook secret: {0}")]
+    CentraWebhookSecret(#[from] CentraSecretError),
 }
 
 impl PipelineConfig {
@@ -48,6 +76,7 @@ impl PipelineConfig {
             intake: IntakeSettings::default(),
             centra_timeout: Duration::from_secs(10),
             clock: crate::time::system_clock(),
+            orders: None,
         }
     }
 }
@@ -61,6 +90,7 @@ pub struct Pipeline {
     pub ledger: Arc<MemoryLedgerStore>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
+    pub orders: Option<OrderStage>,
     push_window: Duration,
 }
 
@@ -68,19 +98,50 @@ pub struct Pipeline {
 const APPLY_VISIBILITY_MS: i64 = 30_000;
 
 impl Pipeline {
-    pub fn new(config: PipelineConfig, mappings: Arc<Mappings>) -> Result<Self, SecretFormatError> {
+    pub fn new(config: PipelineConfig, mappings: Arc<Mappings>) -> Result<Self, PipelineError> {
         let clock = config.clock.clone();
         let metrics = Arc::new(Metrics::new());
         let stock_queue = Arc::new(EmbeddedFifoQueue::new(5));
         let push_queue = Arc::new(EmbeddedPushQueue::new());
         let ledger = Arc::new(MemoryLedgerStore::new());
+        let idempotency = Arc::new(MemoryIdempotencyStore::new());
+        let orders = match config.orders {
+            None => None,
+            Some(order_config) => {
+                let queue = Arc::new(EmbeddedFifoQueue::new(5));
+                let (sync, outbox) = local_order_sync(
+                    order_config.endpoints,
+                    mappings.clone(),
+                    ledger.clone(),
+                    clock.clone(),
+                    metrics.clone(),
+                );
+                let centra_webhooks = Arc::new(CentraWebhookIntake {
+                    verifier: Some(CentraSignatureVerifier::from_config(
+                        &order_config.centra_webhook_secret,
+                    )?),
+                    idempotency: idempotency.clone(),
+                    orders: Some(queue.clone()),
+                    clock: clock.clone(),
+                    metrics: metrics.clone(),
+                    settings: config.intake.clone(),
+                });
+                Some(OrderStage {
+                    queue,
+                    sync: Arc::new(sync),
+                    outbox,
+                    centra_webhooks,
+                })
+            }
+        };
         let intake = Arc::new(StoreEventIntake {
             verifier: WebhookVerifier::from_config(&config.store_events_secret)?,
             mappings: mappings.clone(),
-            idempotency: Arc::new(MemoryIdempotencyStore::new()),
+            idempotency,
             queue: stock_queue.clone(),
-            // No orders queue in the local stock pipeline: order.placed answers 400 unsupported_type.
-            orders: None,
+            orders: orders
+                .as_ref()
+                .map(|o| o.queue.clone() as Arc<dyn crate::ports::OrderQueue>),
             clock: clock.clone(),
             metrics: metrics.clone(),
             settings: config.intake,
@@ -120,8 +181,62 @@ impl Pipeline {
             ledger,
             metrics,
             clock,
+            orders,
             push_window: config.push_window,
         })
+    }
+
+    /// One order round: like the orders FIFO trigger, up to 10 messages, partial batch response. A failed
+    /// message becomes visible again after `retry_after_ms` (the queue's visibility timeout, shortened).
+    pub async fn order_round(&self, retry_after_ms: i64) -> usize {
+        let Some(stage) = &self.orders else { return 0 };
+        let now = self.clock.now_millis();
+        let received = stage.queue.receive(10, retry_after_ms, now);
+        if received.is_empty() {
+            return 0;
+        }
+        let items = received
+            .iter()
+            .map(|m| FifoItem {
+                message_id: m.message_id.clone(),
+                group_id: m.group_id.clone(),
+                payload: m.body.clone(),
+            })
+            .collect();
+        let failed = stage.sync.process_batch(items).await;
+        for m in &received {
+            // A failed message stays invisible until its visibility timeout ends, as in SQS.
+            if !failed.contains(&m.message_id) {
+                stage.queue.delete(m.receipt);
+            }
+        }
+        received.len()
+    }
+
+    /// The order worker: polls the orders queue until stopped.
+    pub fn spawn_order_worker(
+        self: &Arc<Self>,
+        retry_after_ms: i64,
+        stop: watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let stage_queue = self.orders.as_ref()?.queue.clone();
+        let p = self.clone();
+        let mut stop = stop;
+        Some(tokio::spawn(async move {
+            loop {
+                if *stop.borrow() {
+                    return;
+                }
+                if p.order_round(retry_after_ms).await == 0 {
+                    tokio::select! {
+                        _ = stage_queue.changed() => {}
+                        _ = stop.changed() => {}
+                        // Visibility timeouts expire without a notification.
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+            }
+        }))
     }
 
     /// One apply round: like the FIFO trigger, up to 10 messages, partial batch response.
@@ -236,7 +351,8 @@ impl Pipeline {
 
     /// True when nothing is queued and no ledger row waits for Centra (blocked rows aside).
     pub fn is_settled(&self) -> bool {
-        self.stock_queue.is_empty()
+        self.orders.as_ref().is_none_or(|o| o.queue.is_empty())
+            && self.stock_queue.is_empty()
             && self.push_queue.is_empty()
             && self
                 .ledger

@@ -74,7 +74,10 @@ fn order_sync_sample_holds_a_kiosk_order_and_a_centra_event() {
             OrderQueueMessage::Placed(order) => {
                 assert_eq!(item.group_id, order.cloudshelf_order_id);
                 assert_eq!(
-                    order.lines_total().unwrap().checked_add(order.shipping_price),
+                    order
+                        .lines_total()
+                        .unwrap()
+                        .checked_add(order.shipping_price),
                     Some(order.payment.amount),
                     "the sample's totals add up"
                 );
