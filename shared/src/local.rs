@@ -94,6 +94,18 @@ pub struct Pipeline {
     push_window: Duration,
 }
 
+/// A received embedded batch as the FIFO trigger hands it to a handler.
+pub fn fifo_items(received: &[ReceivedFifoMessage]) -> Vec<FifoItem<String>> {
+    received
+        .iter()
+        .map(|m| FifoItem {
+            message_id: m.message_id.clone(),
+            group_id: m.group_id.clone(),
+            payload: m.body.clone(),
+        })
+        .collect()
+}
+
 /// SQS FIFO visibility timeout used by the embedded apply loop.
 const APPLY_VISIBILITY_MS: i64 = 30_000;
 
@@ -190,20 +202,10 @@ impl Pipeline {
     /// message becomes visible again after `retry_after_ms` (the queue's visibility timeout, shortened).
     pub async fn order_round(&self, retry_after_ms: i64) -> usize {
         let Some(stage) = &self.orders else { return 0 };
-        let now = self.clock.now_millis();
-        let received = stage.queue.receive(10, retry_after_ms, now);
-        if received.is_empty() {
-            return 0;
-        }
-        let items = received
-            .iter()
-            .map(|m| FifoItem {
-                message_id: m.message_id.clone(),
-                group_id: m.group_id.clone(),
-                payload: m.body.clone(),
-            })
-            .collect();
-        let failed = stage.sync.process_batch(items).await;
+        let received = stage
+            .queue
+            .receive(10, retry_after_ms, self.clock.now_millis());
+        let failed = stage.sync.process_batch(fifo_items(&received)).await;
         for m in &received {
             // A failed message stays invisible until its visibility timeout ends, as in SQS.
             if !failed.contains(&m.message_id) {
@@ -241,20 +243,10 @@ impl Pipeline {
 
     /// One apply round: like the FIFO trigger, up to 10 messages, partial batch response.
     pub async fn apply_round(&self) -> usize {
-        let now = self.clock.now_millis();
-        let received = self.stock_queue.receive(10, APPLY_VISIBILITY_MS, now);
-        if received.is_empty() {
-            return 0;
-        }
-        let items = received
-            .iter()
-            .map(|m| FifoItem {
-                message_id: m.message_id.clone(),
-                group_id: m.group_id.clone(),
-                payload: m.body.clone(),
-            })
-            .collect();
-        let failed = self.applier.process_batch(items).await;
+        let received = self
+            .stock_queue
+            .receive(10, APPLY_VISIBILITY_MS, self.clock.now_millis());
+        let failed = self.applier.process_batch(fifo_items(&received)).await;
         for m in &received {
             if failed.contains(&m.message_id) {
                 self.stock_queue.release(m.receipt);

@@ -371,38 +371,14 @@ fn stock_event_from_object(
     let mut lines = Vec::with_capacity(lines_arr.len());
     for (i, line) in lines_arr.iter().enumerate() {
         let p = format!("lines[{i}]");
-        let lo = line
-            .as_object()
-            .ok_or_else(|| invalid("invalid_type", &p, "must be an object"))?;
-        check_known_fields(
-            lo,
-            &["sku", "ean", "quantity", "unit_price", "currency"],
-            &format!("{p}."),
-        )?;
-        let sku = string_field(lo, "sku", &format!("{p}.sku"))?;
-        let ean = string_field(lo, "ean", &format!("{p}.ean"))?;
-        if let Some(s) = &sku {
-            check_sku(s).map_err(|m| invalid("invalid_value", format!("{p}.sku"), m))?;
-        }
-        if let Some(e) = &ean {
-            check_ean(e).map_err(|m| invalid("invalid_value", format!("{p}.ean"), m))?;
-        }
-        let item = match (&sku, &ean) {
-            (Some(s), _) => ItemRef::Sku(s.clone()),
-            (None, Some(e)) => ItemRef::Ean(e.clone()),
-            (None, None) => {
-                return Err(invalid(
-                    "missing_field",
-                    format!("{p}.sku"),
-                    "a line needs sku or ean",
-                ))
-            }
-        };
+        let LineParts {
+            object: lo,
+            sku,
+            ean,
+            item,
+            quantity,
+        } = parse_line_parts(line, &p)?;
         let qpath = format!("{p}.quantity");
-        let quantity = field(lo, "quantity")
-            .ok_or_else(|| invalid("missing_field", &qpath, "is required"))?
-            .as_i64()
-            .ok_or_else(|| invalid("invalid_type", &qpath, "must be an integer"))?;
         if quantity.abs() > 1_000_000 {
             return Err(invalid(
                 "invalid_value",
@@ -529,6 +505,61 @@ impl StockEvent {
         }
         out
     }
+}
+
+/// The part of a line every event type shares: an object of known fields naming a size by SKU and/or EAN, with
+/// an integer quantity. Callers check the quantity's sign and range for their type.
+pub(crate) struct LineParts<'a> {
+    pub object: &'a Map<String, Value>,
+    pub sku: Option<String>,
+    pub ean: Option<String>,
+    pub item: ItemRef,
+    pub quantity: i64,
+}
+
+pub(crate) fn parse_line_parts<'a>(
+    line: &'a Value,
+    p: &str,
+) -> Result<LineParts<'a>, ValidationError> {
+    let lo = line
+        .as_object()
+        .ok_or_else(|| invalid("invalid_type", p, "must be an object"))?;
+    check_known_fields(
+        lo,
+        &["sku", "ean", "quantity", "unit_price", "currency"],
+        &format!("{p}."),
+    )?;
+    let sku = string_field(lo, "sku", &format!("{p}.sku"))?;
+    let ean = string_field(lo, "ean", &format!("{p}.ean"))?;
+    if let Some(s) = &sku {
+        check_sku(s).map_err(|m| invalid("invalid_value", format!("{p}.sku"), m))?;
+    }
+    if let Some(e) = &ean {
+        check_ean(e).map_err(|m| invalid("invalid_value", format!("{p}.ean"), m))?;
+    }
+    let item = match (&sku, &ean) {
+        (Some(s), _) => ItemRef::Sku(s.clone()),
+        (None, Some(e)) => ItemRef::Ean(e.clone()),
+        (None, None) => {
+            return Err(invalid(
+                "missing_field",
+                format!("{p}.sku"),
+                "a line needs sku or ean",
+            ))
+        }
+    };
+    let qpath = format!("{p}.quantity");
+    let quantity = field(lo, "quantity")
+        .ok_or_else(|| invalid("missing_field", &qpath, "is required"))?
+        .as_i64()
+        .ok_or_else(|| invalid("invalid_type", &qpath, "must be an integer"))?;
+    Ok(LineParts {
+        object: lo,
+        sku,
+        ean,
+        item,
+        quantity,
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ mod common;
 
 use async_trait::async_trait;
 use common::*;
-use shared::batch::FifoItem;
 use shared::domain::{ItemRef, StoreCode};
 use shared::ledger::{LedgerRow, PushRecord};
 use shared::metrics::names;
@@ -107,14 +106,7 @@ async fn redelivered_batch_applies_once() {
     }
     // A worker processes a batch and dies before deleting it: SQS redelivers the same messages.
     let received = h.pipeline.stock_queue.receive(10, 30_000, h.now_ms());
-    let items: Vec<FifoItem<String>> = received
-        .iter()
-        .map(|m| FifoItem {
-            message_id: m.message_id.clone(),
-            group_id: m.group_id.clone(),
-            payload: m.body.clone(),
-        })
-        .collect();
+    let items = shared::local::fifo_items(&received);
     assert!(h.pipeline.applier.process_batch(items).await.is_empty());
     for m in &received {
         h.pipeline.stock_queue.release(m.receipt);
@@ -593,14 +585,7 @@ async fn other_skus_flow_while_one_group_fails() {
     };
     let received = p.stock_queue.receive(10, 30_000, h.now_ms());
     assert_eq!(received.len(), 5);
-    let items: Vec<FifoItem<String>> = received
-        .iter()
-        .map(|m| FifoItem {
-            message_id: m.message_id.clone(),
-            group_id: m.group_id.clone(),
-            payload: m.body.clone(),
-        })
-        .collect();
+    let items = shared::local::fifo_items(&received);
     let failed = applier.process_batch(items).await;
     let f1: Vec<String> = received
         .iter()
@@ -740,15 +725,10 @@ async fn any_batching_and_redelivery_converges_to_the_same_centra_stock() {
             if batch.is_empty() {
                 break;
             }
-            let items = batch
-                .iter()
-                .map(|m| FifoItem {
-                    message_id: m.message_id.clone(),
-                    group_id: m.group_id.clone(),
-                    payload: m.body.clone(),
-                })
-                .collect();
-            let failed = p.applier.process_batch(items).await;
+            let failed = p
+                .applier
+                .process_batch(shared::local::fifo_items(&batch))
+                .await;
             let crash = rng.below(3) == 0;
             for m in &batch {
                 if crash || failed.contains(&m.message_id) {

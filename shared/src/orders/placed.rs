@@ -8,12 +8,11 @@ use super::model::{
     Amount, Customer, DeliveryAddress, KioskOrder, KioskOrderLine, KioskPayment, OrderQueueMessage,
     PaymentStatus,
 };
-use crate::domain::ItemRef;
 use crate::mappings::Mappings;
 use crate::ports::FifoMessage;
 use crate::store_events::{
-    check_currency, check_ean, check_known_fields, check_sku, field, invalid, parse_occurred_at,
-    parse_store, required_string, string_field, ValidationError, MAX_LINES,
+    check_currency, check_known_fields, field, invalid, parse_line_parts, parse_occurred_at,
+    parse_store, required_string, string_field, LineParts, ValidationError, MAX_LINES,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -367,38 +366,14 @@ fn parse_lines(
     let mut lines = Vec::with_capacity(raw.len());
     for (i, line) in raw.iter().enumerate() {
         let p = format!("lines[{i}]");
-        let lo = line
-            .as_object()
-            .ok_or_else(|| invalid("invalid_type", &p, "must be an object"))?;
-        check_known_fields(
-            lo,
-            &["sku", "ean", "quantity", "unit_price", "currency"],
-            &format!("{p}."),
-        )?;
-        let sku = string_field(lo, "sku", &format!("{p}.sku"))?;
-        let ean = string_field(lo, "ean", &format!("{p}.ean"))?;
-        if let Some(s) = &sku {
-            check_sku(s).map_err(|m| invalid("invalid_value", format!("{p}.sku"), m))?;
-        }
-        if let Some(e) = &ean {
-            check_ean(e).map_err(|m| invalid("invalid_value", format!("{p}.ean"), m))?;
-        }
-        let item = match (&sku, &ean) {
-            (Some(s), _) => ItemRef::Sku(s.clone()),
-            (None, Some(e)) => ItemRef::Ean(e.clone()),
-            (None, None) => {
-                return Err(invalid(
-                    "missing_field",
-                    format!("{p}.sku"),
-                    "a line needs sku or ean",
-                ))
-            }
-        };
+        let LineParts {
+            object: lo,
+            sku,
+            ean,
+            item,
+            quantity,
+        } = parse_line_parts(line, &p)?;
         let qpath = format!("{p}.quantity");
-        let quantity = field(lo, "quantity")
-            .ok_or_else(|| invalid("missing_field", &qpath, "is required"))?
-            .as_i64()
-            .ok_or_else(|| invalid("invalid_type", &qpath, "must be an integer"))?;
         if quantity <= 0 {
             return Err(invalid("invalid_value", &qpath, "must be > 0"));
         }
