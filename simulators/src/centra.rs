@@ -15,6 +15,7 @@
 //! fault aimed at them → create. The GraphQL rate limiter does not apply to them (the Order
 //! API's own limits are undocumented).
 
+mod catalogue;
 pub mod orders;
 mod rate_limit;
 mod schema;
@@ -41,6 +42,7 @@ pub use orders::{
     SimAddress, SimCustomer, SimOrder, SimOrderLine, SimPaymentEntry, SimReturn, SimShipment,
     ORDER_STATUSES,
 };
+pub use catalogue::{SimCatalogueIds, PRODUCT_STATUSES};
 pub use rate_limit::{Interval, LimitType, RateLimitStatus, RateTier, TierQuotas};
 pub use store::{StockChangeKind, StockChangeRecord, StockLevel};
 
@@ -137,6 +139,7 @@ impl FaultTarget {
 
 struct Mutable {
     store: Store,
+    catalogue: catalogue::Catalogue,
     orders: OrderBook,
     limiter: RateLimiter,
     faults: VecDeque<(FaultTarget, Fault)>,
@@ -182,6 +185,7 @@ impl CentraSim {
         let inner = Arc::new(Inner {
             state: Mutex::new(Mutable {
                 store: Store::default(),
+                catalogue: catalogue::Catalogue::default(),
                 orders: OrderBook::default(),
                 limiter,
                 faults: VecDeque::new(),
@@ -613,6 +617,7 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
             Call::StockChangeConnection(args) => st.store.stock_change_connection(args),
             Call::Warehouses { ids, page } => st.store.warehouses(ids.as_deref(), page),
             Call::ProductSizes { filter, page } => st.store.product_sizes(filter, page),
+            Call::Products(args) => st.catalogue.products(&st.store, args),
             Call::RateLimits => Ok(rate_limits_json(&mut st.limiter)),
             Call::Orders { filter, page } => st.orders.query_orders(filter, page),
             Call::Shipments { ids, page } => st.orders.query_shipments(ids.as_deref(), page),

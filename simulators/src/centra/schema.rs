@@ -124,6 +124,8 @@ pub(crate) enum Call {
         filter: ProductSizeFilter,
         page: PageArgs,
     },
+    /// The catalogue read (`products`), see [`super::catalogue`].
+    Products(super::catalogue::ProductsArgs),
     RateLimits,
     Orders {
         filter: OrderFilter,
@@ -205,6 +207,9 @@ pub(crate) fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, V
                 .unwrap_or_default();
             let page = page_args(&mut c, field);
             Some(Call::ProductSizes { filter, page })
+        }
+        (OperationKind::Query, "products") => {
+            return super::catalogue::plan_products(field).map(Call::Products)
         }
         (OperationKind::Query, "rateLimits") => {
             c.args(field, "Query", &[]);
