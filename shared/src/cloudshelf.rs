@@ -248,7 +248,12 @@ impl CloudshelfClient {
         &self.url
     }
 
-    async fn post(&self, query: &str, variables: Value) -> Result<Value, CloudshelfError> {
+    // pub(crate) for the catalogue reads and upserts in `cloudshelf_catalogue`.
+    pub(crate) async fn post(
+        &self,
+        query: &str,
+        variables: Value,
+    ) -> Result<Value, CloudshelfError> {
         let now_ms = Utc::now().timestamp_millis();
         let response = self
             .http

@@ -38,11 +38,11 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use catalogue::{SimCatalogueIds, PRODUCT_STATUSES};
 pub use orders::{
     SimAddress, SimCustomer, SimOrder, SimOrderLine, SimPaymentEntry, SimReturn, SimShipment,
     ORDER_STATUSES,
 };
-pub use catalogue::{SimCatalogueIds, PRODUCT_STATUSES};
 pub use rate_limit::{Interval, LimitType, RateLimitStatus, RateTier, TierQuotas};
 pub use store::{StockChangeKind, StockChangeRecord, StockLevel};
 

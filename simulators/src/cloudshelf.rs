@@ -30,6 +30,12 @@ use tokio::task::JoinHandle;
 
 use crate::graphql::{self, GraphqlError, OperationKind, SelectedField};
 
+// Catalogue reads and upserts (products, variants, locations): a child module, so that it shares
+// this module's stores and helpers.
+#[path = "cloudshelf_catalogue.rs"]
+mod catalogue;
+pub use catalogue::{CatalogueVariantSnapshot, ProductSnapshot};
+
 /// Prefix of the external ids integrators may use instead of Cloudshelf's own (reference §2).
 pub const EXTERNAL_GID_PREFIX: &str = "gid://external/";
 /// Prefix the simulator gives its own order ids; the real internal prefix is UNVERIFIED.
@@ -252,6 +258,8 @@ struct StockStore {
     upserts: Vec<StockUpsertRecord>,
     safety_stock: i64,
     next_id: u64,
+    /// Products and what catalogue variants have beyond `variants` (see [`catalogue`]).
+    catalogue: catalogue::Catalogue,
 }
 
 struct Mutable {
@@ -967,10 +975,16 @@ fn object_fields(type_name: &str) -> Option<&'static [(&'static str, Option<&'st
         "Query" => &[
             ("order", Some("Order")),
             ("orders", Some("OrderPaginatedPayload")),
+            // catalogue
+            ("products", Some("ProductPaginatedPayload")),
+            ("locations", Some("LocationPaginatedPayload")),
         ],
         "Mutation" => &[
             ("upsertOrders", Some("OrderUpsertPayload")),
             ("upsertStockLevels", Some("StockLevelUpsertPayload")),
+            // catalogue
+            ("upsertProducts", Some("ProductUpsertPayload")),
+            ("upsertProductVariants", Some("ProductVariantUpsertPayload")),
         ],
         "StockLevelUpsertPayload" => &[
             ("stockLevels", Some("StockLevel")),
@@ -990,6 +1004,12 @@ fn object_fields(type_name: &str) -> Option<&'static [(&'static str, Option<&'st
             ("platformProvidedId", None),
             ("sku", None),
             ("barcode", None),
+            // catalogue
+            ("displayName", None),
+            ("isInStock", None),
+            ("availableToPurchase", None),
+            ("product", Some("Product")),
+            ("stockLevels", Some("StockLevel")),
         ],
         "Order" => &[
             ("id", None),
@@ -1028,7 +1048,7 @@ fn object_fields(type_name: &str) -> Option<&'static [(&'static str, Option<&'st
         ],
         "OrderUpsertPayload" => &[("orders", Some("Order")), ("userErrors", Some("UserError"))],
         "UserError" => &[("code", None), ("message", None)],
-        _ => return None,
+        _ => return catalogue::object_fields(type_name),
     })
 }
 
@@ -1080,6 +1100,7 @@ enum Call {
     Orders(OrdersArgs),
     UpsertOrders(Vec<OrderInput>),
     UpsertStockLevels(Vec<StockInput>),
+    Catalogue(catalogue::CatalogueCall),
 }
 
 fn arg_error(field: &SelectedField, message: String) -> GraphqlError {
@@ -1230,6 +1251,9 @@ fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, GraphqlError
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|m| arg_error(field, m))?;
             Ok(Call::UpsertStockLevels(inputs))
+        }
+        (kind, name) if catalogue::handles(kind, name) => {
+            catalogue::plan(kind, field).map(Call::Catalogue)
         }
         (kind, name) => Err(GraphqlError::new(format!(
             "Cannot query field \"{name}\" on type \"{}\".",
@@ -1639,6 +1663,9 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
                     "stockLevels": levels,
                     "userErrors": user_errors,
                 }))
+            }
+            Call::Catalogue(c) => {
+                catalogue::execute(&mut st.store.stock, c, now, inner.config.default_page_size)
             }
         };
         let shaped = value.and_then(|v| graphql::project(&v, &field.selection, &mut |_, _| None));

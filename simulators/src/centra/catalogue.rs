@@ -173,7 +173,10 @@ impl Catalogue {
                 list.reverse();
             }
         }
-        let items = list.into_iter().map(|p| self.product_json(store, p)).collect();
+        let items = list
+            .into_iter()
+            .map(|p| self.product_json(store, p))
+            .collect();
         paginate(items, &args.page).map(Value::Array)
     }
 
@@ -257,7 +260,10 @@ impl CentraSim {
 
     /// Operator action. Panics on an unknown product or a status outside [`PRODUCT_STATUSES`].
     pub fn set_product_status(&self, product_id: u64, status: &str) {
-        assert!(PRODUCT_STATUSES.contains(&status), "unknown status {status}");
+        assert!(
+            PRODUCT_STATUSES.contains(&status),
+            "unknown status {status}"
+        );
         let mut st = self.inner.lock();
         let p = st
             .catalogue
@@ -270,7 +276,10 @@ impl CentraSim {
 
     /// Operator action. Panics on an unknown variant or a status outside [`PRODUCT_STATUSES`].
     pub fn set_variant_status(&self, variant_id: u64, status: &str) {
-        assert!(PRODUCT_STATUSES.contains(&status), "unknown status {status}");
+        assert!(
+            PRODUCT_STATUSES.contains(&status),
+            "unknown status {status}"
+        );
         let mut st = self.inner.lock();
         let v = st
             .catalogue
