@@ -135,6 +135,14 @@ pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// When a 429 answer says the caller may resume (`Retry-After` as seconds or a date), in epoch ms.
+pub fn retry_at_from_headers(headers: &reqwest::header::HeaderMap, now_ms: i64) -> Option<i64> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now_ms))
+}
+
 impl CentraClient {
     pub fn new(url: impl Into<String>, token: impl Into<String>, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
@@ -175,11 +183,7 @@ impl CentraClient {
             })?;
         let status = response.status();
         if status.as_u16() == 429 {
-            let retry_at_ms = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, now_ms));
+            let retry_at_ms = crate::centra::retry_at_from_headers(response.headers(), now_ms);
             return Err(CentraError::RateLimited { retry_at_ms });
         }
         if status.as_u16() == 401 || status.as_u16() == 403 {

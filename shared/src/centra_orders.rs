@@ -5,7 +5,6 @@
 //! unreadable success body mean it may (`Uncertain`), which the caller resolves by looking the order up by
 //! its tag (see `centra_order_reads`).
 
-use crate::centra::parse_retry_after;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -230,11 +229,7 @@ impl CentraOrderApi {
             })?;
         let status = response.status().as_u16();
         if status == 429 {
-            let retry_at_ms = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, now_ms));
+            let retry_at_ms = crate::centra::retry_at_from_headers(response.headers(), now_ms);
             return Err(OrderApiError::RateLimited { retry_at_ms });
         }
         if status == 401 || status == 403 {

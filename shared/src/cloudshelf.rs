@@ -274,11 +274,7 @@ impl CloudshelfClient {
             })?;
         let status = response.status().as_u16();
         if status == 429 {
-            let retry_at_ms = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| crate::centra::parse_retry_after(v, now_ms));
+            let retry_at_ms = crate::centra::retry_at_from_headers(response.headers(), now_ms);
             return Err(CloudshelfError::RateLimited { retry_at_ms });
         }
         if status == 401 || status == 403 {
