@@ -102,7 +102,9 @@ fn list<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a [Value], CentraEr
     match v.get(key) {
         Some(Value::Array(items)) => Ok(items),
         None | Some(Value::Null) => Ok(&[]),
-        Some(other) => Err(protocol(format!("{what}.{key}: expected a list, got {other}"))),
+        Some(other) => Err(protocol(format!(
+            "{what}.{key}: expected a list, got {other}"
+        ))),
     }
 }
 
@@ -130,8 +132,8 @@ fn parse_products(data: &Value) -> Result<CentraProductPage, CentraError> {
             let variant_number = text(v, "variantNumber").unwrap_or_default();
             for s in list(v, "productSizes", "variant")? {
                 let size_id = id_of(&s["id"], "size id")?;
-                let sku = text(s, "SKU")
-                    .ok_or_else(|| protocol(format!("size {size_id} has no SKU")))?;
+                let sku =
+                    text(s, "SKU").ok_or_else(|| protocol(format!("size {size_id} has no SKU")))?;
                 sizes.push(CentraSize {
                     product_id,
                     variant_id,

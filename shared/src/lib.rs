@@ -5,14 +5,17 @@
 //! implementations, `embedded` the in-process ones used by the local run, tests and benchmarks.
 
 pub mod apply;
+pub mod audit;
 pub mod aws;
 pub mod batch;
 pub mod budget;
 pub mod centra;
+pub mod centra_catalogue;
 pub mod centra_order_reads;
 pub mod centra_orders;
 pub mod centra_webhooks;
 pub mod cloudshelf;
+pub mod cloudshelf_catalogue;
 pub mod config;
 pub mod domain;
 pub mod embedded;

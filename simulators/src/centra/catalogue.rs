@@ -158,9 +158,7 @@ impl Catalogue {
             .products
             .values()
             .filter(|p| {
-                args.statuses
-                    .as_ref()
-                    .is_none_or(|s| s.iter().any(|s| *s == p.status))
+                args.statuses.as_ref().is_none_or(|s| s.contains(&p.status))
                     && args.ids.as_ref().is_none_or(|ids| ids.contains(&p.id))
             })
             .collect();
