@@ -4,5 +4,6 @@ pub mod local;
 pub mod model;
 pub mod outbox;
 pub mod placed;
+pub mod stalled;
 pub mod sync;
 pub mod wiring;
