@@ -122,7 +122,7 @@ pub fn find_stalled_orders(
             }
         }
     }
-    found.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    found.sort_by_key(sort_key);
     found
 }
 
