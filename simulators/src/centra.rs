@@ -450,8 +450,7 @@ impl CentraSim {
 
     /// Wait until no request is being processed (e.g. one whose client timed out).
     pub async fn wait_idle(&self) {
-        let mut rx = self.inner.in_flight.subscribe();
-        let _ = rx.wait_for(|n| *n == 0).await;
+        crate::http::wait_idle(&self.inner.in_flight).await;
     }
 
     /// Stop accepting connections and wait (briefly) for open ones to finish.
@@ -478,25 +477,9 @@ impl Drop for CentraSim {
     }
 }
 
-/// Counts a request as in flight until dropped.
-struct InFlight(Arc<Inner>);
-
-impl InFlight {
-    fn enter(inner: &Arc<Inner>) -> Self {
-        inner.in_flight.send_modify(|n| *n += 1);
-        InFlight(inner.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.send_modify(|n| *n -= 1);
-    }
-}
-
 async fn endpoint(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
-    let guard = InFlight::enter(&inner);
+    let guard = crate::http::InFlight::enter(&inner.in_flight);
     // Detached so that a client hanging up does not cancel work already under way.
     let task = tokio::spawn(async move {
         let _guard = guard;
@@ -524,21 +507,16 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
         );
     }
 
-    let request: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => return bad_request(format!("Invalid JSON body: {e}")),
-    };
-    let Some(query) = request.get("query").and_then(Value::as_str) else {
-        return bad_request("Request body must contain a \"query\" string".to_string());
-    };
-    let operation_name = request.get("operationName").and_then(Value::as_str);
-    let variables = match request.get("variables") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => return bad_request("\"variables\" must be an object".to_string()),
+    let request = match crate::http::parse_graphql_request(body) {
+        Ok(r) => r,
+        Err(message) => return bad_request(message),
     };
 
-    let op = match graphql::prepare(query, operation_name, &variables) {
+    let op = match graphql::prepare(
+        &request.query,
+        request.operation_name.as_deref(),
+        &request.variables,
+    ) {
         Ok(op) => op,
         Err(e) => return errors_response(vec![e]),
     };
@@ -665,7 +643,7 @@ async fn order_endpoint(
     body: Bytes,
 ) -> Response {
     inner.order_api_requests.fetch_add(1, Ordering::SeqCst);
-    let guard = InFlight::enter(&inner);
+    let guard = crate::http::InFlight::enter(&inner.in_flight);
     // Detached like GraphQL requests: an order whose client hung up is still created.
     let task = tokio::spawn(async move {
         let _guard = guard;

@@ -4,3 +4,4 @@
 pub mod centra;
 pub mod cloudshelf;
 pub mod graphql;
+pub mod http;
