@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod orders;
 pub mod ports;
 pub mod push;
+pub mod recon;
 pub mod signature;
 pub mod store_events;
 pub mod telemetry;

@@ -49,6 +49,19 @@ struct RawStore {
     name: Option<String>,
     #[serde(default)]
     orders: Option<RawStoreOrders>,
+    #[serde(default)]
+    drift_policy: DriftPolicy,
+}
+
+/// What the scheduled stock-drift check does when Centra's stock of a store warehouse differs from the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftPolicy {
+    /// List it in the report only.
+    #[default]
+    Report,
+    /// Also queue the store's ledger quantity as a count, which the pusher then sets in Centra.
+    Correct,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +73,8 @@ pub struct StoreMapping {
     pub cloudshelf_location: String,
     /// How kiosk home-delivery orders of this store become Centra orders; `None`: the store takes none.
     pub orders: Option<StoreOrderMapping>,
+    /// `drift_policy = "report" | "correct"` (default `report`).
+    pub drift_policy: DriftPolicy,
 }
 
 /// One Centra Order-API plugin, i.e. one Centra DTC store that owns injected orders.
@@ -189,6 +204,7 @@ impl Mappings {
                     centra_warehouse_id: warehouse,
                     cloudshelf_location: store.cloudshelf_location,
                     orders,
+                    drift_policy: store.drift_policy,
                 },
             );
         }

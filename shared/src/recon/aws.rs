@@ -1,0 +1,210 @@
+//! AWS implementations of the reconciliation ports: checkpoints in the stock table (DynamoDB) and reports in
+//! S3. Like `crate::aws`, nothing here is special to emulators except S3 path-style addressing, which any
+//! custom endpoint (moto, MinIO) needs because `<bucket>.127.0.0.1` does not resolve.
+
+use super::checkpoint::Checkpoint;
+use super::ports::{CheckpointStore, ReportSink};
+use super::JobKind;
+use crate::ports::BackendError;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::fmt::Debug;
+
+/// The sort key of a checkpoint item (`pk = recon#<job>#<scope>`).
+pub const CHECKPOINT_SK: &str = "checkpoint";
+
+fn dynamo_error<E, R>(operation: &str, err: aws_sdk_dynamodb::error::SdkError<E, R>) -> BackendError
+where
+    E: std::error::Error + 'static,
+    R: Debug + 'static,
+{
+    BackendError::new(
+        "dynamodb",
+        format!(
+            "{operation}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(err)
+        ),
+    )
+}
+
+/// Checkpoints in the stock table: `pk = recon#<job>#<scope>`, `sk = checkpoint`, the checkpoint as JSON in
+/// `data`, and `revision`, which every save tests and bumps.
+#[derive(Debug, Clone)]
+pub struct DynamoCheckpointStore {
+    pub client: aws_sdk_dynamodb::Client,
+    pub stock_table: String,
+}
+
+impl DynamoCheckpointStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, stock_table: impl Into<String>) -> Self {
+        Self {
+            client,
+            stock_table: stock_table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for DynamoCheckpointStore {
+    async fn load(&self, job: JobKind, scope: &str) -> Result<Option<Checkpoint>, BackendError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.stock_table)
+            .key("pk", AttributeValue::S(Checkpoint::key(job, scope)))
+            .key("sk", AttributeValue::S(CHECKPOINT_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamo_error("GetItem", e))?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        let data = item
+            .get("data")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| BackendError::new("dynamodb", "checkpoint item has no `data`"))?;
+        let revision = item
+            .get("revision")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| BackendError::new("dynamodb", "checkpoint item has no `revision`"))?;
+        let mut checkpoint: Checkpoint = serde_json::from_str(data).map_err(|e| {
+            BackendError::new("dynamodb", format!("checkpoint `data` is unreadable: {e}"))
+        })?;
+        // The attribute is what the save conditions test, so it is the authority.
+        checkpoint.revision = revision;
+        Ok(Some(checkpoint))
+    }
+
+    async fn save(
+        &self,
+        checkpoint: &Checkpoint,
+        expected_revision: Option<u64>,
+    ) -> Result<bool, BackendError> {
+        let new_revision = expected_revision.map_or(1, |r| r + 1);
+        let mut stored = checkpoint.clone();
+        stored.revision = new_revision;
+        let data = serde_json::to_string(&stored).map_err(|e| {
+            BackendError::new("dynamodb", format!("cannot serialise checkpoint: {e}"))
+        })?;
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.stock_table)
+            .item(
+                "pk",
+                AttributeValue::S(Checkpoint::key(checkpoint.job, &checkpoint.scope)),
+            )
+            .item("sk", AttributeValue::S(CHECKPOINT_SK.into()))
+            .item("revision", AttributeValue::N(new_revision.to_string()))
+            .item("data", AttributeValue::S(data))
+            // For operators browsing the table.
+            .item("run_id", AttributeValue::S(checkpoint.run_id.clone()))
+            .item("finished", AttributeValue::Bool(checkpoint.finished()))
+            .item(
+                "updated_at_ms",
+                AttributeValue::N(checkpoint.updated_at_ms.to_string()),
+            );
+        let request = match expected_revision {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(rev) => request
+                .condition_expression("#revision = :expected")
+                .expression_attribute_names("#revision", "revision")
+                .expression_attribute_values(":expected", AttributeValue::N(rev.to_string())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(dynamo_error("PutItem", err)),
+        }
+    }
+}
+
+/// An S3 client for the report bucket: path-style addressing when the configuration names a custom endpoint
+/// (`AWS_ENDPOINT_URL`), virtual-hosted style (the AWS default) otherwise.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+/// Reports as S3 objects (`PutObject` / `GetObject`) in one bucket.
+#[derive(Debug, Clone)]
+pub struct S3ReportSink {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+}
+
+impl S3ReportSink {
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+}
+
+fn s3_error<E, R>(
+    operation: &str,
+    key: &str,
+    err: aws_sdk_s3::error::SdkError<E, R>,
+) -> BackendError
+where
+    E: std::error::Error + 'static,
+    R: Debug + 'static,
+{
+    BackendError::new(
+        "s3",
+        format!(
+            "{operation} {key}: {}",
+            aws_sdk_s3::error::DisplayErrorContext(err)
+        ),
+    )
+}
+
+#[async_trait]
+impl ReportSink for S3ReportSink {
+    async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<(), BackendError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| s3_error("PutObject", key, e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None)
+            }
+            Err(err) => return Err(s3_error("GetObject", key, err)),
+        };
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| BackendError::new("s3", format!("GetObject {key}: body lost: {e}")))?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+}

@@ -1,0 +1,54 @@
+//! The interfaces reconciliation reaches storage and Centra through. Memory and local-directory
+//! implementations are in `checkpoint` and `sinks`, DynamoDB and S3 ones in `aws`.
+
+use super::checkpoint::Checkpoint;
+use super::JobKind;
+use crate::centra::{CentraClient, CentraError};
+use crate::centra_catalogue::CentraStockRow;
+use crate::ports::BackendError;
+use async_trait::async_trait;
+
+/// Where a job's resumable state lives between invocations.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// The checkpoint of `job` for `scope` (`all` or a store code), with the stored `revision`.
+    async fn load(&self, job: JobKind, scope: &str) -> Result<Option<Checkpoint>, BackendError>;
+    /// Stores `checkpoint` as revision `expected_revision + 1` (1 when `None`) if the stored revision is still
+    /// `expected_revision` (`None`: nothing stored). Returns false when someone else saved meanwhile.
+    async fn save(
+        &self,
+        checkpoint: &Checkpoint,
+        expected_revision: Option<u64>,
+    ) -> Result<bool, BackendError>;
+}
+
+/// Where reports go: a flat key space of objects (`reports/<date>/<run id>/<job>.json`, …).
+#[async_trait]
+pub trait ReportSink: Send + Sync {
+    /// Creates or replaces the object.
+    async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<(), BackendError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError>;
+}
+
+/// One page of a Centra warehouse's stock (offset pages, 1-based; fewer rows than `limit`: the last).
+#[async_trait]
+pub trait WarehouseStockSource: Send + Sync {
+    async fn stock_page(
+        &self,
+        warehouse_id: u64,
+        page: u32,
+        limit: u32,
+    ) -> Result<Vec<CentraStockRow>, CentraError>;
+}
+
+#[async_trait]
+impl WarehouseStockSource for CentraClient {
+    async fn stock_page(
+        &self,
+        warehouse_id: u64,
+        page: u32,
+        limit: u32,
+    ) -> Result<Vec<CentraStockRow>, CentraError> {
+        self.warehouse_stock_page(warehouse_id, page, limit).await
+    }
+}
