@@ -479,19 +479,11 @@ impl Drop for CentraSim {
 
 async fn endpoint(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
-    let guard = crate::http::InFlight::enter(&inner.in_flight);
-    // Detached so that a client hanging up does not cancel work already under way.
-    let task = tokio::spawn(async move {
-        let _guard = guard;
+    let counter = inner.in_flight.clone();
+    crate::http::run_detached(&counter, "Centra", async move {
         process(&inner, &headers, &body).await
-    });
-    match task.await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::error!(error = %e, "Centra simulator request task failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "simulator task failed").into_response()
-        }
-    }
+    })
+    .await
 }
 
 async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -643,19 +635,11 @@ async fn order_endpoint(
     body: Bytes,
 ) -> Response {
     inner.order_api_requests.fetch_add(1, Ordering::SeqCst);
-    let guard = crate::http::InFlight::enter(&inner.in_flight);
-    // Detached like GraphQL requests: an order whose client hung up is still created.
-    let task = tokio::spawn(async move {
-        let _guard = guard;
+    let counter = inner.in_flight.clone();
+    crate::http::run_detached(&counter, "Centra Order API", async move {
         process_order(&inner, &plugin, &headers, &body).await
-    });
-    match task.await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::error!(error = %e, "Centra simulator Order API task failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "simulator task failed").into_response()
-        }
-    }
+    })
+    .await
 }
 
 /// `{"status":"no","msg":...}` (auth failures carry no code).

@@ -1484,19 +1484,11 @@ pub fn query_depth(fields: &[SelectedField]) -> usize {
 
 async fn endpoint(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
-    let guard = crate::http::InFlight::enter(&inner.in_flight);
-    // Detached so that a client hanging up does not cancel work already under way.
-    let task = tokio::spawn(async move {
-        let _guard = guard;
+    let counter = inner.in_flight.clone();
+    crate::http::run_detached(&counter, "Cloudshelf", async move {
         process(&inner, &headers, &body).await
-    });
-    match task.await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::error!(error = %e, "Cloudshelf simulator request task failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "simulator task failed").into_response()
-        }
-    }
+    })
+    .await
 }
 
 async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {

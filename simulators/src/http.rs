@@ -57,3 +57,32 @@ pub fn parse_graphql_request(body: &[u8]) -> Result<GraphqlRequest, String> {
         variables,
     })
 }
+
+/// Runs a request's work detached from the connection, counted in flight: a client hanging up (a timeout
+/// under test) does not cancel work already under way, as on a real server.
+pub async fn run_detached<F>(
+    counter: &watch::Sender<usize>,
+    label: &'static str,
+    work: F,
+) -> axum::response::Response
+where
+    F: std::future::Future<Output = axum::response::Response> + Send + 'static,
+{
+    use axum::response::IntoResponse;
+    let guard = InFlight::enter(counter);
+    let task = tokio::spawn(async move {
+        let _guard = guard;
+        work.await
+    });
+    match task.await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "{label} simulator request task failed");
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "simulator task failed",
+            )
+                .into_response()
+        }
+    }
+}
