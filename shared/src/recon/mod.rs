@@ -13,13 +13,18 @@
 //! directory), `aws` (DynamoDB checkpoints, S3 reports), `snapshot` (one store's ledger in compact form),
 //! `stock_drift` (the first job).
 
+pub mod availability;
 pub mod aws;
 pub mod checkpoint;
+pub mod finance;
 pub mod html;
 pub mod ports;
 pub mod report;
+pub mod run;
 pub mod sinks;
+pub mod sku_audit;
 pub mod snapshot;
+pub mod stalled;
 pub mod stock_drift;
 
 use crate::centra::CentraError;
@@ -46,6 +51,21 @@ pub mod metric_names {
     pub const RECON_ROWS_COMPARED: &str = "ReconRowsCompared";
     /// Invocations that stopped at their deadline with work left (the next one resumes).
     pub const RECON_RUNS_INCOMPLETE: &str = "ReconRunsIncomplete";
+    /// Invocations that failed (Centra or Cloudshelf unreachable, storage errors); counted by the caller.
+    pub const RECON_RUNS_FAILED: &str = "ReconRunsFailed";
+    /// SKUs missing on either side (SKU audit).
+    pub const MISSING_SKUS: &str = "MissingSkus";
+    /// All SKU audit findings.
+    pub const CATALOGUE_FINDINGS: &str = "CatalogueFindings";
+    /// Stock levels sent to Cloudshelf.
+    pub const AVAILABILITY_ROWS_PUSHED: &str = "AvailabilityRowsPushed";
+    /// (location, variant) whose Cloudshelf `isInStock` disagrees with Centra after the push.
+    pub const IN_STOCK_MISMATCHES: &str = "InStockMismatches";
+    /// Stalled kiosk orders and store movements not in Centra in time.
+    pub const STALLED_ORDERS: &str = "StalledOrders";
+    pub const UNPOSTED_STORE_MOVEMENTS: &str = "UnpostedStoreMovements";
+    /// Store days whose accepted and posted totals differ at close.
+    pub const UNVALIDATED_TOTALS: &str = "UnvalidatedTotals";
 }
 
 /// A reconciliation job. Its `as_str` names checkpoints, report files and history entries, so it must not
@@ -55,14 +75,32 @@ pub mod metric_names {
 pub enum JobKind {
     /// Centra stock of each store warehouse against the store's ledger.
     StockDrift,
+    /// Centra availability pushed to Cloudshelf's stock levels; Cloudshelf's `isInStock` checked.
+    Availability,
+    /// Centra sizes against Cloudshelf variants (SKU, EAN, active).
+    SkuAudit,
+    /// Kiosk orders and store events the event-driven path lost or left stuck.
+    StalledOrders,
+    /// Per store and business day: accepted vs posted sales, returns and kiosk orders.
+    FinanceClose,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::StockDrift];
+    pub const ALL: &'static [JobKind] = &[
+        JobKind::StockDrift,
+        JobKind::Availability,
+        JobKind::SkuAudit,
+        JobKind::StalledOrders,
+        JobKind::FinanceClose,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::StockDrift => "stock_drift",
+            JobKind::Availability => "availability",
+            JobKind::SkuAudit => "sku_audit",
+            JobKind::StalledOrders => "stalled_orders",
+            JobKind::FinanceClose => "finance_close",
         }
     }
 
@@ -70,6 +108,10 @@ impl JobKind {
     pub fn title(self) -> &'static str {
         match self {
             JobKind::StockDrift => "Stock drift (Centra vs store ledger)",
+            JobKind::Availability => "Availability to Cloudshelf",
+            JobKind::SkuAudit => "SKU audit (Centra vs Cloudshelf catalogue)",
+            JobKind::StalledOrders => "Stalled orders and unposted store events",
+            JobKind::FinanceClose => "Finance daily close",
         }
     }
 
@@ -77,6 +119,10 @@ impl JobKind {
     pub fn findings_label(self) -> &'static str {
         match self {
             JobKind::StockDrift => "drifted SKUs",
+            JobKind::Availability => "in-stock mismatches",
+            JobKind::SkuAudit => "catalogue findings",
+            JobKind::StalledOrders => "stalled records",
+            JobKind::FinanceClose => "unvalidated store days",
         }
     }
 
@@ -104,6 +150,9 @@ pub struct RunOptions {
     pub since: Option<DateTime<Utc>>,
     /// Everything, whatever `since` says.
     pub full: bool,
+    /// Also repair what the job can (SKU audit: create the missing variants in Cloudshelf); a dry run never
+    /// does.
+    pub apply_fixes: bool,
     /// Epoch ms by which the invocation must have saved its checkpoint and returned (the Lambda deadline).
     pub deadline_ms: i64,
     /// Put this job under an existing run id (an orchestrator running several jobs as one run); `None`: a new
@@ -133,6 +182,10 @@ pub struct ReconSettings {
     pub history_runs: usize,
     /// Rows shown in the HTML summary per job.
     pub summary_rows: usize,
+    /// Cloudshelf's organisation `safetyStockNumber`: below it a location shows out of stock.
+    pub cloudshelf_safety_stock: i64,
+    /// When kiosk orders and store movements count as stalled.
+    pub stalled: crate::orders::stalled::StalledThresholds,
 }
 
 impl Default for ReconSettings {
@@ -147,6 +200,8 @@ impl Default for ReconSettings {
             max_report_rows: 100_000,
             history_runs: 30,
             summary_rows: 50,
+            cloudshelf_safety_stock: 0,
+            stalled: Default::default(),
         }
     }
 }
@@ -164,6 +219,31 @@ pub struct ReconContext {
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     pub settings: ReconSettings,
+    /// What the jobs beyond stock drift read; a job whose source is missing fails with `NotConfigured`.
+    pub sources: ReconSources,
+}
+
+/// The remote systems and stores of the jobs other than stock drift.
+#[derive(Clone, Default)]
+pub struct ReconSources {
+    /// Centra's Integration API (catalogue, orders).
+    pub centra: Option<Arc<crate::centra::CentraClient>>,
+    pub cloudshelf: Option<Arc<crate::cloudshelf::CloudshelfClient>>,
+    pub order_outbox: Option<Arc<dyn crate::orders::outbox::OrderOutbox>>,
+}
+
+impl ReconSources {
+    pub(crate) fn centra(&self) -> Result<&crate::centra::CentraClient, ReconError> {
+        self.centra
+            .as_deref()
+            .ok_or(ReconError::NotConfigured("Centra API (CENTRA_API_URL)"))
+    }
+
+    pub(crate) fn cloudshelf(&self) -> Result<&crate::cloudshelf::CloudshelfClient, ReconError> {
+        self.cloudshelf.as_deref().ok_or(ReconError::NotConfigured(
+            "Cloudshelf API (CLOUDSHELF_API_URL)",
+        ))
+    }
 }
 
 /// Named counters of a run (`rows_compared`, `drifted`, …). A map rather than a struct so every job keeps its
@@ -225,6 +305,10 @@ pub enum ReconError {
     /// Centra kept failing (after retries) or refused the token; the checkpoint holds the progress so far.
     #[error("Centra: {0}")]
     Centra(#[from] CentraError),
+    #[error("Cloudshelf: {0}")]
+    Cloudshelf(#[from] crate::cloudshelf::CloudshelfError),
+    #[error("{0} is not configured for reconciliation")]
+    NotConfigured(&'static str),
     #[error("store {0} is not in the mappings")]
     UnknownStore(String),
     #[error("run id {0:?} may contain only letters, digits, '-' and '_'")]
@@ -232,6 +316,21 @@ pub enum ReconError {
     /// Another invocation saved the same checkpoint meanwhile (two runs of one job and scope at once).
     #[error("checkpoint {job}#{scope} was advanced by another invocation")]
     CheckpointConflict { job: JobKind, scope: String },
+}
+
+/// Runs (or resumes) one job until it is done or `opts.deadline_ms` nears.
+pub async fn run_job(
+    ctx: &ReconContext,
+    job: JobKind,
+    opts: &RunOptions,
+) -> Result<JobRun, ReconError> {
+    match job {
+        JobKind::StockDrift => run_stock_drift(ctx, opts).await,
+        JobKind::Availability => availability::run_availability(ctx, opts).await,
+        JobKind::SkuAudit => sku_audit::run_sku_audit(ctx, opts).await,
+        JobKind::StalledOrders => stalled::run_stalled_orders(ctx, opts).await,
+        JobKind::FinanceClose => finance::run_finance_close(ctx, opts).await,
+    }
 }
 
 /// A sortable, readable run id: `20250301T020000Z-1a2b3c4d`.

@@ -21,16 +21,14 @@
 //! far ([`SeenRows`]) and the counters at the store's start; if the store's ledger gained rows between two
 //! invocations the bitmap positions no longer line up, and that store starts over from its counters at start.
 
-use super::checkpoint::{Checkpoint, Cursor, PartRef, RunSignature};
+use super::checkpoint::{Cursor, PartRef};
 use super::report::{
     collect_parts, csv_document, part_key, publish_job, run_prefix, to_json_bytes, JobSummary,
     PagePart, ReportRow, JSON,
 };
+use super::run::JobCheckpoint;
 use super::snapshot::{classify, RowStatus, SeenRows, StoreSnapshot};
-use super::{
-    metric_names, new_run_id, scope_of, valid_run_id, Counters, JobKind, JobRun, ReconContext,
-    ReconError, RunOptions,
-};
+use super::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
 use crate::centra::CentraError;
 use crate::centra_catalogue::CentraStockRow;
 use crate::domain::{EventPosition, ItemRef, StoreCode};
@@ -241,8 +239,9 @@ pub async fn run_stock_drift(ctx: &ReconContext, opts: &RunOptions) -> Result<Jo
     let outcome = sweep.run().await;
     // From the last saved counters: a page whose checkpoint was not saved is redone and counted then.
     let done = sweep
+        .run
         .saved_counters
-        .since(&sweep.counters_at_invocation_start);
+        .since(&sweep.run.counters_at_invocation_start);
     ctx.metrics
         .count(metric_names::DRIFTED_SKUS, done.get(counter::DRIFTED));
     ctx.metrics.count(
@@ -259,20 +258,20 @@ pub async fn run_stock_drift(ctx: &ReconContext, opts: &RunOptions) -> Result<Jo
     };
     tracing::info!(
         job = JOB.as_str(),
-        run_id = %sweep.cp.run_id,
-        scope = %sweep.cp.scope,
+        run_id = %sweep.run.cp.run_id,
+        scope = %sweep.run.cp.scope,
         finished,
-        drifted = sweep.cp.counters.get(counter::DRIFTED),
-        rows_compared = sweep.cp.counters.get(counter::ROWS_COMPARED),
+        drifted = sweep.run.cp.counters.get(counter::DRIFTED),
+        rows_compared = sweep.run.cp.counters.get(counter::ROWS_COMPARED),
         "reconciliation invocation done"
     );
     Ok(JobRun {
         job: JOB,
-        run_id: sweep.cp.run_id.clone(),
-        scope: sweep.cp.scope.clone(),
+        run_id: sweep.run.cp.run_id.clone(),
+        scope: sweep.run.cp.scope.clone(),
         finished,
-        resumed: sweep.resumed,
-        counters: sweep.saved_counters.clone(),
+        resumed: sweep.run.resumed,
+        counters: sweep.run.saved_counters.clone(),
         this_invocation: done,
         report_keys,
     })
@@ -309,105 +308,41 @@ struct Loaded {
 
 struct Sweep<'a> {
     ctx: &'a ReconContext,
-    cp: Checkpoint,
-    /// The stored revision (`None`: nothing stored yet).
-    revision: Option<u64>,
-    resumed: bool,
-    deadline_ms: i64,
+    run: JobCheckpoint,
     state: DriftState,
     loaded: Option<Loaded>,
-    counters_at_invocation_start: Counters,
-    saved_counters: Counters,
     slowest_step_ms: i64,
     last_request: Option<Instant>,
 }
 
 impl<'a> Sweep<'a> {
     async fn begin(ctx: &'a ReconContext, opts: &RunOptions) -> Result<Sweep<'a>, ReconError> {
-        if let Some(store) = &opts.store {
-            if ctx.mappings.store(store.as_str()).is_none() {
-                return Err(ReconError::UnknownStore(store.to_string()));
-            }
-        }
-        if let Some(id) = &opts.run_id {
-            if !valid_run_id(id) {
-                return Err(ReconError::InvalidRunId(id.clone()));
-            }
-        }
-        let scope = scope_of(opts);
-        let now = ctx.clock.now_millis();
-        let signature = RunSignature::of(opts);
-        let stored = ctx.checkpoints.load(JOB, &scope).await?;
-        let revision = stored.as_ref().map(|c| c.revision);
-        let unfinished_run_id = stored
-            .as_ref()
-            .filter(|c| !c.finished())
-            .map(|c| c.run_id.clone());
-        let resumable = stored.filter(|c| {
-            !c.finished()
-                && c.signature == signature
-                && opts.run_id.as_ref().is_none_or(|id| *id == c.run_id)
-        });
-        let resumed = resumable.is_some();
-        if let (None, Some(abandoned)) = (&resumable, &unfinished_run_id) {
-            tracing::warn!(job = JOB.as_str(), %scope, run_id = %abandoned, "unfinished run asked with other options is abandoned");
-        }
-        let mut cp = match resumable {
-            Some(cp) => cp,
-            None => Checkpoint {
-                job: JOB,
-                scope: scope.clone(),
-                run_id: opts.run_id.clone().unwrap_or_else(|| new_run_id(now)),
-                started_at_ms: now,
-                updated_at_ms: now,
-                revision: 0,
-                signature,
-                stores: match &opts.store {
-                    Some(store) => vec![store.clone()],
-                    None => ctx.mappings.stores().map(|m| m.store.clone()).collect(),
-                },
-                cursor: Cursor::start(),
-                counters: Counters::default(),
-                parts: Vec::new(),
-                invocations: 0,
-                finished_at_ms: None,
-                state: serde_json::Value::Null,
-            },
-        };
-        cp.invocations += 1;
-        let state: DriftState = serde_json::from_value(cp.state.clone()).unwrap_or_default();
-        let mut sweep = Sweep {
+        let run = JobCheckpoint::claim(ctx, JOB, opts).await?;
+        let state: DriftState = run.state();
+        Ok(Sweep {
             ctx,
-            counters_at_invocation_start: cp.counters.clone(),
-            saved_counters: cp.counters.clone(),
-            cp,
-            revision,
-            resumed,
-            deadline_ms: opts.deadline_ms,
+            run,
             state,
             loaded: None,
             slowest_step_ms: 0,
             last_request: None,
-        };
-        // Claims the run: a second invocation running at the same time fails here or at its next save.
-        sweep.save().await?;
-        Ok(sweep)
+        })
     }
 
     async fn run(&mut self) -> Result<Progress, ReconError> {
-        while (self.cp.cursor.store_index as usize) < self.cp.stores.len() {
+        while (self.run.cp.cursor.store_index as usize) < self.run.cp.stores.len() {
             if self.out_of_time() {
                 return Ok(Progress::Paused);
             }
-            let index = self.cp.cursor.store_index;
-            let store = self.cp.stores[index as usize].clone();
+            let index = self.run.cp.cursor.store_index;
+            let store = self.run.cp.stores[index as usize].clone();
             let Some(mapping) = self.ctx.mappings.store(store.as_str()).cloned() else {
                 tracing::warn!(store = %store, "store left the mappings during the run; skipped");
                 self.next_store(&store).await?;
                 continue;
             };
             self.load_store(index, &store).await?;
-            while self.cp.cursor.page != Cursor::AFTER_PAGES {
+            while self.run.cp.cursor.page != Cursor::AFTER_PAGES {
                 if self.out_of_time() {
                     return Ok(Progress::Paused);
                 }
@@ -424,7 +359,7 @@ impl<'a> Sweep<'a> {
                     .slowest_step_ms
                     .max(self.ctx.clock.now_millis() - started);
             }
-            if self.cp.cursor.store_index == index {
+            if self.run.cp.cursor.store_index == index {
                 if self.out_of_time() {
                     return Ok(Progress::Paused);
                 }
@@ -436,41 +371,25 @@ impl<'a> Sweep<'a> {
     }
 
     fn out_of_time(&self) -> bool {
-        let margin = self
-            .ctx
-            .settings
-            .deadline_margin_ms
-            .max(2 * self.slowest_step_ms);
-        self.ctx.clock.now_millis() + margin >= self.deadline_ms
+        self.run.out_of_time(self.ctx, self.slowest_step_ms)
     }
 
     async fn save(&mut self) -> Result<(), ReconError> {
-        self.cp.updated_at_ms = self.ctx.clock.now_millis();
-        self.cp.state = serde_json::to_value(&self.state).expect("state serialises");
+        self.run.set_state(&self.state);
         if let Some(loaded) = &self.loaded {
-            self.cp.state["seen"] = serde_json::Value::String(loaded.seen.encode());
+            self.run.cp.state["seen"] = serde_json::Value::String(loaded.seen.encode());
         }
-        if !self.ctx.checkpoints.save(&self.cp, self.revision).await? {
-            return Err(ReconError::CheckpointConflict {
-                job: JOB,
-                scope: self.cp.scope.clone(),
-            });
-        }
-        let revision = self.revision.map_or(1, |r| r + 1);
-        self.revision = Some(revision);
-        self.cp.revision = revision;
-        self.saved_counters = self.cp.counters.clone();
-        Ok(())
+        self.run.save(self.ctx).await
     }
 
     fn since_ms(&self) -> Option<i64> {
-        (!self.cp.signature.full)
-            .then_some(self.cp.signature.since_ms)
+        (!self.run.cp.signature.full)
+            .then_some(self.run.cp.signature.since_ms)
             .flatten()
     }
 
     fn add(&mut self, store: &StoreCode, counters: &Counters) {
-        self.cp.counters.merge(counters);
+        self.run.cp.counters.merge(counters);
         self.state
             .store_counters
             .entry(store.to_string())
@@ -496,15 +415,15 @@ impl<'a> Sweep<'a> {
                 if self.state.fingerprint.is_some() {
                     // The ledger gained rows since this store's sweep began: start the store over.
                     tracing::info!(store = %store, "ledger changed during the sweep; store restarts");
-                    self.cp.counters = self.state.counters_at_store_start.clone();
-                    self.cp.parts.truncate(self.state.parts_at_store_start);
+                    self.run.cp.counters = self.state.counters_at_store_start.clone();
+                    self.run.cp.parts.truncate(self.state.parts_at_store_start);
                     self.state.store_counters.remove(store.as_str());
-                    self.cp.counters.add(counter::STORE_RESTARTS, 1);
+                    self.run.cp.counters.add(counter::STORE_RESTARTS, 1);
                 }
-                self.cp.cursor.page = 1;
+                self.run.cp.cursor.page = 1;
                 self.state.fingerprint = Some(snapshot.fingerprint());
-                self.state.counters_at_store_start = self.cp.counters.clone();
-                self.state.parts_at_store_start = self.cp.parts.len();
+                self.state.counters_at_store_start = self.run.cp.counters.clone();
+                self.state.parts_at_store_start = self.run.cp.parts.len();
                 let mut loaded_rows = Counters::default();
                 loaded_rows.add(counter::LEDGER_ROWS, snapshot.len() as u64);
                 self.add(store, &loaded_rows);
@@ -532,7 +451,7 @@ impl<'a> Sweep<'a> {
     }
 
     async fn read_page(&mut self, warehouse_id: u64) -> Result<PageRead, ReconError> {
-        let page = self.cp.cursor.page;
+        let page = self.run.cp.cursor.page;
         let limit = self.ctx.settings.page_limit;
         let mut pause = self.ctx.settings.retry_pause;
         let attempts = self.ctx.settings.centra_attempts.max(1);
@@ -551,7 +470,7 @@ impl<'a> Sweep<'a> {
                 CentraError::RateLimited { retry_at_ms } => {
                     let now = self.ctx.clock.now_millis();
                     let at = retry_at_ms.unwrap_or(now + pause.as_millis() as i64);
-                    if at + self.ctx.settings.deadline_margin_ms >= self.deadline_ms {
+                    if at + self.ctx.settings.deadline_margin_ms >= self.run.deadline_ms {
                         return Ok(PageRead::OutOfTime);
                     }
                     Duration::from_millis((at - now).max(0) as u64)
@@ -611,8 +530,8 @@ impl<'a> Sweep<'a> {
                 }
             }
         }
-        let page = self.cp.cursor.page;
-        self.cp.cursor.page = if rows.len() < self.ctx.settings.page_limit as usize {
+        let page = self.run.cp.cursor.page;
+        self.run.cp.cursor.page = if rows.len() < self.ctx.settings.page_limit as usize {
             Cursor::AFTER_PAGES
         } else {
             page + 1
@@ -679,12 +598,12 @@ impl<'a> Sweep<'a> {
                 counters.add(counter::CHANGED_DURING_RUN, 1);
                 continue;
             };
-            let action = match (corrects, self.cp.signature.dry_run) {
+            let action = match (corrects, self.run.cp.signature.dry_run) {
                 (false, _) => DriftAction::Reported,
                 (true, true) => DriftAction::WouldCorrect,
                 (true, false) => {
                     corrections.push(correction_message(
-                        &self.cp.run_id,
+                        &self.run.cp.run_id,
                         &ledger_row,
                         snapshot_row.believed,
                         now,
@@ -719,11 +638,11 @@ impl<'a> Sweep<'a> {
             counters.add(counter::CORRECTIONS_QUEUED, corrections.len() as u64);
         }
         if !rows.is_empty() {
-            let prefix = run_prefix(self.cp.started_at_ms, &self.cp.run_id);
+            let prefix = run_prefix(self.run.cp.started_at_ms, &self.run.cp.run_id);
             let key = part_key(&prefix, JOB, store.as_str(), page);
             let part = PagePart {
                 job: JOB,
-                run_id: self.cp.run_id.clone(),
+                run_id: self.run.cp.run_id.clone(),
                 store: store.to_string(),
                 page,
                 counters: counters.clone(),
@@ -733,9 +652,10 @@ impl<'a> Sweep<'a> {
                 .reports
                 .put(&key, JSON, to_json_bytes(&part)?)
                 .await?;
-            self.cp
+            self.run
+                .cp
                 .parts
-                .push(PartRef(self.cp.cursor.store_index, page));
+                .push(PartRef(self.run.cp.cursor.store_index, page));
         }
         self.add(store, &counters);
         if page == 0 {
@@ -752,7 +672,7 @@ impl<'a> Sweep<'a> {
     ) -> Result<(), ReconError> {
         let now = self.ctx.clock.now_millis();
         let exception = ExceptionRecord {
-            id: format!("recon-{}-{}", self.cp.run_id, mapping.store),
+            id: format!("recon-{}-{}", self.run.cp.run_id, mapping.store),
             store: mapping.store.to_string(),
             item: None,
             kind: "recon_store_failed".into(),
@@ -777,8 +697,8 @@ impl<'a> Sweep<'a> {
 
     async fn next_store(&mut self, store: &StoreCode) -> Result<(), ReconError> {
         tracing::info!(store = %store, "stock drift: store done");
-        self.cp.cursor = Cursor {
-            store_index: self.cp.cursor.store_index + 1,
+        self.run.cp.cursor = Cursor {
+            store_index: self.run.cp.cursor.store_index + 1,
             page: 1,
         };
         self.state.fingerprint = None;
@@ -788,13 +708,14 @@ impl<'a> Sweep<'a> {
     }
 
     async fn finalize(&mut self) -> Result<Vec<String>, ReconError> {
-        let prefix = run_prefix(self.cp.started_at_ms, &self.cp.run_id);
+        let prefix = run_prefix(self.run.cp.started_at_ms, &self.run.cp.run_id);
         let part_keys: Vec<String> = self
+            .run
             .cp
             .parts
             .iter()
             .map(|p| {
-                let store = &self.cp.stores[p.store_index() as usize];
+                let store = &self.run.cp.stores[p.store_index() as usize];
                 part_key(&prefix, JOB, store.as_str(), p.page())
             })
             .collect();
@@ -806,8 +727,9 @@ impl<'a> Sweep<'a> {
         )
         .await?;
         let finished_at_ms = self.ctx.clock.now_millis();
-        let counters = self.cp.counters.clone();
+        let counters = self.run.cp.counters.clone();
         let stores: BTreeMap<String, StoreReport> = self
+            .run
             .cp
             .stores
             .iter()
@@ -831,12 +753,12 @@ impl<'a> Sweep<'a> {
         let time = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
         let report = StockDriftReport {
             job: JOB,
-            run_id: self.cp.run_id.clone(),
-            scope: self.cp.scope.clone(),
-            started_at: time(self.cp.started_at_ms),
+            run_id: self.run.cp.run_id.clone(),
+            scope: self.run.cp.scope.clone(),
+            started_at: time(self.run.cp.started_at_ms),
             finished_at: time(finished_at_ms),
-            invocations: self.cp.invocations,
-            dry_run: self.cp.signature.dry_run,
+            invocations: self.run.cp.invocations,
+            dry_run: self.run.cp.signature.dry_run,
             compared_quantity: settings.drift_quantity,
             counters: counters.clone(),
             stores,
@@ -852,6 +774,7 @@ impl<'a> Sweep<'a> {
             }
         )];
         let correcting: Vec<&str> = self
+            .run
             .cp
             .stores
             .iter()
@@ -871,12 +794,12 @@ impl<'a> Sweep<'a> {
         }
         let summary = JobSummary {
             job: JOB,
-            run_id: self.cp.run_id.clone(),
-            scope: self.cp.scope.clone(),
-            started_at_ms: self.cp.started_at_ms,
+            run_id: self.run.cp.run_id.clone(),
+            scope: self.run.cp.scope.clone(),
+            started_at_ms: self.run.cp.started_at_ms,
             finished_at_ms,
-            invocations: self.cp.invocations,
-            dry_run: self.cp.signature.dry_run,
+            invocations: self.run.cp.invocations,
+            dry_run: self.run.cp.signature.dry_run,
             counters: counters.clone(),
             findings: counters.get(counter::DRIFTED),
             exceptions: counters.get(counter::BLOCKED) + counters.get(counter::STORES_FAILED),
@@ -928,7 +851,7 @@ impl<'a> Sweep<'a> {
             settings.history_runs,
         )
         .await?;
-        self.cp.finished_at_ms = Some(finished_at_ms);
+        self.run.cp.finished_at_ms = Some(finished_at_ms);
         self.save().await?;
         Ok(keys)
     }
