@@ -6,6 +6,7 @@ mod bench_orders;
 mod demo;
 mod ops;
 mod order_sims;
+mod reconcile;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,9 @@ enum Command {
         #[arg(long)]
         ean: Option<String>,
     },
+    /// Run one reconciliation job now (stock-drift, availability, sku-audit, stalled-orders,
+    /// finance-close) and write its report files.
+    Reconcile(reconcile::ReconcileArgs),
     /// Benchmark: a burst of store events through intake, applier and pusher against the simulator.
     BenchSync(bench::BenchArgs),
     /// Benchmark: kiosk orders injected into the Centra simulator (Order API) and reported to Cloudshelf.
@@ -133,6 +137,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Exceptions { store } => ops::list_exceptions(store).await,
         Command::Unblock { store, sku, ean } => ops::unblock(store, sku, ean).await,
+        Command::Reconcile(args) => {
+            shared::telemetry::init_text_logs("warn");
+            reconcile::run(args).await
+        }
         Command::BenchOrders(args) => {
             shared::telemetry::init_text_logs("error");
             bench_orders::run(args).await

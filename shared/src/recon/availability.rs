@@ -35,6 +35,8 @@ pub mod counter {
     pub const IN_STOCK_MISMATCHES: &str = "in_stock_mismatches";
     /// Cloudshelf disagrees, and this run pushes the level that should fix it.
     pub const CORRECTED_BY_PUSH: &str = "corrected_by_push";
+    /// Centra sizes with stock that Cloudshelf has no variant for (not pushed; see the SKU audit).
+    pub const UNKNOWN_VARIANTS: &str = "unknown_variants";
 }
 
 /// One (location, variant) whose `isInStock` is not what Centra's stock implies.
@@ -103,7 +105,7 @@ pub async fn run_availability(ctx: &ReconContext, opts: &RunOptions) -> Result<J
     let mut run = JobCheckpoint::claim(ctx, JOB, opts).await?;
     let mut state: AvailabilityState = run.state();
     let mut pacer = Pacer::new(ctx.settings.page_interval);
-    let mut in_stock: Option<HashMap<(String, String), bool>> = None;
+    let mut cloudshelf_view: Option<CloudshelfView> = None;
     let mut slowest_store_ms = 0;
 
     while (run.cp.cursor.store_index as usize) < run.cp.stores.len() {
@@ -116,9 +118,10 @@ pub async fn run_availability(ctx: &ReconContext, opts: &RunOptions) -> Result<J
         let mut counters = Counters::default();
         if let Some(mapping) = ctx.mappings.store(store.as_str()).cloned() {
             counters.add(counter::STORES, 1);
-            if in_stock.is_none() {
-                in_stock = Some(read_in_stock_flags(ctx, &run).await?);
+            if cloudshelf_view.is_none() {
+                cloudshelf_view = Some(read_cloudshelf_view(ctx, &run).await?);
             }
+            let view = cloudshelf_view.as_ref().expect("read above");
             match read_warehouse(
                 ctx,
                 &mut pacer,
@@ -150,12 +153,17 @@ pub async fn run_availability(ctx: &ReconContext, opts: &RunOptions) -> Result<J
                         } else {
                             HashMap::new()
                         };
-                    let (updates, mismatches) = availability_diff(
+                    let (mut updates, mismatches) = availability_diff(
                         rows.into_iter().map(|r| (location.clone(), r)),
-                        in_stock.as_ref().expect("read above"),
+                        &view.in_stock,
                         &last_pushed,
                         ctx.settings.cloudshelf_safety_stock,
                     );
+                    // A size Cloudshelf lacks would fail the whole call with a userError that names no
+                    // input; the SKU audit reports it, the push leaves it out.
+                    let before = updates.len();
+                    updates.retain(|u| view.variants.contains(&u.product_variant_id));
+                    counters.add(counter::UNKNOWN_VARIANTS, (before - updates.len()) as u64);
                     counters.add(counter::LEVELS_CHANGED, updates.len() as u64);
                     if !opts.dry_run && !updates.is_empty() {
                         let errors = with_retries(
@@ -200,27 +208,32 @@ pub async fn run_availability(ctx: &ReconContext, opts: &RunOptions) -> Result<J
                             );
                         }
                     }
+                    let pushed_now = !opts.dry_run && counters.get(counter::PUSH_ERRORS) == 0;
                     let rows: Vec<AvailabilityRow> = mismatches
                         .into_iter()
-                        .map(|m| {
+                        .filter(|m| view.variants.contains(&m.product_variant_id))
+                        .filter(|m| {
+                            // A level this run pushed is expected to fix the flag: counted, not listed.
+                            let fixed = m.corrected_by_push && pushed_now;
                             counters.add(
-                                if m.corrected_by_push {
+                                if fixed {
                                     counter::CORRECTED_BY_PUSH
                                 } else {
                                     counter::IN_STOCK_MISMATCHES
                                 },
                                 1,
                             );
-                            AvailabilityRow {
-                                store: store.to_string(),
-                                location_id: m.location_id,
-                                product_variant_id: m.product_variant_id,
-                                sku: m.sku,
-                                centra_free_to_allocate: m.free_to_allocate,
-                                expected_in_stock: m.expected_in_stock,
-                                cloudshelf_in_stock: m.cloudshelf_in_stock,
-                                corrected_by_push: m.corrected_by_push,
-                            }
+                            !fixed
+                        })
+                        .map(|m| AvailabilityRow {
+                            store: store.to_string(),
+                            location_id: m.location_id,
+                            product_variant_id: m.product_variant_id,
+                            sku: m.sku,
+                            centra_free_to_allocate: m.free_to_allocate,
+                            expected_in_stock: m.expected_in_stock,
+                            cloudshelf_in_stock: m.cloudshelf_in_stock,
+                            corrected_by_push: m.corrected_by_push,
                         })
                         .collect();
                     run.write_part(ctx, index, store.as_str(), &counters, rows)
@@ -280,11 +293,17 @@ pub async fn run_availability(ctx: &ReconContext, opts: &RunOptions) -> Result<J
     Ok(run.job_run(ctx, Some(keys)))
 }
 
-/// Cloudshelf's `isInStock` per (location, variant), kept only for the locations of this run's stores.
-async fn read_in_stock_flags(
+/// What Cloudshelf holds: `isInStock` per (location, variant), only for the locations of this run's stores,
+/// and every id a variant can be named by.
+struct CloudshelfView {
+    in_stock: HashMap<(String, String), bool>,
+    variants: HashSet<String>,
+}
+
+async fn read_cloudshelf_view(
     ctx: &ReconContext,
     run: &JobCheckpoint,
-) -> Result<HashMap<(String, String), bool>, ReconError> {
+) -> Result<CloudshelfView, ReconError> {
     let locations: HashSet<&str> = run
         .cp
         .stores
@@ -301,7 +320,13 @@ async fn read_in_stock_flags(
                     .is_some_and(|p| locations.contains(p))
         });
     }
-    Ok(cloudshelf_in_stock_map(&variants))
+    Ok(CloudshelfView {
+        in_stock: cloudshelf_in_stock_map(&variants),
+        variants: variants
+            .iter()
+            .flat_map(|v| std::iter::once(v.id.clone()).chain(v.platform_provided_id.clone()))
+            .collect(),
+    })
 }
 
 /// A warehouse's rows, paced and retried per page; `Err(reason)` when Centra refuses the warehouse.

@@ -20,12 +20,14 @@ pub mod finance;
 pub mod html;
 pub mod ports;
 pub mod report;
+pub mod request;
 pub mod run;
 pub mod sinks;
 pub mod sku_audit;
 pub mod snapshot;
 pub mod stalled;
 pub mod stock_drift;
+pub mod wiring;
 
 use crate::centra::CentraError;
 use crate::domain::StoreCode;
