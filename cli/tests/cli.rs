@@ -194,3 +194,64 @@ fn serve_answers_signed_store_events_and_centra_webhooks() {
     );
     assert_eq!(status, 401, "unsigned Centra webhook");
 }
+
+#[test]
+fn reconcile_demo_finds_the_seeded_drift_and_writes_parseable_reports() {
+    let out_dir = std::env::temp_dir().join(format!("shelfsync-recon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let run = |job: &str, extra: &[&str]| -> String {
+        let out = Command::new(BIN)
+            .args(["reconcile", job, "--demo", "--out"])
+            .arg(&out_dir)
+            .args(extra)
+            .output()
+            .expect("run shelfsync reconcile");
+        assert!(
+            out.status.success(),
+            "{job}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let text = run("stock-drift", &[]);
+    assert!(text.contains("1 drifted SKUs"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("Tee07-M"))
+        .unwrap_or_else(|| panic!("no drift row in:\n{text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..2], ["LDN-01", "Tee07-M"]);
+    assert!(row.contains(" 2 ") && row.contains(" 5 ") && row.contains(" -3 "), "{row}");
+
+    // Every file the run names exists, the JSON parses and the CSV has the drifted row.
+    let written: Vec<std::path::PathBuf> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("wrote "))
+        .map(std::path::PathBuf::from)
+        .collect();
+    assert_eq!(written.len(), 5, "{text}");
+    for path in &written {
+        let body = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str::<serde_json::Value>(&body)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        if path.extension().is_some_and(|e| e == "csv") {
+            assert_eq!(body.lines().count(), 2, "{body}");
+            assert!(body.contains("Tee07-M"), "{body}");
+        }
+    }
+
+    let text = run("sku-audit", &["--dry-run", "--fix"]);
+    assert!(text.contains("2 catalogue findings"), "{text}");
+    assert!(text.contains("would_create"), "{text}");
+
+    let err = Command::new(BIN)
+        .args(["reconcile", "stock-drift", "--demo", "--since", "5w"])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("--since"), "names the flag");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
