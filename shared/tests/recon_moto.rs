@@ -276,7 +276,7 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
             deadline_margin_ms: 0,
             ..Default::default()
         },
-            sources: Default::default(),
+        sources: Default::default(),
     };
 
     // A page takes 1 s on the job's clock and an invocation 2.5 s: one page each, resumed from DynamoDB.
