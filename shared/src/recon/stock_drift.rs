@@ -26,7 +26,7 @@ use super::report::{
     collect_parts, csv_document, part_key, publish_job, run_prefix, to_json_bytes, JobSummary,
     PagePart, ReportRow, JSON,
 };
-use super::run::JobCheckpoint;
+use super::run::{JobCheckpoint, Pacer};
 use super::snapshot::{classify, RowStatus, SeenRows, StoreSnapshot};
 use super::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
 use crate::centra::CentraError;
@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const JOB: JobKind = JobKind::StockDrift;
 
@@ -312,7 +312,7 @@ struct Sweep<'a> {
     state: DriftState,
     loaded: Option<Loaded>,
     slowest_step_ms: i64,
-    last_request: Option<Instant>,
+    pacer: Pacer,
 }
 
 impl<'a> Sweep<'a> {
@@ -325,7 +325,7 @@ impl<'a> Sweep<'a> {
             state,
             loaded: None,
             slowest_step_ms: 0,
-            last_request: None,
+            pacer: Pacer::new(ctx.settings.page_interval),
         })
     }
 
@@ -439,24 +439,13 @@ impl<'a> Sweep<'a> {
     }
 
     /// Waits out the pacing interval since the last Centra request.
-    async fn pace(&mut self) {
-        let interval = self.ctx.settings.page_interval;
-        if let Some(last) = self.last_request {
-            let elapsed = last.elapsed();
-            if elapsed < interval {
-                tokio::time::sleep(interval - elapsed).await;
-            }
-        }
-        self.last_request = Some(Instant::now());
-    }
-
     async fn read_page(&mut self, warehouse_id: u64) -> Result<PageRead, ReconError> {
         let page = self.run.cp.cursor.page;
         let limit = self.ctx.settings.page_limit;
         let mut pause = self.ctx.settings.retry_pause;
         let attempts = self.ctx.settings.centra_attempts.max(1);
         for attempt in 1..=attempts {
-            self.pace().await;
+            self.pacer.wait().await;
             let error = match self
                 .ctx
                 .centra_stock
