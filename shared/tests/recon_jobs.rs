@@ -477,3 +477,45 @@ async fn a_job_without_its_source_says_what_is_missing() {
         }
     }
 }
+
+#[tokio::test]
+async fn availability_rides_out_429s_5xx_and_a_lost_upsert_response() {
+    use simulators::centra::{Fault, FaultTarget as CentraTarget};
+    use simulators::cloudshelf::{CloudshelfFault, FaultTarget};
+    let e = env(4).await;
+    e.centra.inject_on(
+        CentraTarget::Queries,
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(0),
+        },
+    );
+    e.centra
+        .inject_on(CentraTarget::Queries, Fault::ServerError(502));
+    e.cloudshelf
+        .inject_on(FaultTarget::Queries, CloudshelfFault::RateLimited);
+    e.cloudshelf.inject_on(
+        FaultTarget::Mutations,
+        CloudshelfFault::LoseResponseAfterApply,
+    );
+    e.cloudshelf
+        .inject_on(FaultTarget::Mutations, CloudshelfFault::ServerError);
+
+    let run = e.run(JobKind::Availability, e.opts()).await;
+    assert_eq!(
+        e.centra.pending_faults() + e.cloudshelf.pending_faults(),
+        0,
+        "every fault was hit"
+    );
+    assert_eq!(run.counters.get("levels_pushed"), 4);
+    assert_eq!(run.counters.get("push_errors"), 0);
+    for i in 0..4 {
+        let level = e
+            .cloudshelf
+            .stock_level(&e.location, &size_gid(&format!("P{i}S")))
+            .expect("pushed despite the faults");
+        assert_eq!(level.quantity, 10 + i as i64);
+    }
+    // The retried upsert set the same absolute levels: the next run has nothing to push.
+    let run = e.run(JobKind::Availability, e.opts()).await;
+    assert_eq!(run.counters.get("levels_changed"), 0);
+}

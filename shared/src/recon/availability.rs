@@ -15,9 +15,7 @@ use super::run::{read_cloudshelf_variants, with_retries, JobCheckpoint, Outcome,
 use super::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
 use crate::audit::{availability_diff, cloudshelf_in_stock_map};
 use crate::centra_catalogue::CentraStockRow;
-use crate::cloudshelf::CloudshelfError;
 use crate::recon::report::{ReportRow, JSON};
-use crate::recon::run::centra_transient;
 use crate::recon::Cursor;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -170,7 +168,6 @@ pub async fn run_availability(ctx: &ReconContext, opts: &RunOptions) -> Result<J
                             ctx,
                             run.deadline_ms,
                             "Cloudshelf upsertStockLevels",
-                            CloudshelfError::is_transient,
                             || cloudshelf.upsert_stock_levels(&updates),
                         )
                         .await?;
@@ -342,13 +339,9 @@ async fn read_warehouse(
     let mut rows = Vec::new();
     for page in 1.. {
         pacer.wait().await;
-        let read = with_retries(
-            ctx,
-            deadline_ms,
-            "Centra warehouse stock page",
-            centra_transient,
-            || ctx.centra_stock.stock_page(warehouse_id, page, limit),
-        )
+        let read = with_retries(ctx, deadline_ms, "Centra warehouse stock page", || {
+            ctx.centra_stock.stock_page(warehouse_id, page, limit)
+        })
         .await;
         let read = match read {
             Ok(read) => read,

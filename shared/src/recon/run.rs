@@ -311,17 +311,44 @@ pub struct JobDocument<R> {
     pub rows: Vec<R>,
 }
 
-/// Retries a remote read on transient failures with doubling pauses, giving up early when the deadline
-/// would pass. `transient` says which errors are worth another attempt.
+/// A remote failure a job may simply repeat, and when.
+pub(crate) trait Retryable: std::fmt::Display {
+    /// `None`: do not repeat; `Some(None)`: after the usual pause; `Some(Some(ms))`: not before that instant
+    /// (a 429's `Retry-After`).
+    fn retry(&self) -> Option<Option<i64>>;
+}
+
+impl Retryable for crate::centra::CentraError {
+    fn retry(&self) -> Option<Option<i64>> {
+        use crate::centra::CentraError;
+        match self {
+            CentraError::RateLimited { retry_at_ms } => Some(*retry_at_ms),
+            CentraError::NotSent(_) | CentraError::Uncertain { .. } => Some(None),
+            _ => None,
+        }
+    }
+}
+
+impl Retryable for crate::cloudshelf::CloudshelfError {
+    fn retry(&self) -> Option<Option<i64>> {
+        match self {
+            crate::cloudshelf::CloudshelfError::RateLimited { retry_at_ms } => Some(*retry_at_ms),
+            e if e.is_transient() => Some(None),
+            _ => None,
+        }
+    }
+}
+
+/// Retries a remote call on transient failures with doubling pauses (or until a 429's retry time), giving up
+/// when the wait would pass the deadline. Reads and absolute upserts only: repeating them is harmless.
 pub(crate) async fn with_retries<T, E, F, Fut>(
     ctx: &ReconContext,
     deadline_ms: i64,
     what: &str,
-    transient: impl Fn(&E) -> bool,
     mut call: F,
 ) -> Result<T, E>
 where
-    E: std::fmt::Display,
+    E: Retryable,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
@@ -329,22 +356,22 @@ where
     let mut pause: Duration = ctx.settings.retry_pause;
     let mut attempt = 1;
     loop {
-        match call().await {
+        let e = match call().await {
             Ok(v) => return Ok(v),
-            Err(e) => {
-                let late = ctx.clock.now_millis()
-                    + pause.as_millis() as i64
-                    + ctx.settings.deadline_margin_ms
-                    >= deadline_ms;
-                if attempt >= attempts || !transient(&e) || late {
-                    return Err(e);
-                }
-                tracing::warn!(what, attempt, error = %e, "read failed; retrying");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                attempt += 1;
-            }
+            Err(e) => e,
+        };
+        let Some(at) = e.retry().filter(|_| attempt < attempts) else {
+            return Err(e);
+        };
+        let now = ctx.clock.now_millis();
+        let wait_ms = at.map_or(pause.as_millis() as i64, |at| (at - now).max(0));
+        if now + wait_ms + ctx.settings.deadline_margin_ms >= deadline_ms {
+            return Err(e);
         }
+        tracing::warn!(what, attempt, error = %e, wait_ms, "call failed; retrying");
+        tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+        pause *= 2;
+        attempt += 1;
     }
 }
 
@@ -373,15 +400,6 @@ impl Pacer {
     }
 }
 
-/// Centra failures a read may simply repeat.
-pub(crate) fn centra_transient(e: &crate::centra::CentraError) -> bool {
-    use crate::centra::CentraError;
-    matches!(
-        e,
-        CentraError::RateLimited { .. } | CentraError::NotSent(_) | CentraError::Uncertain { .. }
-    )
-}
-
 /// Every Centra size, page by page, paced and retried per page.
 pub(crate) async fn read_centra_sizes(
     ctx: &ReconContext,
@@ -394,13 +412,9 @@ pub(crate) async fn read_centra_sizes(
     let mut sizes = Vec::new();
     for page in 1.. {
         pacer.wait().await;
-        let read = with_retries(
-            ctx,
-            deadline_ms,
-            "Centra products page",
-            centra_transient,
-            || centra.product_page(page, limit),
-        )
+        let read = with_retries(ctx, deadline_ms, "Centra products page", || {
+            centra.product_page(page, limit)
+        })
         .await?;
         sizes.extend(read.sizes.into_iter().filter(|s| seen.insert(s.size_id)));
         if read.products < limit as usize {
@@ -418,30 +432,23 @@ pub(crate) async fn read_cloudshelf_variants(
 ) -> Result<Vec<crate::cloudshelf_catalogue::CloudshelfVariant>, ReconError> {
     use crate::cloudshelf_catalogue::{MAX_VARIANTS_PAGE_SIZE, MAX_VARIANT_STOCK_PAGE_SIZE};
     let cloudshelf = ctx.sources.cloudshelf()?;
-    let transient = |e: &crate::cloudshelf::CloudshelfError| e.is_transient();
     let mut variants = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let (page, next) = with_retries(
-            ctx,
-            deadline_ms,
-            "Cloudshelf variants page",
-            transient,
-            || {
-                let after = after.clone();
-                async move {
-                    if with_stock {
-                        cloudshelf
-                            .variant_stock_page(after, MAX_VARIANT_STOCK_PAGE_SIZE)
-                            .await
-                    } else {
-                        cloudshelf
-                            .variants_page(after, MAX_VARIANTS_PAGE_SIZE)
-                            .await
-                    }
+        let (page, next) = with_retries(ctx, deadline_ms, "Cloudshelf variants page", || {
+            let after = after.clone();
+            async move {
+                if with_stock {
+                    cloudshelf
+                        .variant_stock_page(after, MAX_VARIANT_STOCK_PAGE_SIZE)
+                        .await
+                } else {
+                    cloudshelf
+                        .variants_page(after, MAX_VARIANTS_PAGE_SIZE)
+                        .await
                 }
-            },
-        )
+            }
+        })
         .await?;
         variants.extend(page);
         match next {

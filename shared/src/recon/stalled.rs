@@ -12,9 +12,9 @@
 //! One unit: everything is read and compared in one go (the outbox and ledger are small next to the stock
 //! sweep); a failed invocation leaves the carried state as it was.
 
-use super::run::{centra_transient, with_retries, JobCheckpoint, Outcome};
+use super::run::{with_retries, JobCheckpoint, Outcome};
 use super::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
-use crate::cloudshelf::{CloudshelfError, CloudshelfOrder, CloudshelfOrderStatus};
+use crate::cloudshelf::{CloudshelfOrder, CloudshelfOrderStatus};
 use crate::orders::outbox::OutboxState;
 use crate::orders::stalled::{find_stalled_orders, StalledOrder};
 use crate::recon::report::ReportRow;
@@ -125,13 +125,9 @@ pub async fn run_stalled_orders(
             .map_or(now - FIRST_RUN_LOOKBACK_MS, |w| w - WATERMARK_OVERLAP_MS)
     });
     let since = DateTime::<Utc>::from_timestamp_millis(since_ms).unwrap_or_default();
-    let changed = with_retries(
-        ctx,
-        run.deadline_ms,
-        "Cloudshelf orders",
-        CloudshelfError::is_transient,
-        || cloudshelf.orders_updated_since(since, crate::cloudshelf::MAX_ORDERS_PAGE_SIZE),
-    )
+    let changed = with_retries(ctx, run.deadline_ms, "Cloudshelf orders", || {
+        cloudshelf.orders_updated_since(since, crate::cloudshelf::MAX_ORDERS_PAGE_SIZE)
+    })
     .await?;
     counters.add(counter::CLOUDSHELF_ORDERS_READ, changed.len() as u64);
     let mut orders: BTreeMap<String, CloudshelfOrder> =
@@ -174,13 +170,9 @@ pub async fn run_stalled_orders(
         }
         let Some(centra) = centra else { break };
         for number in &record.centra_orders {
-            let state = with_retries(
-                ctx,
-                run.deadline_ms,
-                "Centra order",
-                centra_transient,
-                || centra.order(*number),
-            )
+            let state = with_retries(ctx, run.deadline_ms, "Centra order", || {
+                centra.order(*number)
+            })
             .await?;
             counters.add(counter::CENTRA_ORDERS_CHECKED, 1);
             if let Some(state) = state {
