@@ -24,7 +24,23 @@ setting when:
 - PUSH_LEASE_SECONDS is not above the Timeout of the function it configures;
 - an alarm does not notify (AlarmActions) or does not treat missing data as notBreaching; an alarm on a custom
   namespace does not use the functions' METRICS_NAMESPACE; a DLQ has no ApproximateNumberOfMessagesVisible alarm;
-  a function has no Errors alarm.
+  a function has no Errors alarm; an alarm on a custom metric lacks the Service dimension the functions' EMF
+  documents carry (shared/src/metrics.rs; without it the alarm never sees data) or names a metric no Rust
+  `const … = "Name"` in shared/src declares;
+- an AWS::Scheduler::Schedule has no ScheduleExpressionTimezone, FlexibleTimeWindow, RetryPolicy or
+  DeadLetterConfig on a queue of this template (whose DLQ must have an alarm), a malformed expression, a State
+  other than ENABLED/DISABLED, or a target/role that is not this template's function and a role allowing
+  lambda:InvokeFunction on it and sqs:SendMessage to the DLQ; a schedule of the reconcile function has an Input
+  that is not a reconciliation request (JSON object, a known `job`, only the fields the Rust side accepts);
+- the reconcile function's environment (after Globals) is not exactly RECONCILE_ENV, the list the Rust side
+  reads;
+- an S3 bucket is not encrypted by default, does not block all public access, is not BucketOwnerEnforced, has
+  no enabled expiration and abort-incomplete-multipart lifecycle rule, or no bucket policy denying non-TLS
+  (aws:SecureTransport false);
+- a dashboard body is not valid JSON once its !Sub variables are filled, names a resource or parameter the
+  template does not have, or graphs a custom metric without the functions' namespace and Service dimension or
+  under an undeclared name;
+- a sample event events/reconcile-*.json is not a valid reconciliation request, or a job has no sample.
 
 Prints "template checks passed (N checks)" on success. Needs Python 3.11+ (tomllib) and PyYAML, which cfn-lint
 installs (`pip install cfn-lint`). With --cfn-lint it also runs `cfn-lint` on the template.
@@ -35,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -62,6 +79,48 @@ VISIBILITY_FACTOR = 6
 SAM_DEFAULT_TIMEOUT = 3
 SQS_DEFAULT_VISIBILITY = 30
 FIFO_MAX_BATCH = 10
+
+# Reconciliation (shared/src/recon/request.rs and wiring.rs; keep in step with them).
+RECONCILE_BINARY = "reconcile"
+RECON_JOBS = {"stock_drift", "availability", "sku_audit", "stalled_orders", "finance_close"}
+# ReconRequest is `deny_unknown_fields`: any other key fails every invocation of the schedule.
+RECON_REQUEST_FIELDS = {
+    "job": str,
+    "store": str,
+    "since_minutes": int,
+    "full": bool,
+    "dry_run": bool,
+    "apply_fixes": bool,
+    "restart": bool,
+}
+# The reconcile function's environment after the Globals merge, exactly.
+RECONCILE_ENV = {
+    "RUST_LOG",
+    "METRICS_NAMESPACE",
+    "MAPPINGS_SSM_PARAMETER",
+    "STOCK_TABLE",
+    "STOCK_QUEUE_URL",
+    "STOCK_PUSH_QUEUE_URL",
+    "REPORTS_BUCKET",
+    "ALERT_TOPIC_ARN",
+    "CENTRA_API_URL",
+    "CENTRA_API_TOKEN_SECRET_ARN",
+    "CENTRA_RATE_TIER",
+    "CLOUDSHELF_API_URL",
+    "CLOUDSHELF_API_KEY_SECRET_ARN",
+    "RECON_PAGE_INTERVAL_MS",
+}
+SSE_ALGORITHMS = {"AES256", "aws:kms", "aws:kms:dsse"}
+PUBLIC_ACCESS_BLOCK = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+SCHEDULE_STATES = {"ENABLED", "DISABLED"}
+SCHEDULE_EXPRESSION = re.compile(
+    r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(([^ ()]+ ){5}[^ ()]+\)|at\(\S+\))$"
+)
+PSEUDO_PARAMETERS = {
+    "AWS::AccountId", "AWS::NotificationARNs", "AWS::NoValue", "AWS::Partition", "AWS::Region",
+    "AWS::StackId", "AWS::StackName", "AWS::URLSuffix",
+}
+DEFAULT_SERVICE_DIMENSION = "cloudshelf-centra"
 
 
 # ─── YAML with CloudFormation short-form tags ──────────────────────────────────────────────────────────────────
@@ -423,7 +482,7 @@ def check_environment(t: Template, c: Checks) -> str | None:
     return namespace
 
 
-def check_alarms(t: Template, c: Checks, dlqs: set, namespace: str | None) -> None:
+def check_alarms(t: Template, c: Checks, dlqs: set, namespace: str | None, facts: RustFacts) -> None:
     dlq_alarmed = set()
     errors_alarmed = set()
     for alarm, _ in t.of_type("AWS::CloudWatch::Alarm"):
@@ -436,6 +495,8 @@ def check_alarms(t: Template, c: Checks, dlqs: set, namespace: str | None) -> No
         if isinstance(ns, str) and not ns.startswith("AWS/") and namespace is not None:
             c.expect(ns == namespace, alarm, "Namespace",
                      f"is {ns!r} but the functions publish to METRICS_NAMESPACE {namespace!r}")
+        if isinstance(ns, str) and not ns.startswith("AWS/"):
+            check_custom_metric(c, alarm, ns, facts, props.get("MetricName"), dims)
         if ns == "AWS/SQS" and props.get("MetricName") == "ApproximateNumberOfMessagesVisible":
             dlq_alarmed.add(target_resource(dims.get("QueueName")))
         if ns == "AWS/Lambda" and props.get("MetricName") == "Errors":
@@ -447,8 +508,284 @@ def check_alarms(t: Template, c: Checks, dlqs: set, namespace: str | None) -> No
         c.expect(fn in errors_alarmed, fn, "alarm", "no AWS/Lambda Errors alarm on this function")
 
 
+# ─── what the Rust side declares ───────────────────────────────────────────────────────────────────────────────
+
+
+class RustFacts:
+    """Metric names (every `const NAME: &str = "PascalCase"` under shared/src) and the EMF Service dimension
+    (shared/src/metrics.rs). `metric_names` is None when the sources are not there (the name check is skipped)."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.metric_names: set | None = None
+        self.service = DEFAULT_SERVICE_DIMENSION
+        src = root / "shared" / "src"
+        if not src.is_dir():
+            return
+        const = re.compile(r'const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"([A-Z][A-Za-z0-9]*)"')
+        names = set()
+        for path in src.rglob("*.rs"):
+            names.update(const.findall(path.read_text(encoding="utf-8", errors="replace")))
+        self.metric_names = names
+        metrics = src / "metrics.rs"
+        if metrics.is_file():
+            m = re.search(r'SERVICE_DIMENSION\s*:\s*&str\s*=\s*"([^"]+)"', metrics.read_text(encoding="utf-8"))
+            if m:
+                self.service = m.group(1)
+
+
+def check_custom_metric(c: Checks, where: str, namespace: str | None, facts: RustFacts, metric, dims: dict) -> None:
+    """A custom-namespace metric (alarm or dashboard) must carry the Service dimension, exactly, and a name the
+    code declares: CloudWatch matches metrics on the full dimension set, so a different set sees no data."""
+    c.expect(dims == {"Service": facts.service}, where, "Dimensions",
+             f"are {display(dims)}; the functions' EMF metrics carry exactly Service = {facts.service!r} "
+             "(shared/src/metrics.rs), any other set sees no data")
+    if facts.metric_names is not None:
+        c.expect(metric in facts.metric_names, where, "MetricName",
+                 f"{metric!r} is not a metric name declared in shared/src (a `const … = \"{metric}\"`)")
+
+
+# ─── reconciliation, schedules, buckets, dashboards ───────────────────────────────────────────────────────────
+
+
+def recon_request_problems(value) -> list[str]:
+    """Why `value` (a parsed scheduled event) is not a request the reconcile function accepts; [] if it is."""
+    if not isinstance(value, dict):
+        return [f"is {display(value)}, not a JSON object"]
+    problems = []
+    job = value.get("job")
+    if job not in RECON_JOBS:
+        problems.append(f"job {display(job)} is not one of {', '.join(sorted(RECON_JOBS))}")
+    for key, v in value.items():
+        kind = RECON_REQUEST_FIELDS.get(key)
+        if kind is None:
+            problems.append(f"unknown field {key!r} (the request denies unknown fields: every invocation would fail)")
+        elif kind is int and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            problems.append(f"{key} is {display(v)}, must be a whole number >= 1")
+        elif kind is not int and not isinstance(v, kind):
+            problems.append(f"{key} is {display(v)}, must be a {kind.__name__}")
+    return problems
+
+
+def reconcile_function(t: Template):
+    for fn, res in t.of_type("AWS::Serverless::Function"):
+        if ((res.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") == RECONCILE_BINARY:
+            return fn
+    return None
+
+
+def check_reconcile_environment(t: Template, c: Checks) -> None:
+    fn = reconcile_function(t)
+    if not c.expect(fn is not None, "template", "ReconcileFunction",
+                    f"no function builds the {RECONCILE_BINARY!r} binary"):
+        return
+    env = set(t.function_env(fn))
+    missing = sorted(RECONCILE_ENV - env)
+    extra = sorted(env - RECONCILE_ENV)
+    c.expect(not missing and not extra, fn, "Environment.Variables",
+             f"differs from the list the Rust side reads: missing {missing or 'none'}, unexpected {extra or 'none'}")
+
+
+def role_allows(t: Template, role: str, action: str, resource: str) -> bool:
+    """Whether an Allow statement of `role`'s inline policies grants `action` on the template resource
+    `resource` (by !Ref / !GetAtt)."""
+    for i, policy in enumerate(as_list(t.props(role).get("Policies"))):
+        if not isinstance(policy, dict):
+            continue
+        for statement in as_list((policy.get("PolicyDocument") or {}).get("Statement")):
+            if not isinstance(statement, dict) or statement.get("Effect", "Allow") != "Allow":
+                continue
+            if action in as_list(statement.get("Action")) and resource in {
+                target_resource(r) for r in as_list(statement.get("Resource"))
+            }:
+                return True
+    return False
+
+
+def parameter_values(t: Template, value):
+    """The values `value` can take: itself, or a !Ref'd parameter's AllowedValues (its Default without)."""
+    if isinstance(value, dict) and "Ref" in value:
+        param = (t.doc.get("Parameters") or {}).get(value["Ref"])
+        if not isinstance(param, dict):
+            return None
+        allowed = param.get("AllowedValues")
+        return list(allowed) if allowed else [param.get("Default")]
+    return [value]
+
+
+def check_schedules(t: Template, c: Checks) -> set:
+    dlqs = set()
+    recon = reconcile_function(t)
+    for name, _ in t.of_type("AWS::Scheduler::Schedule"):
+        props = t.props(name)
+        c.expect(bool(props.get("ScheduleExpressionTimezone")), name, "ScheduleExpressionTimezone",
+                 "missing: a cron() schedule would run in UTC (set it on every schedule, e.g. !Ref ScheduleTimezone)")
+        expression = props.get("ScheduleExpression")
+        if isinstance(expression, str):
+            c.expect(bool(SCHEDULE_EXPRESSION.match(expression)), name, "ScheduleExpression",
+                     f"{expression!r} is not rate(N unit), cron(6 fields) or at(...)")
+        c.expect(bool((props.get("FlexibleTimeWindow") or {}).get("Mode")), name, "FlexibleTimeWindow.Mode",
+                 "missing (required; OFF runs on the tick)")
+        states = parameter_values(t, props.get("State", "ENABLED"))
+        c.expect(states is not None and set(states) <= SCHEDULE_STATES, name, "State",
+                 f"{display(props.get('State'))} can be {display(states)}, must be one of ENABLED/DISABLED")
+        target = props.get("Target") or {}
+        c.expect(bool(target.get("RetryPolicy")), name, "Target.RetryPolicy",
+                 "missing: a throttled invocation would be retried for 24 h, past the next tick")
+        dlq = target_resource((target.get("DeadLetterConfig") or {}).get("Arn"))
+        has_dlq = c.expect(t.is_queue(dlq), name, "Target.DeadLetterConfig.Arn",
+                           f"{display(target.get('DeadLetterConfig'))}: must be a queue of this template, or an "
+                           "undeliverable invocation is dropped silently")
+        if has_dlq:
+            dlqs.add(dlq)
+        fn = target_resource(target.get("Arn"))
+        is_fn = c.expect(fn in t.resources and t.resources[fn].get("Type") in
+                         ("AWS::Serverless::Function", "AWS::Lambda::Function"),
+                         name, "Target.Arn", f"{display(target.get('Arn'))} is not a function of this template")
+        role = target_resource(target.get("RoleArn"))
+        if c.expect(role in t.resources and t.resources[role].get("Type") == "AWS::IAM::Role", name,
+                    "Target.RoleArn", f"{display(target.get('RoleArn'))} is not a role of this template"):
+            trust = json.dumps(t.props(role).get("AssumeRolePolicyDocument"))
+            c.expect("scheduler.amazonaws.com" in trust, role, "AssumeRolePolicyDocument",
+                     "must let scheduler.amazonaws.com assume the role")
+            if is_fn:
+                c.expect(role_allows(t, role, "lambda:InvokeFunction", fn), role, "Policies",
+                         f"no statement allows lambda:InvokeFunction on {fn} (the target of {name})")
+            if has_dlq:
+                c.expect(role_allows(t, role, "sqs:SendMessage", dlq), role, "Policies",
+                         f"no statement allows sqs:SendMessage on {dlq} (the DLQ of {name})")
+        if is_fn and fn == recon:
+            raw = target.get("Input")
+            try:
+                problems = recon_request_problems(json.loads(raw)) if isinstance(raw, str) else [
+                    f"is {display(raw)}, must be a JSON string"]
+            except ValueError as e:
+                problems = [f"is not JSON: {e}"]
+            c.expect(not problems, name, "Target.Input", "; ".join(problems))
+    return dlqs
+
+
+def check_sample_events(root: pathlib.Path, c: Checks) -> None:
+    events = root / "events"
+    if not events.is_dir():
+        return
+    jobs_seen = set()
+    for path in sorted(events.glob("reconcile-*.json")):
+        label = f"events/{path.name}"
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            c.expect(False, label, "JSON", f"does not parse: {e}")
+            continue
+        problems = recon_request_problems(value)
+        if c.expect(not problems, label, "request", "; ".join(problems)):
+            jobs_seen.add(value["job"])
+    for job in sorted(RECON_JOBS - jobs_seen):
+        c.expect(False, "events", "reconcile-*.json", f"no sample event for the {job!r} job")
+
+
+def check_buckets(t: Template, c: Checks) -> None:
+    tls_denied = set()
+    for name, _ in t.of_type("AWS::S3::BucketPolicy"):
+        props = t.props(name)
+        for statement in as_list((props.get("PolicyDocument") or {}).get("Statement")):
+            if (isinstance(statement, dict) and statement.get("Effect") == "Deny"
+                    and str(((statement.get("Condition") or {}).get("Bool") or {})
+                            .get("aws:SecureTransport")).lower() == "false"):
+                tls_denied.add(target_resource(props.get("Bucket")))
+    for bucket, _ in t.of_type("AWS::S3::Bucket"):
+        props = t.props(bucket)
+        rules = as_list((props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration"))
+        algorithms = [((r or {}).get("ServerSideEncryptionByDefault") or {}).get("SSEAlgorithm") for r in rules]
+        c.expect(bool(algorithms) and all(a in SSE_ALGORITHMS for a in algorithms), bucket,
+                 "BucketEncryption", f"default encryption is {display(algorithms)}, must be one of "
+                 f"{', '.join(sorted(SSE_ALGORITHMS))}")
+        block = props.get("PublicAccessBlockConfiguration") or {}
+        open_settings = [k for k in PUBLIC_ACCESS_BLOCK if not truthy(block.get(k))]
+        c.expect(not open_settings, bucket, "PublicAccessBlockConfiguration",
+                 f"{', '.join(open_settings)} must be true")
+        ownership = [(r or {}).get("ObjectOwnership") for r in
+                     as_list((props.get("OwnershipControls") or {}).get("Rules"))]
+        c.expect(ownership == ["BucketOwnerEnforced"], bucket, "OwnershipControls",
+                 f"is {display(ownership)}, must be BucketOwnerEnforced (ACLs off)")
+        lifecycle = [r for r in as_list((props.get("LifecycleConfiguration") or {}).get("Rules"))
+                     if isinstance(r, dict) and r.get("Status") == "Enabled"]
+        c.expect(any("ExpirationInDays" in r or "ExpirationDate" in r for r in lifecycle), bucket,
+                 "LifecycleConfiguration", "no enabled rule expires objects: reports would be kept forever")
+        c.expect(any("AbortIncompleteMultipartUpload" in r for r in lifecycle), bucket, "LifecycleConfiguration",
+                 "no enabled AbortIncompleteMultipartUpload rule")
+        c.expect(bucket in tls_denied, bucket, "BucketPolicy",
+                 "no bucket policy denies requests with aws:SecureTransport false")
+
+
+_SUB_VAR = re.compile(r"\$\{(!?)([^}]*)\}")
+
+
+def fill_sub(t: Template, where: str, c: Checks, value) -> str | None:
+    """The text of an Fn::Sub with every ${Var} replaced by a placeholder; each Var must be a parameter, a
+    resource (or resource.Attribute), a pseudo parameter or a variable of the Sub's own map."""
+    if not isinstance(value, dict) or "Fn::Sub" not in value:
+        return value if isinstance(value, str) else None
+    sub = value["Fn::Sub"]
+    local = {}
+    if isinstance(sub, list):
+        sub, local = sub[0], (sub[1] if len(sub) > 1 and isinstance(sub[1], dict) else {})
+    if not isinstance(sub, str):
+        return None
+    known = set(t.resources) | set(t.doc.get("Parameters") or {}) | PSEUDO_PARAMETERS | set(local)
+
+    def replace(match):
+        if match.group(1):  # ${!Literal}
+            return "${" + match.group(2) + "}"
+        var = match.group(2)
+        c.expect(var in known or var.split(".", 1)[0] in t.resources, where, "Fn::Sub",
+                 f"${{{var}}} is not a parameter, resource or pseudo parameter of this template")
+        return "SUB-" + re.sub(r"[^A-Za-z0-9]", "-", var)
+
+    return _SUB_VAR.sub(replace, sub)
+
+
+def check_dashboards(t: Template, c: Checks, namespace: str | None, facts: RustFacts) -> None:
+    for name, _ in t.of_type("AWS::CloudWatch::Dashboard"):
+        text = fill_sub(t, name, c, t.props(name).get("DashboardBody"))
+        if not c.expect(isinstance(text, str), name, "DashboardBody", "must be a string or an !Sub of one"):
+            continue
+        try:
+            body = json.loads(text)
+        except ValueError as e:
+            c.expect(False, name, "DashboardBody", f"is not valid JSON once substituted: {e}")
+            continue
+        for i, widget in enumerate(as_list(body.get("widgets") if isinstance(body, dict) else None)):
+            props = (widget or {}).get("properties") or {}
+            if (widget or {}).get("type") != "metric":
+                continue
+            where = f"{name}.widgets[{i}] ({props.get('title', '?')})"
+            c.expect(bool(props.get("region")), where, "region", "missing (required for metric widgets)")
+            previous = None
+            for metric in as_list(props.get("metrics")):
+                if not isinstance(metric, list) or not metric or isinstance(metric[0], dict):
+                    continue  # math expressions
+                fields = [f for f in metric if not isinstance(f, dict)]
+                # "." repeats the previous metric's field at that position.
+                if previous is not None:
+                    fields = [previous[k] if f == "." and k < len(previous) else f for k, f in enumerate(fields)]
+                previous = fields
+                if len(fields) < 2 or len(fields) % 2:
+                    c.expect(False, where, "metrics", f"{display(metric)} is not [namespace, name, dim, value…]")
+                    continue
+                ns, metric_name = fields[0], fields[1]
+                dims = dict(zip(fields[2::2], fields[3::2]))
+                if isinstance(ns, str) and not ns.startswith("AWS/"):
+                    if namespace is not None:
+                        c.expect(ns == namespace, where, "metrics",
+                                 f"namespace {ns!r} is not the functions' METRICS_NAMESPACE {namespace!r}")
+                    check_custom_metric(c, f"{where} {metric_name}", ns, facts, metric_name, dims)
+
+
 def run_cfn_lint(path: pathlib.Path) -> int:
-    exe = shutil.which("cfn-lint")
+    # The cfn-lint installed with this interpreter first (scripts/test.sh runs the pinned one in .venv), else
+    # whatever PATH has.
+    beside = pathlib.Path(sys.executable).parent / "cfn-lint"
+    exe = str(beside) if beside.is_file() else shutil.which("cfn-lint")
     if exe is None:
         print("cfn-lint not found on PATH (python3 -m pip install cfn-lint)", file=sys.stderr)
         return 2
@@ -477,7 +814,13 @@ def main(argv=None) -> int:
     check_tables(template, checks)
     check_iam(template, checks)
     namespace = check_environment(template, checks)
-    check_alarms(template, checks, dlqs, namespace)
+    check_reconcile_environment(template, checks)
+    dlqs |= check_schedules(template, checks)
+    check_buckets(template, checks)
+    facts = RustFacts(path.resolve().parent)
+    check_alarms(template, checks, dlqs, namespace, facts)
+    check_dashboards(template, checks, namespace, facts)
+    check_sample_events(path.resolve().parent, checks)
 
     status = 0
     if checks.failures:

@@ -329,6 +329,7 @@ pub async fn demo_context(
             deadline_margin_ms: 0,
             ..Default::default()
         },
+        alerts: None,
         sources: ReconSources {
             centra: Some(centra_client),
             cloudshelf: Some(Arc::new(shared::cloudshelf::CloudshelfClient::new(

@@ -166,6 +166,7 @@ impl Recon {
             metrics: Arc::new(Metrics::new()),
             clock: Arc::new(clock.clone()) as SharedClock,
             settings: settings(),
+            alerts: None,
             sources: Default::default(),
         };
         Self {

@@ -103,6 +103,7 @@ async fn env(n: usize) -> Env {
             retry_pause: Duration::ZERO,
             ..Default::default()
         },
+        alerts: None,
         sources: ReconSources {
             centra: Some(centra_client),
             cloudshelf: Some(Arc::new(CloudshelfClient::new(
@@ -518,4 +519,45 @@ async fn availability_rides_out_429s_5xx_and_a_lost_upsert_response() {
     // The retried upsert set the same absolute levels: the next run has nothing to push.
     let run = e.run(JobKind::Availability, e.opts()).await;
     assert_eq!(run.counters.get("levels_changed"), 0);
+}
+
+#[derive(Default)]
+struct Alerts(std::sync::Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl shared::recon::AlertSink for Alerts {
+    async fn alert(&self, subject: &str, message: &str) -> Result<(), shared::ports::BackendError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((subject.into(), message.into()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_finds_something_is_announced_and_a_clean_one_is_not() {
+    let mut e = env(2).await;
+    let alerts = Arc::new(Alerts::default());
+    e.ctx.alerts = Some(alerts.clone());
+    e.run(JobKind::SkuAudit, e.opts()).await;
+    assert!(
+        alerts.0.lock().unwrap().is_empty(),
+        "clean catalogues: no alert"
+    );
+
+    e.centra
+        .add_product("P5", "V1", &[("S", "P5S", None, true)]);
+    e.run(JobKind::SkuAudit, e.opts()).await;
+    let sent = alerts.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let (subject, body) = &sent[0];
+    assert!(
+        subject.contains("SKU audit") && subject.contains("1 catalogue findings"),
+        "{subject}"
+    );
+    assert!(
+        body.contains("P5S") && body.contains("summary.html"),
+        "{body}"
+    );
 }

@@ -276,6 +276,7 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
             deadline_margin_ms: 0,
             ..Default::default()
         },
+        alerts: None,
         sources: Default::default(),
     };
 
@@ -351,4 +352,32 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
         .unwrap();
     assert!(stored.finished());
     assert_eq!(stored.invocations as usize, invocations.len());
+}
+
+#[tokio::test]
+async fn alerts_are_published_to_the_sns_topic() {
+    use shared::recon::aws::SnsAlertSink;
+    use shared::recon::AlertSink;
+    let aws = aws().await;
+    let sns = aws_sdk_sns::Client::new(&aws.config);
+    let topic = sns
+        .create_topic()
+        .name(unique("recon-alerts"))
+        .send()
+        .await
+        .expect("create topic");
+    let arn = topic.topic_arn().expect("topic arn").to_string();
+    let sink = SnsAlertSink::new(sns.clone(), &arn);
+    // Non-ASCII and over-long subjects are made acceptable to SNS rather than refused.
+    let subject = format!(
+        "[reconciliation] Stock drift: 3 drifted SKUs — {}",
+        "x".repeat(200)
+    );
+    sink.alert(&subject, "LDN-01 Tee07-M centra 2 ledger 5")
+        .await
+        .expect("published");
+
+    let missing = SnsAlertSink::new(sns, format!("{arn}-does-not-exist"));
+    let err = missing.alert("s", "m").await.unwrap_err();
+    assert!(err.to_string().contains("Publish"), "{err}");
 }

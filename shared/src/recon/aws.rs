@@ -208,3 +208,51 @@ impl ReportSink for S3ReportSink {
         Ok(Some(body.into_bytes().to_vec()))
     }
 }
+
+/// Alerts as SNS messages on one topic.
+#[derive(Debug, Clone)]
+pub struct SnsAlertSink {
+    pub client: aws_sdk_sns::Client,
+    pub topic_arn: String,
+}
+
+impl SnsAlertSink {
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl super::ports::AlertSink for SnsAlertSink {
+    async fn alert(&self, subject: &str, message: &str) -> Result<(), BackendError> {
+        // SNS takes at most 100 printable ASCII characters as an e-mail subject.
+        let subject: String = subject
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .take(100)
+            .collect();
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(subject)
+            .message(message)
+            .send()
+            .await
+            .map_err(|e| {
+                BackendError::new(
+                    "sns",
+                    format!("Publish: {}", aws_sdk_sns::error::DisplayErrorContext(e)),
+                )
+            })?;
+        Ok(())
+    }
+}

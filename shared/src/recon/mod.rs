@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use checkpoint::{Checkpoint, Cursor, MemoryCheckpointStore, PartRef, RunSignature};
-pub use ports::{CheckpointStore, ReportSink, WarehouseStockSource};
+pub use ports::{AlertSink, CheckpointStore, ReportSink, WarehouseStockSource};
 pub use stock_drift::{run_stock_drift, DriftQuantity};
 
 /// Metric names of reconciliation (EMF, like `metrics::names`).
@@ -223,6 +223,23 @@ pub struct ReconContext {
     pub settings: ReconSettings,
     /// What the jobs beyond stock drift read; a job whose source is missing fails with `NotConfigured`.
     pub sources: ReconSources,
+    /// Where a finished run with findings or exceptions is announced; `None`: reports and metrics only.
+    pub alerts: Option<Arc<dyn AlertSink>>,
+}
+
+impl ReconContext {
+    /// Announces a finished job that found something. A failed alert is logged, never fails the run: the
+    /// report and the metrics (with their alarms) already hold the result.
+    pub(crate) async fn announce(&self, summary: &report::JobSummary, report_keys: &[String]) {
+        let Some(alerts) = &self.alerts else { return };
+        if summary.findings == 0 && summary.exceptions == 0 {
+            return;
+        }
+        let (subject, body) = report::alert_text(summary, report_keys);
+        if let Err(e) = alerts.alert(&subject, &body).await {
+            tracing::warn!(job = summary.job.as_str(), error = %e, "reconciliation alert not sent");
+        }
+    }
 }
 
 /// The remote systems and stores of the jobs other than stock drift.

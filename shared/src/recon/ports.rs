@@ -52,3 +52,9 @@ impl WarehouseStockSource for CentraClient {
         self.warehouse_stock_page(warehouse_id, page, limit).await
     }
 }
+
+/// Where a run that found something is announced (an SNS topic people subscribe to).
+#[async_trait]
+pub trait AlertSink: Send + Sync {
+    async fn alert(&self, subject: &str, message: &str) -> Result<(), BackendError>;
+}

@@ -202,6 +202,7 @@ impl JobCheckpoint {
         .await?;
         self.cp.finished_at_ms = Some(finished_at_ms);
         self.save(ctx).await?;
+        ctx.announce(&summary, &keys).await;
         Ok(keys)
     }
 

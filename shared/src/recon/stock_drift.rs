@@ -842,6 +842,7 @@ impl<'a> Sweep<'a> {
         .await?;
         self.run.cp.finished_at_ms = Some(finished_at_ms);
         self.save().await?;
+        self.ctx.announce(&summary, &keys).await;
         Ok(keys)
     }
 }

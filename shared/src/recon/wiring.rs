@@ -2,12 +2,13 @@
 //!
 //! Required: `STOCK_TABLE` (ledger, outbox, checkpoints), `STOCK_QUEUE_URL` (drift corrections),
 //! `REPORTS_BUCKET`, `CENTRA_API_URL` and `CENTRA_API_TOKEN` (or `…_SECRET_ARN` / `…_SSM_PARAMETER`), the
-//! mappings. Optional: `CLOUDSHELF_API_URL` + `CLOUDSHELF_API_KEY` (without them the Cloudshelf jobs fail
+//! mappings. Optional: `ALERT_TOPIC_ARN` (an SNS topic told about every finished run that found something),
+//! `CLOUDSHELF_API_URL` + `CLOUDSHELF_API_KEY` (without them the Cloudshelf jobs fail
 //! with "not configured"), `RECON_PAGE_INTERVAL_MS` (least time between Centra page reads, default 2000),
 //! `CLOUDSHELF_SAFETY_STOCK` (default 0), `CENTRA_TIMEOUT_SECONDS`, `CLOUDSHELF_TIMEOUT_SECONDS`.
 
-use super::aws::{s3_client, DynamoCheckpointStore, S3ReportSink};
-use super::{ReconContext, ReconSettings, ReconSources};
+use super::aws::{s3_client, DynamoCheckpointStore, S3ReportSink, SnsAlertSink};
+use super::{AlertSink, ReconContext, ReconSettings, ReconSources};
 use crate::aws::{DynamoLedgerStore, DynamoOrderOutbox, SqsStockQueue};
 use crate::centra::CentraClient;
 use crate::cloudshelf::CloudshelfClient;
@@ -66,6 +67,9 @@ pub async fn recon_from_env(metrics: Arc<Metrics>) -> Result<ReconContext, Confi
         metrics,
         clock: system_clock(),
         settings,
+        alerts: env_opt("ALERT_TOPIC_ARN").map(|arn| {
+            Arc::new(SnsAlertSink::new(aws_sdk_sns::Client::new(&sdk), arn)) as Arc<dyn AlertSink>
+        }),
         sources: ReconSources {
             centra: Some(centra),
             cloudshelf,
