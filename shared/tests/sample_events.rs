@@ -88,3 +88,30 @@ fn order_sync_sample_holds_a_kiosk_order_and_a_centra_event() {
         }
     }
 }
+
+#[test]
+fn reconcile_samples_are_requests_the_function_accepts() {
+    use shared::recon::request::ReconRequest;
+    let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.starts_with("reconcile-") {
+            continue;
+        }
+        let request: ReconRequest = serde_json::from_value(read(&name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (job, opts) = request
+            .options(1_800_000_000_000, 1_800_000_900_000)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(store) = &opts.store {
+            assert!(Mappings::embedded_default().store(store.as_str()).is_some(), "{name}");
+        }
+        seen.insert(job);
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        shared::recon::JobKind::ALL.to_vec(),
+        "one sample per job at least"
+    );
+}
