@@ -324,6 +324,7 @@ async fn sweep(shape: Shape, over_http: bool) -> bool {
             page_interval: Duration::ZERO,
             ..Default::default()
         },
+        alerts: None,
         sources: Default::default(),
     };
     let rss_before = peak_rss_kb().unwrap_or(0);
