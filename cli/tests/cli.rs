@@ -222,7 +222,10 @@ fn reconcile_demo_finds_the_seeded_drift_and_writes_parseable_reports() {
         .unwrap_or_else(|| panic!("no drift row in:\n{text}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells[..2], ["LDN-01", "Tee07-M"]);
-    assert!(row.contains(" 2 ") && row.contains(" 5 ") && row.contains(" -3 "), "{row}");
+    assert!(
+        row.contains(" 2 ") && row.contains(" 5 ") && row.contains(" -3 "),
+        "{row}"
+    );
 
     // Every file the run names exists, the JSON parses and the CSV has the drifted row.
     let written: Vec<std::path::PathBuf> = text
@@ -232,7 +235,8 @@ fn reconcile_demo_finds_the_seeded_drift_and_writes_parseable_reports() {
         .collect();
     assert_eq!(written.len(), 5, "{text}");
     for path in &written {
-        let body = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let body =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str::<serde_json::Value>(&body)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -252,6 +256,9 @@ fn reconcile_demo_finds_the_seeded_drift_and_writes_parseable_reports() {
         .output()
         .unwrap();
     assert!(!err.status.success());
-    assert!(String::from_utf8_lossy(&err.stderr).contains("--since"), "names the flag");
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("--since"),
+        "names the flag"
+    );
     let _ = std::fs::remove_dir_all(&out_dir);
 }

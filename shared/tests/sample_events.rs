@@ -99,13 +99,16 @@ fn reconcile_samples_are_requests_the_function_accepts() {
         if !name.starts_with("reconcile-") {
             continue;
         }
-        let request: ReconRequest = serde_json::from_value(read(&name))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let request: ReconRequest =
+            serde_json::from_value(read(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (job, opts) = request
             .options(1_800_000_000_000, 1_800_000_900_000)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         if let Some(store) = &opts.store {
-            assert!(Mappings::embedded_default().store(store.as_str()).is_some(), "{name}");
+            assert!(
+                Mappings::embedded_default().store(store.as_str()).is_some(),
+                "{name}"
+            );
         }
         seen.insert(job);
     }
