@@ -283,6 +283,50 @@ pub async fn publish_job(
     ])
 }
 
+/// The alert text of a finished job: headline, counters, notes, the first rows and where the report is.
+pub fn alert_text(summary: &JobSummary, report_keys: &[String]) -> (String, String) {
+    let subject = format!(
+        "[reconciliation] {}: {} {} ({})",
+        summary.job.title(),
+        summary.findings,
+        summary.job.findings_label(),
+        summary.scope
+    );
+    let mut body = format!(
+        "{}\nrun {} · {} {} · {} exceptions{}\n\n",
+        summary.job.title(),
+        summary.run_id,
+        summary.findings,
+        summary.job.findings_label(),
+        summary.exceptions,
+        if summary.dry_run { " · dry run" } else { "" }
+    );
+    for (k, v) in &summary.counters.0 {
+        body.push_str(&format!("  {k}: {v}\n"));
+    }
+    for note in &summary.notes {
+        body.push_str(&format!("\n{note}"));
+    }
+    if !summary.sample.is_empty() {
+        body.push_str(&format!("\n\n{}\n", summary.columns.join(" | ")));
+        for row in summary.sample.iter().take(10) {
+            body.push_str(&row.join(" | "));
+            body.push('\n');
+        }
+        if summary.rows_reported > 10 {
+            body.push_str(&format!("… {} rows in all\n", summary.rows_reported));
+        }
+    }
+    body.push_str("\nReport:\n");
+    for key in report_keys
+        .iter()
+        .filter(|k| k.ends_with(".html") || k.ends_with(".csv"))
+    {
+        body.push_str(&format!("  {key}\n"));
+    }
+    (subject, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,48 +387,4 @@ mod tests {
         );
         assert!(part_key(&prefix, JobKind::StockDrift, "LDN-01", 0).ends_with("/unlisted.json"));
     }
-}
-
-/// The alert text of a finished job: headline, counters, notes, the first rows and where the report is.
-pub fn alert_text(summary: &JobSummary, report_keys: &[String]) -> (String, String) {
-    let subject = format!(
-        "[reconciliation] {}: {} {} ({})",
-        summary.job.title(),
-        summary.findings,
-        summary.job.findings_label(),
-        summary.scope
-    );
-    let mut body = format!(
-        "{}\nrun {} · {} {} · {} exceptions{}\n\n",
-        summary.job.title(),
-        summary.run_id,
-        summary.findings,
-        summary.job.findings_label(),
-        summary.exceptions,
-        if summary.dry_run { " · dry run" } else { "" }
-    );
-    for (k, v) in &summary.counters.0 {
-        body.push_str(&format!("  {k}: {v}\n"));
-    }
-    for note in &summary.notes {
-        body.push_str(&format!("\n{note}"));
-    }
-    if !summary.sample.is_empty() {
-        body.push_str(&format!("\n\n{}\n", summary.columns.join(" | ")));
-        for row in summary.sample.iter().take(10) {
-            body.push_str(&row.join(" | "));
-            body.push('\n');
-        }
-        if summary.rows_reported > 10 {
-            body.push_str(&format!("… {} rows in all\n", summary.rows_reported));
-        }
-    }
-    body.push_str("\nReport:\n");
-    for key in report_keys
-        .iter()
-        .filter(|k| k.ends_with(".html") || k.ends_with(".csv"))
-    {
-        body.push_str(&format!("  {key}\n"));
-    }
-    (subject, body)
 }
