@@ -26,7 +26,7 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct ReconcileArgs {
-    /// stock-drift, availability, sku-audit, stalled-orders or finance-close.
+    /// stock-drift, availability, sku-audit or stalled-orders.
     pub job: String,
     /// Find and report; queue, push or create nothing.
     #[arg(long)]

@@ -16,7 +16,6 @@
 pub mod availability;
 pub mod aws;
 pub mod checkpoint;
-pub mod finance;
 pub mod html;
 pub mod ports;
 pub mod report;
@@ -66,8 +65,6 @@ pub mod metric_names {
     /// Stalled kiosk orders and store movements not in Centra in time.
     pub const STALLED_ORDERS: &str = "StalledOrders";
     pub const UNPOSTED_STORE_MOVEMENTS: &str = "UnpostedStoreMovements";
-    /// Store days whose accepted and posted totals differ at close.
-    pub const UNVALIDATED_TOTALS: &str = "UnvalidatedTotals";
 }
 
 /// A reconciliation job. Its `as_str` names checkpoints, report files and history entries, so it must not
@@ -83,8 +80,6 @@ pub enum JobKind {
     SkuAudit,
     /// Kiosk orders and store events the event-driven path lost or left stuck.
     StalledOrders,
-    /// Per store and business day: accepted vs posted sales, returns and kiosk orders.
-    FinanceClose,
 }
 
 impl JobKind {
@@ -93,7 +88,6 @@ impl JobKind {
         JobKind::Availability,
         JobKind::SkuAudit,
         JobKind::StalledOrders,
-        JobKind::FinanceClose,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,7 +96,6 @@ impl JobKind {
             JobKind::Availability => "availability",
             JobKind::SkuAudit => "sku_audit",
             JobKind::StalledOrders => "stalled_orders",
-            JobKind::FinanceClose => "finance_close",
         }
     }
 
@@ -113,7 +106,6 @@ impl JobKind {
             JobKind::Availability => "Availability to Cloudshelf",
             JobKind::SkuAudit => "SKU audit (Centra vs Cloudshelf catalogue)",
             JobKind::StalledOrders => "Stalled orders and unposted store events",
-            JobKind::FinanceClose => "Finance daily close",
         }
     }
 
@@ -124,7 +116,6 @@ impl JobKind {
             JobKind::Availability => "in-stock mismatches",
             JobKind::SkuAudit => "catalogue findings",
             JobKind::StalledOrders => "stalled records",
-            JobKind::FinanceClose => "unvalidated store days",
         }
     }
 
@@ -348,7 +339,6 @@ pub async fn run_job(
         JobKind::Availability => availability::run_availability(ctx, opts).await,
         JobKind::SkuAudit => sku_audit::run_sku_audit(ctx, opts).await,
         JobKind::StalledOrders => stalled::run_stalled_orders(ctx, opts).await,
-        JobKind::FinanceClose => finance::run_finance_close(ctx, opts).await,
     }
 }
 
