@@ -82,7 +82,7 @@ FIFO_MAX_BATCH = 10
 
 # Reconciliation (shared/src/recon/request.rs and wiring.rs; keep in step with them).
 RECONCILE_BINARY = "reconcile"
-RECON_JOBS = {"stock_drift", "availability", "sku_audit", "stalled_orders"}
+RECON_JOBS = {"stock_drift", "availability", "sku_audit", "stalled_orders", "finance_close"}
 # ReconRequest is `deny_unknown_fields`: any other key fails every invocation of the schedule.
 RECON_REQUEST_FIELDS = {
     "job": str,
@@ -100,6 +100,7 @@ RECONCILE_ENV = {
     "MAPPINGS_SSM_PARAMETER",
     "STOCK_TABLE",
     "STOCK_QUEUE_URL",
+    "STOCK_PUSH_QUEUE_URL",
     "REPORTS_BUCKET",
     "ALERT_TOPIC_ARN",
     "CENTRA_API_URL",

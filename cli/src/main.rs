@@ -57,8 +57,8 @@ enum Command {
         #[arg(long)]
         ean: Option<String>,
     },
-    /// Run one reconciliation job now (stock-drift, availability, sku-audit, stalled-orders) and write
-    /// its report files.
+    /// Run one reconciliation job now (stock-drift, availability, sku-audit, stalled-orders,
+    /// finance-close) and write its report files.
     Reconcile(reconcile::ReconcileArgs),
     /// Benchmark: a burst of store events through intake, applier and pusher against the simulator.
     BenchSync(bench::BenchArgs),

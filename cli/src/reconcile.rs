@@ -26,7 +26,7 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct ReconcileArgs {
-    /// stock-drift, availability, sku-audit or stalled-orders.
+    /// stock-drift, availability, sku-audit, stalled-orders or finance-close.
     pub job: String,
     /// Find and report; queue, push or create nothing.
     #[arg(long)]
@@ -338,6 +338,8 @@ pub async fn demo_context(
                 Duration::from_secs(5),
             ))),
             order_outbox: Some(Arc::new(MemoryOrderOutbox::new())),
+            daybook: Some(demo_daybook(&now_store_day(now)).await?),
+            push_queue: Some(Arc::new(shared::embedded::EmbeddedPushQueue::new())),
         },
     };
     Ok((
@@ -347,6 +349,72 @@ pub async fn demo_context(
             _cloudshelf: cloudshelf,
         },
     ))
+}
+
+fn now_store_day(now_ms: i64) -> chrono::NaiveDate {
+    // The demo stores are on UTC and close at 22:00: the last closed day is yesterday until then.
+    let today = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+    let closed_today = today.time() >= chrono::NaiveTime::from_hms_opt(22, 0, 0).expect("valid");
+    if closed_today {
+        today.date_naive()
+    } else {
+        today.date_naive().pred_opt().unwrap_or(today.date_naive())
+    }
+}
+
+/// LDN-01's last closed day: two sales and a return posted to Centra, one sale accepted but not posted.
+async fn demo_daybook(
+    day: &chrono::NaiveDate,
+) -> anyhow::Result<Arc<dyn shared::finance::Daybook>> {
+    use shared::finance::{Accepted, Daybook, FinanceKind, MemoryDaybook, Money};
+    let book = MemoryDaybook::new();
+    let store = StoreCode::parse("LDN-01").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let records = [
+        (
+            "evt_till7_99812#sku:Tee07-M",
+            FinanceKind::Sale,
+            2,
+            "49.00",
+            true,
+        ),
+        (
+            "evt_till7_99813#sku:Tee12-M",
+            FinanceKind::Sale,
+            1,
+            "25.00",
+            true,
+        ),
+        (
+            "evt_till7_99820#sku:Tee07-M",
+            FinanceKind::Return,
+            1,
+            "24.50",
+            true,
+        ),
+        (
+            "evt_till7_99840#sku:Tee21-M",
+            FinanceKind::Sale,
+            3,
+            "25.00",
+            false,
+        ),
+    ];
+    for (id, kind, units, price, posted) in records {
+        let price = Money::parse(price).expect("valid demo price");
+        let accepted = [Accepted {
+            kind,
+            units,
+            gross: price.times(units),
+            currency: "GBP".into(),
+            accepted_at_ms: 0,
+        }];
+        book.record_accepted(&store, *day, id, &accepted).await?;
+        if posted {
+            book.record_posted(&store, *day, &[id.to_string()], 0, "push-demo")
+                .await?;
+        }
+    }
+    Ok(Arc::new(book))
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub struct StockApplier {
     pub exceptions: Arc<dyn ExceptionLog>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
+    pub finance: crate::finance::FinanceHooks,
 }
 
 impl StockApplier {
@@ -60,6 +61,9 @@ impl StockApplier {
                 .await?
             {
                 ApplyWrite::Written => {
+                    // After the ledger: a failure here fails the message, whose redelivery is a duplicate
+                    // below and records it then.
+                    self.finance.accepted(msg, now_ms).await?;
                     self.metrics.count(
                         if outcome == ApplyOutcome::Applied {
                             names::MOVEMENTS_APPLIED
@@ -71,6 +75,7 @@ impl StockApplier {
                     return Ok(outcome);
                 }
                 ApplyWrite::Duplicate => {
+                    self.finance.accepted(msg, now_ms).await?;
                     self.metrics.count(names::MOVEMENTS_DUPLICATE, 1);
                     return Ok(ApplyOutcome::Duplicate);
                 }
@@ -136,8 +141,11 @@ impl StockApplier {
         for (id, outcome) in outcomes {
             match outcome {
                 ItemOutcome::Done((result, key)) => {
-                    // Duplicates re-mark the key: the first delivery may have died before doing so.
-                    if result != ApplyOutcome::Stale {
+                    // Duplicates re-mark the key: the first delivery may have died before doing so. Stores
+                    // that post daily are held until their close flushes them.
+                    if result != ApplyOutcome::Stale
+                        && !self.finance.held_stores.contains(&key.store)
+                    {
                         dirty.push(key);
                     }
                     done_ids.push(id);

@@ -23,6 +23,10 @@ pub struct PendingMovement {
     pub event_id: String,
     pub occurred_at_ms: i64,
     pub received_at_ms: i64,
+    /// The business date of a sale or return in the finance daybook: its posting is recorded there once
+    /// Centra holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daybook_date: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +174,7 @@ pub fn apply_movement(
         event_id: msg.event_id.clone(),
         occurred_at_ms: msg.position.occurred_at_ms,
         received_at_ms: msg.received_at_ms,
+        daybook_date: msg.business_date.filter(|_| !msg.values.is_empty()),
     });
     if row.pending.len() > MAX_PENDING_MOVEMENTS {
         let excess = row.pending.len() - MAX_PENDING_MOVEMENTS;
@@ -348,6 +353,8 @@ mod tests {
             },
             received_at_ms: at,
             reference: None,
+            values: Vec::new(),
+            business_date: None,
         }
     }
 

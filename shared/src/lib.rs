@@ -19,6 +19,7 @@ pub mod cloudshelf_catalogue;
 pub mod config;
 pub mod domain;
 pub mod embedded;
+pub mod finance;
 pub mod intake;
 pub mod lambda_sqs;
 pub mod ledger;

@@ -88,6 +88,8 @@ pub struct Pipeline {
     pub stock_queue: Arc<EmbeddedFifoQueue>,
     pub push_queue: Arc<EmbeddedPushQueue>,
     pub ledger: Arc<MemoryLedgerStore>,
+    /// Sales and returns accepted and posted (the finance close reads it).
+    pub daybook: Arc<crate::finance::MemoryDaybook>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     pub orders: Option<OrderStage>,
@@ -158,7 +160,13 @@ impl Pipeline {
             metrics: metrics.clone(),
             settings: config.intake,
         });
+        let daybook = Arc::new(crate::finance::MemoryDaybook::new());
+        let finance = crate::finance::FinanceHooks::new(
+            &mappings,
+            Some(daybook.clone() as Arc<dyn crate::finance::Daybook>),
+        );
         let applier = Arc::new(StockApplier {
+            finance: finance.clone(),
             ledger: ledger.clone(),
             push_queue: push_queue.clone(),
             exceptions: ledger.clone(),
@@ -166,6 +174,7 @@ impl Pipeline {
             clock: clock.clone(),
         });
         let pusher = Arc::new(StockPusher {
+            finance,
             ledger: ledger.clone(),
             push_log: ledger.clone(),
             exceptions: ledger.clone(),
@@ -191,6 +200,7 @@ impl Pipeline {
             stock_queue,
             push_queue,
             ledger,
+            daybook,
             metrics,
             clock,
             orders,

@@ -51,6 +51,26 @@ struct RawStore {
     orders: Option<RawStoreOrders>,
     #[serde(default)]
     drift_policy: DriftPolicy,
+    /// IANA time zone of the store (its business day), default UTC.
+    #[serde(default)]
+    timezone: Option<String>,
+    /// Local closing time `HH:MM`, default 22:00: the finance close of a day runs after it.
+    #[serde(default)]
+    closes_at: Option<String>,
+    #[serde(default)]
+    finance_posting: FinancePosting,
+}
+
+/// When a store's sales and returns are posted to Centra.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinancePosting {
+    /// As they happen (seconds): Centra's stock of the store is always current.
+    #[default]
+    Realtime,
+    /// Held, and posted in one batch at the store's close. The day closes on one posting, but Centra's view of
+    /// the store's stock is stale all day: only for warehouses that do not feed online availability.
+    Daily,
 }
 
 /// What the scheduled stock-drift check does when Centra's stock of a store warehouse differs from the ledger.
@@ -75,6 +95,50 @@ pub struct StoreMapping {
     pub orders: Option<StoreOrderMapping>,
     /// `drift_policy = "report" | "correct"` (default `report`).
     pub drift_policy: DriftPolicy,
+    /// `timezone` (IANA, default UTC).
+    pub timezone: chrono_tz::Tz,
+    /// `closes_at` (local, default 22:00).
+    pub closes_at: chrono::NaiveTime,
+    /// `finance_posting = "realtime" | "daily"` (default realtime).
+    pub finance_posting: FinancePosting,
+}
+
+impl StoreMapping {
+    /// The store's business date of an instant: its local calendar date (a sale after closing time still
+    /// belongs to that day).
+    pub fn business_date(&self, at_ms: i64) -> chrono::NaiveDate {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms)
+            .unwrap_or_default()
+            .with_timezone(&self.timezone)
+            .date_naive()
+    }
+
+    /// When `date` closes: its local closing time, as an instant. A closing time that does not exist that day
+    /// (a DST gap) is taken after the gap; an ambiguous one (DST fold) at its later occurrence.
+    pub fn close_instant(&self, date: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+        use chrono::TimeZone;
+        let mut local = date.and_time(self.closes_at);
+        for _ in 0..4 {
+            match self.timezone.from_local_datetime(&local) {
+                chrono::LocalResult::Single(t) => return t.with_timezone(&chrono::Utc),
+                chrono::LocalResult::Ambiguous(_, later) => {
+                    return later.with_timezone(&chrono::Utc)
+                }
+                chrono::LocalResult::None => local += chrono::Duration::minutes(30),
+            }
+        }
+        chrono::Utc.from_utc_datetime(&local)
+    }
+
+    /// The latest business date whose close has passed at `now_ms`.
+    pub fn last_closed_date(&self, now_ms: i64) -> chrono::NaiveDate {
+        let today = self.business_date(now_ms);
+        if self.close_instant(today).timestamp_millis() <= now_ms {
+            today
+        } else {
+            today.pred_opt().unwrap_or(today)
+        }
+    }
 }
 
 /// One Centra Order-API plugin, i.e. one Centra DTC store that owns injected orders.
@@ -196,6 +260,24 @@ impl Mappings {
                 None => None,
                 Some(o) => Some(validate_store_orders(&key, o, &order_apis)?),
             };
+            let timezone = match store.timezone.as_deref() {
+                None => chrono_tz::UTC,
+                Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
+                    err(
+                        format!("{key}.timezone"),
+                        format!("{name:?} is not an IANA time zone (e.g. Europe/London)"),
+                    )
+                })?,
+            };
+            let closes_at = match store.closes_at.as_deref() {
+                None => chrono::NaiveTime::from_hms_opt(22, 0, 0).expect("valid time"),
+                Some(text) => chrono::NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| {
+                    err(
+                        format!("{key}.closes_at"),
+                        format!("{text:?} is not a local time HH:MM"),
+                    )
+                })?,
+            };
             stores.insert(
                 store_code.clone(),
                 StoreMapping {
@@ -205,6 +287,9 @@ impl Mappings {
                     cloudshelf_location: store.cloudshelf_location,
                     orders,
                     drift_policy: store.drift_policy,
+                    timezone,
+                    closes_at,
+                    finance_posting: store.finance_posting,
                 },
             );
         }

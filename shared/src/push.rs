@@ -84,6 +84,7 @@ pub struct StockPusher {
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     pub settings: PushSettings,
+    pub finance: crate::finance::FinanceHooks,
 }
 
 enum LeaseResult {
@@ -499,7 +500,11 @@ impl StockPusher {
             let Some(line) = pending_change(&row) else {
                 if !row.pending.is_empty() {
                     let rev = row.rev;
-                    settle_zero_net(&mut row, now);
+                    let settled = settle_zero_net(&mut row, now);
+                    // Centra's number was already right (the movements cancel out): they count as posted.
+                    self.finance
+                        .posted(store, item, &settled, "net-zero", now)
+                        .await?;
                     if !self.ledger.put(&row, rev).await? {
                         continue;
                     }
@@ -611,6 +616,11 @@ impl StockPusher {
             };
             release_lease(&mut row, push_id);
             let more = row.has_unpushed() && row.blocked.is_none();
+            // Centra holds these already; recorded before the row so that a failure leaves the lease to the
+            // recovery path, which finishes (and records) again.
+            self.finance
+                .posted(store, item, &covered, push_id, now)
+                .await?;
             if self.ledger.put(&row, rev).await? {
                 if more && line.is_some() {
                     let key = DirtyKey {

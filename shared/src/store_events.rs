@@ -83,6 +83,8 @@ pub struct StockEvent {
     pub reference: Option<String>,
     pub reason: Option<String>,
     pub lines: Vec<EventLine>,
+    /// The store's business date of `occurred_at` (its time zone): the finance day of a sale or return.
+    pub business_date: chrono::NaiveDate,
 }
 
 /// One (store, item) movement of one event, as queued on the stock FIFO queue (grouped by SKU).
@@ -99,6 +101,13 @@ pub struct StockLineMessage {
     pub received_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Units and gross per currency of a sale or return (the finance daybook); empty for other types and for
+    /// messages queued before the daybook existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<crate::finance::LineValue>,
+    /// The store's business date of the event (set with `values`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_date: Option<chrono::NaiveDate>,
 }
 
 impl StockLineMessage {
@@ -455,10 +464,15 @@ fn stock_event_from_object(
             }
         }
     }
+    let business_date = mappings
+        .store(store.as_str())
+        .map(|m| m.business_date(occurred_at.timestamp_millis()))
+        .unwrap_or_else(|| occurred_at.date_naive());
     Ok(StockEvent {
         id: id.to_string(),
         event_type,
         occurred_at,
+        business_date,
         store,
         sequence,
         reference,
@@ -481,13 +495,19 @@ impl StockEvent {
                 StockEventType::Return | StockEventType::Adjustment => line.quantity,
                 StockEventType::Count => line.quantity,
             };
+            let value = line_value(self.event_type, line);
             if let Some(existing) = out.iter_mut().find(|m| m.item == line.item) {
                 if let Movement::Delta(d) = &mut existing.movement {
                     *d += signed;
                 }
+                if let Some(v) = value {
+                    add_value(&mut existing.values, v);
+                }
                 continue;
             }
             out.push(StockLineMessage {
+                business_date: value.as_ref().map(|_| self.business_date),
+                values: value.into_iter().collect(),
                 event_id: self.id.clone(),
                 line: i as u32,
                 event_type: self.event_type,
@@ -504,6 +524,29 @@ impl StockEvent {
             });
         }
         out
+    }
+}
+
+/// Units and gross of a priced line (sales and returns; validation requires their price and currency).
+fn line_value(event_type: StockEventType, line: &EventLine) -> Option<crate::finance::LineValue> {
+    if !matches!(event_type, StockEventType::Sale | StockEventType::Return) {
+        return None;
+    }
+    let price = crate::finance::Money::parse(line.unit_price.as_deref()?)?;
+    Some(crate::finance::LineValue {
+        units: line.quantity,
+        gross: price.times(line.quantity),
+        currency: line.currency.clone()?,
+    })
+}
+
+fn add_value(values: &mut Vec<crate::finance::LineValue>, value: crate::finance::LineValue) {
+    match values.iter_mut().find(|v| v.currency == value.currency) {
+        Some(v) => {
+            v.units += value.units;
+            v.gross += value.gross;
+        }
+        None => values.push(value),
     }
 }
 

@@ -104,12 +104,17 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, Con
 
 pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, ConfigError> {
     let c = clients().await;
+    let stock_table = env_required("STOCK_TABLE")?;
     let ledger = Arc::new(DynamoLedgerStore::new(
-        c.dynamo,
-        env_required("STOCK_TABLE")?,
+        c.dynamo.clone(),
+        stock_table.clone(),
         env_required("IDEMPOTENCY_TABLE")?,
     ));
+    let daybook: Arc<dyn crate::finance::Daybook> =
+        Arc::new(crate::aws::DynamoDaybook::new(c.dynamo, stock_table));
+    let finance = crate::finance::FinanceHooks::new(&load_mappings(false).await?, Some(daybook));
     Ok(StockApplier {
+        finance,
         ledger: ledger.clone(),
         push_queue: Arc::new(SqsPushQueue::new(
             c.sqs,
@@ -124,10 +129,16 @@ pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, Con
 pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, ConfigError> {
     let c = clients().await;
     let idempotency_table = env_required("IDEMPOTENCY_TABLE")?;
+    let stock_table = env_required("STOCK_TABLE")?;
     let ledger = Arc::new(DynamoLedgerStore::new(
         c.dynamo.clone(),
-        env_required("STOCK_TABLE")?,
+        stock_table.clone(),
         idempotency_table.clone(),
+    ));
+    let mappings = Arc::new(load_mappings(false).await?);
+    let daybook: Arc<dyn crate::finance::Daybook> = Arc::new(crate::aws::DynamoDaybook::new(
+        c.dynamo.clone(),
+        stock_table,
     ));
     let centra_url = env_required("CENTRA_API_URL")?;
     let token = resolve_secret("CENTRA_API_TOKEN").await?;
@@ -164,7 +175,8 @@ pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, Confi
             env_required("STOCK_PUSH_QUEUE_URL")?,
         )),
         centra: CentraClient::new(centra_url, token, Duration::from_secs(timeout_seconds)),
-        mappings: Arc::new(load_mappings(false).await?),
+        finance: crate::finance::FinanceHooks::new(&mappings, Some(daybook)),
+        mappings,
         metrics,
         clock: system_clock(),
         settings: PushSettings {

@@ -84,6 +84,7 @@ async fn stack(
             exceptions: ledger.clone(),
             metrics: metrics.clone(),
             clock: system_clock(),
+            finance: Default::default(),
         },
         pusher: StockPusher {
             ledger: ledger.clone(),
@@ -102,6 +103,7 @@ async fn stack(
             metrics: metrics.clone(),
             clock: system_clock(),
             settings: PushSettings::default(),
+            finance: Default::default(),
         },
         sqs,
         stock_queue,

@@ -405,6 +405,7 @@ fn bulky_row(store_code: &StoreCode, n: usize) -> LedgerRow {
             event_id: format!("{:0>200}", format!("evt-{n}-{v}")),
             occurred_at_ms: 1_700_000_000_000 + v as i64,
             received_at_ms: 1_700_000_000_000 + v as i64,
+            daybook_date: None,
         })
         .collect();
     row

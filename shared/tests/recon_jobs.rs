@@ -112,6 +112,7 @@ async fn env(n: usize) -> Env {
                 Duration::from_secs(5),
             ))),
             order_outbox: Some(outbox.clone()),
+            ..Default::default()
         },
     };
     Env {
@@ -404,6 +405,7 @@ async fn stalled_orders_found_carried_across_runs_and_cleared_once_injected() {
         event_id: "evt-sale-1".into(),
         occurred_at_ms: now - 20 * MIN,
         received_at_ms: now - 20 * MIN,
+        daybook_date: None,
     }];
     row.updated_at_ms = now - 20 * MIN;
     assert_eq!(

@@ -381,3 +381,59 @@ async fn alerts_are_published_to_the_sns_topic() {
     let err = missing.alert("s", "m").await.unwrap_err();
     assert!(err.to_string().contains("Publish"), "{err}");
 }
+
+#[tokio::test]
+async fn daybook_records_accepting_and_posting_without_overwriting_either() {
+    use shared::aws::DynamoDaybook;
+    use shared::finance::{close_store_day, Accepted, Daybook, FinanceKind, Money};
+    let aws = aws().await;
+    let table = unique("stock");
+    create_stock_table(&aws.dynamo, &table).await.unwrap();
+    let book = DynamoDaybook::new(aws.dynamo.clone(), &table);
+    let store = StoreCode::parse("LDN-01").unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let sale = vec![Accepted {
+        kind: FinanceKind::Sale,
+        units: 2,
+        gross: Money::parse("98.00").unwrap(),
+        currency: "GBP".into(),
+        accepted_at_ms: 1_000,
+    }];
+    // Posted before the accept is recorded (the pusher can be first after a redelivery), then accepted twice,
+    // then posted again by another push: one record, first posting kept.
+    book.record_posted(&store, day, &["e1#sku:A".into()], 5_000, "push-1")
+        .await
+        .unwrap();
+    book.record_accepted(&store, day, "e1#sku:A", &sale)
+        .await
+        .unwrap();
+    book.record_accepted(&store, day, "e1#sku:A", &sale)
+        .await
+        .unwrap();
+    book.record_posted(&store, day, &["e1#sku:A".into()], 9_000, "push-2")
+        .await
+        .unwrap();
+    // Many records of one day come back through Query pages.
+    for i in 0..30 {
+        book.record_accepted(&store, day, &format!("e{i:03}#sku:B"), &sale)
+            .await
+            .unwrap();
+    }
+    let other_day = day.succ_opt().unwrap();
+    book.record_accepted(&store, other_day, "x#sku:C", &sale)
+        .await
+        .unwrap();
+
+    let records = book.day(&store, day).await.unwrap();
+    assert_eq!(records.len(), 31);
+    let a = records.iter().find(|r| r.record_id == "e1#sku:A").unwrap();
+    assert_eq!(a.accepted, sale);
+    assert_eq!(
+        (a.posted_at_ms, a.posted_ref.as_deref()),
+        (Some(5_000), Some("push-1"))
+    );
+    let close = close_store_day(&store, day, &records, 60_000);
+    assert!(!close.validated);
+    assert_eq!(close.differences.len(), 30, "the unposted B records");
+    assert_eq!(book.day(&store, other_day).await.unwrap().len(), 1);
+}

@@ -440,6 +440,7 @@ async fn crash_after_the_centra_call_is_resolved_from_the_audit_trail() {
         metrics: p.metrics.clone(),
         clock: p.clock.clone(),
         settings: PushSettings::default(),
+        finance: p.pusher.finance.clone(),
     };
     let keys = p.push_queue.drain_ready(h.now_ms());
     let report = crashing.push_keys(keys.clone(), h.now_ms() + 30_000).await;
@@ -582,6 +583,7 @@ async fn other_skus_flow_while_one_group_fails() {
         exceptions: p.ledger.clone(),
         metrics: p.metrics.clone(),
         clock: p.clock.clone(),
+        finance: p.applier.finance.clone(),
     };
     let received = p.stock_queue.receive(10, 30_000, h.now_ms());
     assert_eq!(received.len(), 5);

@@ -5,6 +5,7 @@
 
 mod attrs;
 pub mod budget;
+pub mod daybook;
 pub mod idempotency;
 pub mod ledger;
 pub mod orders;
@@ -13,6 +14,7 @@ pub mod secrets;
 pub mod sqs;
 
 pub use budget::DynamoMutationBudget;
+pub use daybook::DynamoDaybook;
 pub use idempotency::DynamoIdempotencyStore;
 pub use ledger::DynamoLedgerStore;
 pub use orders::DynamoOrderOutbox;

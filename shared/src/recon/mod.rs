@@ -16,6 +16,7 @@
 pub mod availability;
 pub mod aws;
 pub mod checkpoint;
+pub mod finance;
 pub mod html;
 pub mod ports;
 pub mod report;
@@ -65,6 +66,8 @@ pub mod metric_names {
     /// Stalled kiosk orders and store movements not in Centra in time.
     pub const STALLED_ORDERS: &str = "StalledOrders";
     pub const UNPOSTED_STORE_MOVEMENTS: &str = "UnpostedStoreMovements";
+    /// Store days whose accepted and posted totals differ at close.
+    pub const UNVALIDATED_TOTALS: &str = "UnvalidatedTotals";
 }
 
 /// A reconciliation job. Its `as_str` names checkpoints, report files and history entries, so it must not
@@ -80,6 +83,8 @@ pub enum JobKind {
     SkuAudit,
     /// Kiosk orders and store events the event-driven path lost or left stuck.
     StalledOrders,
+    /// Per store and business day: sales and returns accepted vs posted to Centra.
+    FinanceClose,
 }
 
 impl JobKind {
@@ -88,6 +93,7 @@ impl JobKind {
         JobKind::Availability,
         JobKind::SkuAudit,
         JobKind::StalledOrders,
+        JobKind::FinanceClose,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +102,7 @@ impl JobKind {
             JobKind::Availability => "availability",
             JobKind::SkuAudit => "sku_audit",
             JobKind::StalledOrders => "stalled_orders",
+            JobKind::FinanceClose => "finance_close",
         }
     }
 
@@ -106,6 +113,7 @@ impl JobKind {
             JobKind::Availability => "Availability to Cloudshelf",
             JobKind::SkuAudit => "SKU audit (Centra vs Cloudshelf catalogue)",
             JobKind::StalledOrders => "Stalled orders and unposted store events",
+            JobKind::FinanceClose => "Finance daily close",
         }
     }
 
@@ -116,6 +124,7 @@ impl JobKind {
             JobKind::Availability => "in-stock mismatches",
             JobKind::SkuAudit => "catalogue findings",
             JobKind::StalledOrders => "stalled records",
+            JobKind::FinanceClose => "unvalidated store days",
         }
     }
 
@@ -240,6 +249,10 @@ pub struct ReconSources {
     pub centra: Option<Arc<crate::centra::CentraClient>>,
     pub cloudshelf: Option<Arc<crate::cloudshelf::CloudshelfClient>>,
     pub order_outbox: Option<Arc<dyn crate::orders::outbox::OrderOutbox>>,
+    /// Sales and returns accepted and posted (finance close).
+    pub daybook: Option<Arc<dyn crate::finance::Daybook>>,
+    /// Where the finance close hands the held movements of daily-posting stores to the pusher.
+    pub push_queue: Option<Arc<dyn crate::ports::PushQueue>>,
 }
 
 impl ReconSources {
@@ -339,6 +352,7 @@ pub async fn run_job(
         JobKind::Availability => availability::run_availability(ctx, opts).await,
         JobKind::SkuAudit => sku_audit::run_sku_audit(ctx, opts).await,
         JobKind::StalledOrders => stalled::run_stalled_orders(ctx, opts).await,
+        JobKind::FinanceClose => finance::run_finance_close(ctx, opts).await,
     }
 }
 

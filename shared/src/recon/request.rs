@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReconRequest {
-    /// `stock_drift`, `availability`, `sku_audit`, `stalled_orders`.
+    /// `stock_drift`, `availability`, `sku_audit`, `stalled_orders`, `finance_close`.
     pub job: String,
     #[serde(default)]
     pub store: Option<String>,
@@ -32,7 +32,7 @@ pub struct ReconRequest {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
-    #[error("job: unknown job {0:?} (expected one of stock_drift, availability, sku_audit, stalled_orders)")]
+    #[error("job: unknown job {0:?} (expected one of stock_drift, availability, sku_audit, stalled_orders, finance_close)")]
     UnknownJob(String),
     #[error("store: {0}")]
     InvalidStore(String),

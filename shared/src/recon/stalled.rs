@@ -259,6 +259,12 @@ pub async fn run_stalled_orders(
 
     // Store movements the ledger holds that Centra does not, past the threshold.
     for store in &run.cp.stores {
+        // A store that posts daily holds its movements until its close on purpose; the finance close
+        // reports what it did not post.
+        let holds = ctx
+            .mappings
+            .store(store.as_str())
+            .is_some_and(|m| m.finance_posting == crate::mappings::FinancePosting::Daily);
         let ledger_rows = ctx.ledger.list_store(store).await?;
         counters.add(counter::LEDGER_ROWS, ledger_rows.len() as u64);
         for row in ledger_rows {
@@ -279,7 +285,7 @@ pub async fn run_stalled_orders(
                 continue;
             }
             let oldest = row.pending.iter().map(|p| p.received_at_ms).min();
-            let Some(oldest) = oldest.filter(|_| row.has_unpushed()) else {
+            let Some(oldest) = oldest.filter(|_| row.has_unpushed() && !holds) else {
                 continue;
             };
             if now - oldest < thresholds.outbox_stuck_ms {

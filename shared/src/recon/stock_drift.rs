@@ -225,6 +225,8 @@ pub fn correction_message(
         },
         received_at_ms: now_ms,
         reference: Some(format!("reconciliation {run_id}")),
+        values: Vec::new(),
+        business_date: None,
     };
     FifoMessage {
         group_id: row.item.group_id(),

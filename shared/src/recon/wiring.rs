@@ -2,7 +2,8 @@
 //!
 //! Required: `STOCK_TABLE` (ledger, outbox, checkpoints), `STOCK_QUEUE_URL` (drift corrections),
 //! `REPORTS_BUCKET`, `CENTRA_API_URL` and `CENTRA_API_TOKEN` (or `…_SECRET_ARN` / `…_SSM_PARAMETER`), the
-//! mappings. Optional: `ALERT_TOPIC_ARN` (an SNS topic told about every finished run that found something),
+//! mappings. Optional: `STOCK_PUSH_QUEUE_URL` (the finance close flushes daily-posting stores through it),
+//! `ALERT_TOPIC_ARN` (an SNS topic told about every finished run that found something),
 //! `CLOUDSHELF_API_URL` + `CLOUDSHELF_API_KEY` (without them the Cloudshelf jobs fail
 //! with "not configured"), `RECON_PAGE_INTERVAL_MS` (least time between Centra page reads, default 2000),
 //! `CLOUDSHELF_SAFETY_STOCK` (default 0), `CENTRA_TIMEOUT_SECONDS`, `CLOUDSHELF_TIMEOUT_SECONDS`.
@@ -73,7 +74,21 @@ pub async fn recon_from_env(metrics: Arc<Metrics>) -> Result<ReconContext, Confi
         sources: ReconSources {
             centra: Some(centra),
             cloudshelf,
-            order_outbox: Some(Arc::new(DynamoOrderOutbox::new(dynamo, stock_table))),
+            order_outbox: Some(Arc::new(DynamoOrderOutbox::new(
+                dynamo.clone(),
+                stock_table.clone(),
+            ))),
+            daybook: Some(Arc::new(crate::aws::DynamoDaybook::new(
+                dynamo,
+                stock_table,
+            ))),
+            push_queue: match env_opt("STOCK_PUSH_QUEUE_URL") {
+                None => None,
+                Some(url) => Some(Arc::new(crate::aws::SqsPushQueue::new(
+                    aws_sdk_sqs::Client::new(&sdk),
+                    url,
+                ))),
+            },
         },
     })
 }

@@ -30,7 +30,15 @@ pub async fn sim_with(
     stock: i64,
     config: CentraSimConfig,
 ) -> (CentraSim, Arc<Mappings>) {
-    let mappings = Arc::new(Mappings::embedded_default());
+    sim_with_mappings(skus, stock, config, Arc::new(Mappings::embedded_default())).await
+}
+
+pub async fn sim_with_mappings(
+    skus: &[&str],
+    stock: i64,
+    config: CentraSimConfig,
+    mappings: Arc<Mappings>,
+) -> (CentraSim, Arc<Mappings>) {
     let sim = CentraSim::start(config).await;
     for store in mappings.stores() {
         sim.add_warehouse(store.centra_warehouse_id, store.store.as_str());
@@ -49,6 +57,14 @@ impl Harness {
         Self::with(skus, stock, CentraSimConfig::default(), |_| {}).await
     }
 
+    /// Like [`Harness::new`], with other mappings.
+    #[allow(dead_code)]
+    pub async fn with_mappings(skus: &[&str], stock: i64, mappings: Arc<Mappings>) -> Self {
+        let (sim, mappings) =
+            sim_with_mappings(skus, stock, CentraSimConfig::default(), mappings).await;
+        Self::on(sim, mappings, |_| {})
+    }
+
     pub async fn with(
         skus: &[&str],
         stock: i64,
@@ -56,6 +72,14 @@ impl Harness {
         tweak: impl FnOnce(&mut PipelineConfig),
     ) -> Self {
         let (sim, mappings) = sim_with(skus, stock, sim_config).await;
+        Self::on(sim, mappings, tweak)
+    }
+
+    fn on(
+        sim: CentraSim,
+        mappings: Arc<Mappings>,
+        tweak: impl FnOnce(&mut PipelineConfig),
+    ) -> Self {
         let clock = OffsetClock::new();
         let mut config = PipelineConfig::new(sim.graphql_url(), sim.token(), SECRET);
         config.clock = Arc::new(clock.clone()) as SharedClock;
