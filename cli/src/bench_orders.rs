@@ -118,6 +118,8 @@ pub async fn run(args: BenchOrdersArgs) -> anyhow::Result<()> {
         Arc::new(MemoryLedgerStore::new()),
         system_clock(),
         Arc::new(Metrics::new()),
+        // As deployed: every order is recorded in the daybook.
+        Some(Arc::new(shared::finance::MemoryDaybook::new())),
     );
     let sync = &sync;
     let started = Instant::now();

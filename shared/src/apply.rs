@@ -12,6 +12,8 @@ use std::sync::Arc;
 /// Applied-movement markers outlive SQS's longest retention (14 days), so any redelivery still finds them.
 pub const MOVEMENT_MARKER_TTL_S: i64 = 15 * 24 * 3600;
 const MAX_CONFLICT_RETRIES: usize = 20;
+/// Daybook `posted_ref` of a stale sale or return: Centra got it inside a later stock count.
+pub const COVERED_BY_COUNT: &str = "covered by stock count";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -64,6 +66,7 @@ impl StockApplier {
                     // After the ledger: a failure here fails the message, whose redelivery is a duplicate
                     // below and records it then.
                     self.finance.accepted(msg, now_ms).await?;
+                    self.post_if_covered_by_count(msg, outcome, now_ms).await?;
                     self.metrics.count(
                         if outcome == ApplyOutcome::Applied {
                             names::MOVEMENTS_APPLIED
@@ -76,6 +79,8 @@ impl StockApplier {
                 }
                 ApplyWrite::Duplicate => {
                     self.finance.accepted(msg, now_ms).await?;
+                    // `outcome` is against the current row: a stale movement stays stale.
+                    self.post_if_covered_by_count(msg, outcome, now_ms).await?;
                     self.metrics.count(names::MOVEMENTS_DUPLICATE, 1);
                     return Ok(ApplyOutcome::Duplicate);
                 }
@@ -84,6 +89,26 @@ impl StockApplier {
             }
         }
         Err(ApplyError::Contended(format!("{} {}", msg.store, msg.item)))
+    }
+
+    /// A sale or return older than the applied stock count never reaches Centra on its own: the count (which
+    /// already reflects it) does. Recorded as posted so the finance close does not wait for it forever.
+    async fn post_if_covered_by_count(
+        &self,
+        msg: &StockLineMessage,
+        outcome: ApplyOutcome,
+        now_ms: i64,
+    ) -> Result<(), BackendError> {
+        let (Some(daybook), Some(date)) = (&self.finance.daybook, msg.business_date) else {
+            return Ok(());
+        };
+        if outcome != ApplyOutcome::Stale || msg.values.is_empty() {
+            return Ok(());
+        }
+        let id = crate::finance::record_id(&msg.event_id, &msg.item);
+        daybook
+            .record_posted(&msg.store, date, &[id], now_ms, COVERED_BY_COUNT)
+            .await
     }
 
     /// Processes one FIFO batch and returns the message ids to report as failed (redelivered by SQS).

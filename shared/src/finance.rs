@@ -1,5 +1,6 @@
-//! Finance daybook: every sale and return the integration accepts from a store is recorded per store and business
-//! day with its units and gross value, and marked posted once Centra holds the movement. The daily close
+//! Finance daybook: every sale and return the integration accepts from a store, and every kiosk order, is
+//! recorded per store and business day with its units and gross value, and marked posted once Centra holds the
+//! movement (or created the order). The daily close
 //! (`recon::finance`) compares the two per kind and currency: a day is *validated* when everything accepted was
 //! posted, and the records that differ are listed when it is not.
 //!
@@ -108,6 +109,8 @@ pub struct LineValue {
 pub enum FinanceKind {
     Sale,
     Return,
+    /// An endless-aisle order taken at a kiosk: accepted from the store, posted once Centra created it.
+    KioskOrder,
 }
 
 impl FinanceKind {
@@ -115,6 +118,7 @@ impl FinanceKind {
         match self {
             FinanceKind::Sale => "sale",
             FinanceKind::Return => "return",
+            FinanceKind::KioskOrder => "kiosk_order",
         }
     }
 }
@@ -341,6 +345,38 @@ impl FinanceHooks {
         }
         Ok(())
     }
+}
+
+/// The daybook record of a kiosk order: id `order:<Cloudshelf id>`, units and gross (lines and shipping) in
+/// the payment's currency, on the store's business day of the order.
+pub fn kiosk_order_record(
+    mappings: &crate::mappings::Mappings,
+    order: &crate::orders::model::KioskOrder,
+) -> (NaiveDate, String, Accepted) {
+    let at_ms = order.occurred_at.timestamp_millis();
+    let date = mappings
+        .store(order.store.as_str())
+        .map(|m| m.business_date(at_ms))
+        .unwrap_or_else(|| order.occurred_at.date_naive());
+    // Amount is in thousandths, Money in ten-thousandths.
+    let to_money = |a: crate::orders::model::Amount| Money(i128::from(a.thousandths()) * 10);
+    let lines: Money = order
+        .lines
+        .iter()
+        .map(|l| to_money(l.unit_price).times(i64::from(l.quantity)))
+        .fold(Money::default(), |a, b| a + b);
+    let accepted = Accepted {
+        kind: FinanceKind::KioskOrder,
+        units: order.lines.iter().map(|l| i64::from(l.quantity)).sum(),
+        gross: lines + to_money(order.shipping_price),
+        currency: order.payment.currency.clone(),
+        accepted_at_ms: order.received_at_ms,
+    };
+    (
+        date,
+        format!("order:{}", order.cloudshelf_order_id),
+        accepted,
+    )
 }
 
 /// Marks every ledger row of `store` with unpushed movements dirty, so the pusher posts them now (the daily

@@ -119,6 +119,7 @@ impl Pipeline {
         let push_queue = Arc::new(EmbeddedPushQueue::new());
         let ledger = Arc::new(MemoryLedgerStore::new());
         let idempotency = Arc::new(MemoryIdempotencyStore::new());
+        let daybook = Arc::new(crate::finance::MemoryDaybook::new());
         let orders = match config.orders {
             None => None,
             Some(order_config) => {
@@ -129,6 +130,7 @@ impl Pipeline {
                     ledger.clone(),
                     clock.clone(),
                     metrics.clone(),
+                    Some(daybook.clone() as Arc<dyn crate::finance::Daybook>),
                 );
                 let centra_webhooks = Arc::new(CentraWebhookIntake {
                     verifier: Some(CentraSignatureVerifier::from_config(
@@ -160,7 +162,6 @@ impl Pipeline {
             metrics: metrics.clone(),
             settings: config.intake,
         });
-        let daybook = Arc::new(crate::finance::MemoryDaybook::new());
         let finance = crate::finance::FinanceHooks::new(
             &mappings,
             Some(daybook.clone() as Arc<dyn crate::finance::Daybook>),

@@ -61,6 +61,21 @@ struct RawStore {
     finance_posting: FinancePosting,
 }
 
+/// Exactly `HH:MM` (00:00–23:59), so that `9:00` or `21:00:00` fails at start-up rather than guessing.
+fn parse_closing_time(text: &str) -> Option<chrono::NaiveTime> {
+    let b = text.as_bytes();
+    if b.len() != 5
+        || b[2] != b':'
+        || !b
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 2 || c.is_ascii_digit())
+    {
+        return None;
+    }
+    chrono::NaiveTime::from_hms_opt(text[..2].parse().ok()?, text[3..].parse().ok()?, 0)
+}
+
 /// When a store's sales and returns are posted to Centra.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -271,7 +286,7 @@ impl Mappings {
             };
             let closes_at = match store.closes_at.as_deref() {
                 None => chrono::NaiveTime::from_hms_opt(22, 0, 0).expect("valid time"),
-                Some(text) => chrono::NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| {
+                Some(text) => parse_closing_time(text).ok_or_else(|| {
                     err(
                         format!("{key}.closes_at"),
                         format!("{text:?} is not a local time HH:MM"),

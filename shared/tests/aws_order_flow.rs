@@ -140,6 +140,7 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
     };
     let outbox = Arc::new(DynamoOrderOutbox::new(dynamo.clone(), &stock));
     let sync = OrderSync {
+        daybook: None,
         mappings,
         order_api_secrets: HashMap::from([("uk".to_string(), "uk-secret".to_string())]),
         order_api: CentraOrderApi::new(Duration::from_secs(5)),

@@ -8,6 +8,7 @@ use shared::centra_orders::CentraOrderApi;
 use shared::cloudshelf::{CloudshelfClient, CloudshelfOrderStatus};
 use shared::domain::{ItemRef, StoreCode};
 use shared::embedded::MemoryLedgerStore;
+use shared::finance::Daybook;
 use shared::mappings::Mappings;
 use shared::metrics::Metrics;
 use shared::orders::model::*;
@@ -35,6 +36,7 @@ struct Env {
     clock: ManualClock,
     metrics: Arc<Metrics>,
     sync: OrderSync,
+    daybook: Arc<shared::finance::MemoryDaybook>,
 }
 
 fn mappings_toml(order_api_base: &str, register_customers: bool) -> String {
@@ -84,7 +86,9 @@ async fn env_with(outbox: Arc<dyn OrderOutbox>, register_customers: bool) -> Env
     let exceptions = Arc::new(MemoryLedgerStore::new());
     let metrics = Arc::new(Metrics::new());
     let timeout = Duration::from_millis(800);
+    let daybook = Arc::new(shared::finance::MemoryDaybook::new());
     let sync = OrderSync {
+        daybook: Some(daybook.clone()),
         mappings: Arc::new(mappings),
         order_api_secrets: HashMap::from([("uk".to_string(), "uk-secret".to_string())]),
         order_api: CentraOrderApi::new(timeout),
@@ -108,6 +112,7 @@ async fn env_with(outbox: Arc<dyn OrderOutbox>, register_customers: bool) -> Env
         clock,
         metrics,
         sync,
+        daybook,
     }
 }
 
@@ -755,4 +760,62 @@ async fn queue_messages_route_to_injection_and_lifecycle_and_bad_bodies_become_e
     assert_eq!(env.centra.orders().len(), 1);
     let e = only_exception(&env).await;
     assert_eq!(e.kind, "unreadable_order_message");
+}
+
+/// The daybook record of an order on its business day (the test mappings keep stores on UTC).
+async fn daybook_record(env: &Env, order: &KioskOrder) -> Option<shared::finance::DaybookRecord> {
+    env.daybook
+        .day(&order.store, order.occurred_at.date_naive())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.record_id == format!("order:{}", order.cloudshelf_order_id))
+}
+
+#[tokio::test]
+async fn the_daybook_has_kiosk_orders_accepted_and_posted_once_centra_created_them() {
+    let env = env().await;
+    let order = standard_order("01JFIN1");
+    seed_cloudshelf(&env, &order);
+    env.sync.place(&order).await.unwrap();
+    env.sync.place(&order).await.unwrap();
+    let record = daybook_record(&env, &order).await.expect("recorded");
+    assert_eq!(record.accepted.len(), 1);
+    let a = &record.accepted[0];
+    assert_eq!(a.kind, shared::finance::FinanceKind::KioskOrder);
+    assert_eq!(a.units, 3);
+    // 2 × 49.00 + 15.50 plus the order's shipping.
+    let shipping = order.shipping_price.to_string();
+    let expected = shared::finance::Money::parse("113.50").unwrap()
+        + shared::finance::Money::parse(&shipping).unwrap();
+    assert_eq!(a.gross, expected);
+    assert!(
+        record
+            .posted_ref
+            .as_deref()
+            .unwrap()
+            .starts_with("centra order "),
+        "{record:?}"
+    );
+
+    // Refused before Centra: accepted, never posted — the close will list it.
+    let mut refused = standard_order("01JFIN2");
+    refused.shipping_method = "home-express".into();
+    seed_cloudshelf(&env, &refused);
+    env.sync.place(&refused).await.unwrap();
+    let record = daybook_record(&env, &refused).await.expect("recorded");
+    assert_eq!(record.posted_at_ms, None);
+    let day = env
+        .daybook
+        .day(&refused.store, refused.occurred_at.date_naive())
+        .await
+        .unwrap();
+    let close =
+        shared::finance::close_store_day(&refused.store, refused.occurred_at.date_naive(), &day, 0);
+    assert!(!close.validated);
+    assert_eq!(close.differences.len(), 1);
+    assert_eq!(
+        close.differences[0].record_id,
+        format!("order:{}", refused.cloudshelf_order_id)
+    );
 }

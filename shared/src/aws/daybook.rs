@@ -9,6 +9,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
+
+/// Postings of one call sent at once (a pushed row covers up to `ledger::MAX_PENDING_MOVEMENTS`).
+const MAX_CONCURRENT_UPDATES: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct DynamoDaybook {
@@ -75,8 +79,12 @@ impl Daybook for DynamoDaybook {
         posted_at_ms: i64,
         posted_ref: &str,
     ) -> Result<(), BackendError> {
-        for id in record_ids {
-            self.client
+        // One UpdateItem per record (BatchWriteItem cannot update without overwriting the accepted side), sent
+        // concurrently: a row's whole pending list (up to 200 movements) costs about one round trip, not 200.
+        let updates: Vec<_> = record_ids
+            .iter()
+            .map(|id| {
+                self.client
                 .update_item()
                 .table_name(&self.table)
                 .key("pk", AttributeValue::S(pk(store, date)))
@@ -87,10 +95,13 @@ impl Daybook for DynamoDaybook {
                 .expression_attribute_values(":t", AttributeValue::N(posted_at_ms.to_string()))
                 .expression_attribute_values(":r", AttributeValue::S(posted_ref.to_string()))
                 .send()
-                .await
-                .map_err(|e| error("UpdateItem", e))?;
-        }
-        Ok(())
+            })
+            .collect();
+        futures::stream::iter(updates)
+            .buffer_unordered(MAX_CONCURRENT_UPDATES)
+            .map_err(|e| error("UpdateItem", e))
+            .try_for_each(|_| async { Ok(()) })
+            .await
     }
 
     async fn day(

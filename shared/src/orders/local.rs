@@ -30,6 +30,7 @@ pub fn local_order_sync(
     exceptions: Arc<dyn ExceptionLog>,
     clock: SharedClock,
     metrics: Arc<Metrics>,
+    daybook: Option<Arc<dyn crate::finance::Daybook>>,
 ) -> (OrderSync, Arc<MemoryOrderOutbox>) {
     let outbox = Arc::new(MemoryOrderOutbox::new());
     let sync = OrderSync {
@@ -56,6 +57,7 @@ pub fn local_order_sync(
             ..OrderSyncSettings::default()
         },
         instance_id: "local".into(),
+        daybook,
     };
     (sync, outbox)
 }

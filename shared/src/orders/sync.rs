@@ -106,6 +106,8 @@ pub struct OrderSync {
     pub settings: OrderSyncSettings,
     /// Fencing token prefix of this instance.
     pub instance_id: String,
+    /// Kiosk orders accepted and posted, for the finance close; `None`: not recorded.
+    pub daybook: Option<Arc<dyn crate::finance::Daybook>>,
 }
 
 /// A permanent problem found before calling Centra.
@@ -148,6 +150,13 @@ impl OrderSync {
 
     pub async fn place(&self, order: &KioskOrder) -> Result<OrderOutcome, Retry> {
         let started = self.clock.now_millis();
+        if let Some(daybook) = &self.daybook {
+            // Every delivery re-records the same values: the first one may have died right after.
+            let (date, id, accepted) = crate::finance::kiosk_order_record(&self.mappings, order);
+            daybook
+                .record_accepted(&order.store, date, &id, &[accepted])
+                .await?;
+        }
         let mut record = match self.outbox.get(&order.cloudshelf_order_id).await? {
             Some(r) => r,
             None => {
@@ -251,7 +260,7 @@ impl OrderSync {
                     numbers.sort_unstable();
                     self.metrics.count(metric::ORDERS_ADOPTED, 1);
                     tracing::info!(cloudshelf_order = %order.cloudshelf_order_id, ?numbers, "adopted Centra order(s) created by an earlier attempt");
-                    record = self.mark_injected(record, numbers).await?;
+                    record = self.mark_injected(order, record, numbers).await?;
                     return self.report(order, record, true).await;
                 }
                 Ok(_) => {}
@@ -268,7 +277,7 @@ impl OrderSync {
             Ok(mut numbers) => {
                 numbers.sort_unstable();
                 self.metrics.count(metric::ORDERS_INJECTED, 1);
-                let record = self.mark_injected(record, numbers).await?;
+                let record = self.mark_injected(order, record, numbers).await?;
                 self.report(order, record, false).await
             }
             Err(e) if e.is_permanent() => {
@@ -405,9 +414,24 @@ impl OrderSync {
 
     async fn mark_injected(
         &self,
+        order: &KioskOrder,
         mut record: OutboxRecord,
         numbers: Vec<u64>,
     ) -> Result<OutboxRecord, Retry> {
+        if let Some(daybook) = &self.daybook {
+            // Centra holds the order now, whatever happens to the outbox write below.
+            let (date, id, _) = crate::finance::kiosk_order_record(&self.mappings, order);
+            let numbers_text: Vec<String> = numbers.iter().map(u64::to_string).collect();
+            daybook
+                .record_posted(
+                    &order.store,
+                    date,
+                    &[id],
+                    self.clock.now_millis(),
+                    &format!("centra order {}", numbers_text.join(",")),
+                )
+                .await?;
+        }
         let expected = record.rev;
         record.state = OutboxState::Injected;
         record.centra_orders = numbers;

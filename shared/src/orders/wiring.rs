@@ -92,7 +92,11 @@ pub async fn order_sync_from_env(metrics: Arc<Metrics>) -> Result<OrderSync, Con
             resolve_secret("CLOUDSHELF_API_KEY").await?,
             cloudshelf_timeout,
         ),
-        outbox: Arc::new(DynamoOrderOutbox::new(dynamo, stock_table)),
+        outbox: Arc::new(DynamoOrderOutbox::new(dynamo.clone(), stock_table.clone())),
+        daybook: Some(Arc::new(crate::aws::DynamoDaybook::new(
+            dynamo,
+            stock_table,
+        ))),
         exceptions,
         clock: system_clock(),
         metrics,

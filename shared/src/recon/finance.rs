@@ -1,5 +1,5 @@
 //! Finance daily close: per store and business day, once the store's local closing time has passed, the
-//! sales and returns accepted from the store against those posted to Centra (count, units, gross per
+//! sales, returns and kiosk orders accepted from the store against those posted to Centra (count, units, gross per
 //! currency), from the daybook ([`crate::finance`]). A day is *validated* when the two agree; otherwise its
 //! differing records are listed and the day is checked again on every later run until it validates.
 //!
@@ -37,7 +37,7 @@ pub mod counter {
 pub struct FinanceRow {
     pub store: String,
     pub business_date: NaiveDate,
-    /// `sale` or `return`.
+    /// `sale`, `return` or `kiosk_order`.
     pub kind: String,
     pub currency: String,
     /// Empty on a totals line; the record (`<event id>#<item>`) on a difference line.
@@ -240,7 +240,7 @@ pub async fn run_finance_close(
     run.cp.counters = counters;
     notes.insert(
         0,
-        "Sales and returns accepted from the stores vs posted to Centra, per store business day (the store's time zone, closed at its closing time).".into(),
+        "Sales, returns and kiosk orders accepted from the stores vs posted to Centra, per store business day (the store's time zone, closed at its closing time).".into(),
     );
     let keys = run
         .publish(
