@@ -9,6 +9,9 @@
 //! same record without sharing anything else. Recording is idempotent: a redelivered message re-records the same
 //! values, a repeated post keeps the first posting.
 
+mod unposted;
+pub use unposted::explain_unposted;
+
 use crate::domain::{ItemRef, StoreCode};
 use crate::ports::BackendError;
 use async_trait::async_trait;
@@ -345,6 +348,64 @@ impl FinanceHooks {
         }
         Ok(())
     }
+
+    /// The unposted sales and returns of `item` on `dates` that are no longer in its ledger row's `pending`
+    /// (dropped there by the row's cap): the ones a push through `LedgerRow::dropped_through_version` carried.
+    /// Read before the row is confirmed unchanged, so nothing applied after the read is included.
+    pub async fn dropped_records(
+        &self,
+        store: &StoreCode,
+        item: &ItemRef,
+        dates: &[NaiveDate],
+        still_pending: &[crate::ledger::PendingMovement],
+    ) -> Result<Vec<(NaiveDate, Vec<String>)>, BackendError> {
+        let Some(daybook) = &self.daybook else {
+            return Ok(Vec::new());
+        };
+        let suffix = format!("#{}", item.key());
+        let pending: std::collections::HashSet<String> = still_pending
+            .iter()
+            .map(|p| record_id(&p.event_id, item))
+            .collect();
+        let mut out = Vec::new();
+        for date in dates {
+            let ids: Vec<String> = daybook
+                .day(store, *date)
+                .await?
+                .into_iter()
+                .filter(|r| {
+                    r.posted_at_ms.is_none()
+                        && r.record_id.ends_with(&suffix)
+                        && !pending.contains(&r.record_id)
+                        && r.accepted.iter().any(|a| a.kind != FinanceKind::KioskOrder)
+                })
+                .map(|r| r.record_id)
+                .collect();
+            if !ids.is_empty() {
+                out.push((*date, ids));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records `records` (from [`FinanceHooks::dropped_records`]) as posted by `posted_ref`.
+    pub async fn post_records(
+        &self,
+        store: &StoreCode,
+        records: &[(NaiveDate, Vec<String>)],
+        posted_ref: &str,
+        now_ms: i64,
+    ) -> Result<(), BackendError> {
+        let Some(daybook) = &self.daybook else {
+            return Ok(());
+        };
+        for (date, ids) in records {
+            daybook
+                .record_posted(store, *date, ids, now_ms, posted_ref)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// The daybook record of a kiosk order: id `order:<Cloudshelf id>`, units and gross (lines and shipping) in
@@ -443,6 +504,9 @@ pub struct Difference {
     /// Minutes since it was accepted (for the unposted).
     pub minutes: Option<i64>,
     pub posted_ref: Option<String>,
+    /// Why it is not posted, when known ([`explain_unposted`]; the pure close leaves it empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One store's business day at close.
@@ -493,6 +557,7 @@ pub fn close_store_day(
                     .map(|a| (now_ms - a.accepted_at_ms) / 60_000)
                     .max(),
                 posted_ref: None,
+                reason: None,
             }),
             (true, Some(_)) => differences.push(Difference {
                 kind: DifferenceKind::PostedNotAccepted,
@@ -500,6 +565,7 @@ pub fn close_store_day(
                 accepted: Vec::new(),
                 minutes: None,
                 posted_ref: record.posted_ref.clone(),
+                reason: None,
             }),
             _ => {}
         }

@@ -63,6 +63,14 @@ pub struct LedgerRow {
     /// Deltas of the current epoch with their positions (newest last).
     #[serde(default)]
     pub recent_deltas: Vec<(EventPosition, i64)>,
+    /// Business dates of sales and returns dropped from `pending` before Centra held them (a row over
+    /// `MAX_PENDING_MOVEMENTS`, e.g. a busy SKU of a daily-posting store): the pusher posts them in the finance
+    /// daybook by date once `pushed_version` reaches `dropped_through_version`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub dropped_daybook_dates: std::collections::BTreeSet<chrono::NaiveDate>,
+    /// Highest version dropped from `pending` while unpushed.
+    #[serde(default)]
+    pub dropped_through_version: u64,
 }
 
 impl LedgerRow {
@@ -86,6 +94,8 @@ impl LedgerRow {
             updated_at_ms: 0,
             last_pushed_at_ms: None,
             recent_deltas: Vec::new(),
+            dropped_daybook_dates: std::collections::BTreeSet::new(),
+            dropped_through_version: 0,
         }
     }
 
@@ -178,7 +188,10 @@ pub fn apply_movement(
     });
     if row.pending.len() > MAX_PENDING_MOVEMENTS {
         let excess = row.pending.len() - MAX_PENDING_MOVEMENTS;
-        row.pending.drain(..excess);
+        for dropped in row.pending.drain(..excess) {
+            row.dropped_through_version = row.dropped_through_version.max(dropped.version);
+            row.dropped_daybook_dates.extend(dropped.daybook_date);
+        }
     }
     row.updated_at_ms = now_ms;
     ApplyDecision::Apply(row)
@@ -253,6 +266,17 @@ pub fn mark_pushed(row: &mut LedgerRow, line: &PushLine, now_ms: i64) -> Vec<Pen
         .partition(|p| p.version <= through);
     row.pending = rest;
     covered
+}
+
+/// The dates of dropped sales and returns (see `LedgerRow::dropped_daybook_dates`) once Centra holds every
+/// dropped movement; cleared from the row, so the caller posts them before writing it.
+pub fn take_posted_dropped_dates(row: &mut LedgerRow) -> Vec<chrono::NaiveDate> {
+    if row.pushed_version < row.dropped_through_version {
+        return Vec::new();
+    }
+    std::mem::take(&mut row.dropped_daybook_dates)
+        .into_iter()
+        .collect()
 }
 
 /// Clears the lease if `push_id` holds it.
@@ -363,6 +387,37 @@ mod tests {
             ApplyDecision::Apply(r) => r,
             ApplyDecision::Stale { reason, .. } => panic!("unexpected stale: {reason}"),
         }
+    }
+
+    #[test]
+    fn sales_dropped_over_the_pending_cap_are_posted_once_a_push_covers_them() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+        let mut row = None;
+        for i in 0..MAX_PENDING_MOVEMENTS as i64 + 3 {
+            let mut m = msg(&format!("s{i}"), Movement::Delta(-1), i, None);
+            if i != 1 {
+                // `s1` carries no finance value (e.g. queued before the daybook existed).
+                m.business_date = Some(day);
+                m.values = vec![crate::finance::LineValue {
+                    units: 1,
+                    gross: crate::finance::Money::parse("1").unwrap(),
+                    currency: "GBP".into(),
+                }];
+            }
+            row = Some(applied(apply_movement(row, &m, i)));
+        }
+        let mut r = row.unwrap();
+        assert_eq!(r.pending.len(), MAX_PENDING_MOVEMENTS);
+        assert_eq!(r.dropped_through_version, 3);
+        assert_eq!(r.dropped_daybook_dates.iter().collect::<Vec<_>>(), [&day]);
+        assert!(
+            take_posted_dropped_dates(&mut r).is_empty(),
+            "not pushed yet"
+        );
+        let line = pending_change(&r).unwrap();
+        mark_pushed(&mut r, &line, 1_000);
+        assert_eq!(take_posted_dropped_dates(&mut r), [day]);
+        assert!(take_posted_dropped_dates(&mut r).is_empty(), "taken once");
     }
 
     #[test]

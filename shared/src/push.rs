@@ -501,9 +501,15 @@ impl StockPusher {
                 if !row.pending.is_empty() {
                     let rev = row.rev;
                     let settled = settle_zero_net(&mut row, now);
+                    let Some(dropped) = self.dropped_postings(&mut row).await? else {
+                        continue;
+                    };
                     // Centra's number was already right (the movements cancel out): they count as posted.
                     self.finance
                         .posted(store, item, &settled, "net-zero", now)
+                        .await?;
+                    self.finance
+                        .post_records(store, &dropped, "net-zero", now)
                         .await?;
                     if !self.ledger.put(&row, rev).await? {
                         continue;
@@ -616,10 +622,16 @@ impl StockPusher {
             };
             release_lease(&mut row, push_id);
             let more = row.has_unpushed() && row.blocked.is_none();
+            let Some(dropped) = self.dropped_postings(&mut row).await? else {
+                continue;
+            };
             // Centra holds these already; recorded before the row so that a failure leaves the lease to the
             // recovery path, which finishes (and records) again.
             self.finance
                 .posted(store, item, &covered, push_id, now)
+                .await?;
+            self.finance
+                .post_records(store, &dropped, push_id, now)
                 .await?;
             if self.ledger.put(&row, rev).await? {
                 if more && line.is_some() {
@@ -636,6 +648,29 @@ impl StockPusher {
             "ledger",
             format!("row {store} {item} kept changing"),
         ))
+    }
+
+    /// The daybook records of sales and returns dropped from `row.pending` that Centra now holds (the dates are
+    /// taken from the row). `None`: the row changed while the daybook was read, and a movement applied meanwhile
+    /// must not be posted with them; read the row again.
+    async fn dropped_postings(
+        &self,
+        row: &mut LedgerRow,
+    ) -> Result<Option<Vec<(chrono::NaiveDate, Vec<String>)>>, BackendError> {
+        let dates = take_posted_dropped_dates(row);
+        if dates.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let records = self
+            .finance
+            .dropped_records(&row.store, &row.item, &dates, &row.pending)
+            .await?;
+        let unchanged = self
+            .ledger
+            .get(&row.store, &row.item)
+            .await?
+            .is_some_and(|current| current.rev == row.rev);
+        Ok(unchanged.then_some(records))
     }
 
     async fn reject_line(&self, store: &StoreCode, line: &PushLine, push_id: &str, message: &str) {

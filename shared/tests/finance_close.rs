@@ -191,6 +191,10 @@ async fn a_day_validates_when_centra_holds_every_sale_and_lists_what_it_does_not
     assert_eq!(missing.len(), 1, "{:?}", doc.rows);
     assert_eq!(missing[0].record, "evt_s2#sku:CAP-1");
     assert_eq!(missing[0].status, "accepted_not_posted");
+    assert_eq!(
+        missing[0].reason, "waiting for the pusher",
+        "the close says where it waits"
+    );
     assert_eq!(totals(&doc, "LDN-01", "sale").status, "not_validated");
 
     // Once pushed, the day is checked again by the next run (carried as open) and validates.

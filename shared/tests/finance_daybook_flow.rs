@@ -213,3 +213,46 @@ async fn a_daily_posting_store_reaches_centra_only_when_flushed() {
         "nothing left to flush"
     );
 }
+
+#[tokio::test]
+async fn a_busy_sku_held_all_day_is_posted_in_full_though_its_row_keeps_only_the_latest_movements()
+{
+    let mappings = Arc::new(Mappings::from_toml(DAILY).unwrap());
+    let h = Harness::with_mappings(&["TOTE"], 1_000, mappings).await;
+    let at = h.now_ms() - 60 * 60_000;
+    let sales = shared::ledger::MAX_PENDING_MOVEMENTS + 15;
+    for i in 0..sales {
+        let r = h
+            .send(
+                &format!("evt_tote_{i:04}"),
+                &sale("LDN-01", at + i as i64 * 1_000, &[("TOTE", 1)]),
+            )
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    h.apply_all().await;
+    let held = close(&h, "LDN-01", at).await;
+    assert_eq!(held.differences.len(), sales);
+
+    flush_store(
+        h.pipeline.ledger.as_ref(),
+        h.pipeline.push_queue.as_ref(),
+        &code("LDN-01"),
+    )
+    .await
+    .unwrap();
+    h.pipeline.push_round().await;
+    assert_eq!(h.centra("LDN-01", "TOTE"), 1_000 - sales as i64);
+    let closed = close(&h, "LDN-01", at).await;
+    assert!(
+        closed.validated,
+        "{} records still unposted, e.g. {:?}",
+        closed.differences.len(),
+        closed.differences.first()
+    );
+    assert_eq!(
+        totals(&closed, FinanceKind::Sale, "GBP").3,
+        sales as u64,
+        "every sale posted once"
+    );
+}

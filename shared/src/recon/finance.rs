@@ -11,7 +11,7 @@
 
 use super::run::{JobCheckpoint, Outcome};
 use super::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
-use crate::finance::{close_store_day, flush_store, DayClose, DifferenceKind};
+use crate::finance::{close_store_day, explain_unposted, flush_store, DayClose, DifferenceKind};
 use crate::mappings::FinancePosting;
 use crate::recon::report::ReportRow;
 use chrono::NaiveDate;
@@ -51,6 +51,8 @@ pub struct FinanceRow {
     /// Totals: `validated` / `not_validated` / `posting` (a daily store just flushed). Records:
     /// `accepted_not_posted` / `posted_not_accepted`.
     pub status: String,
+    /// Why a record is not posted, when known (blocked item, held for daily posting, order exception, …).
+    pub reason: String,
 }
 
 impl ReportRow for FinanceRow {
@@ -68,6 +70,7 @@ impl ReportRow for FinanceRow {
             "posted_units",
             "posted_gross",
             "status",
+            "reason",
         ]
     }
 
@@ -85,6 +88,7 @@ impl ReportRow for FinanceRow {
             self.posted_units.to_string(),
             self.posted_gross.clone(),
             self.status.clone(),
+            self.reason.clone(),
         ]
     }
 }
@@ -155,7 +159,15 @@ pub async fn run_finance_close(
         }
         for date in dates {
             let records = daybook.day(&store, date).await?;
-            let close = close_store_day(&store, date, &records, now);
+            let mut close = close_store_day(&store, date, &records, now);
+            explain_unposted(
+                &mut close,
+                &mapping,
+                ctx.ledger.as_ref(),
+                ctx.sources.order_outbox.as_deref(),
+                now,
+            )
+            .await?;
             counters.add(counter::STORE_DAYS, 1);
             let mut status = if close.validated {
                 "validated"
@@ -206,6 +218,7 @@ pub async fn run_finance_close(
                     posted_units: t.posted.units,
                     posted_gross: t.posted.gross.to_string(),
                     status: status.into(),
+                    reason: String::new(),
                 });
             }
             for d in &close.differences {
@@ -227,6 +240,7 @@ pub async fn run_finance_close(
                         DifferenceKind::PostedNotAccepted => "posted_not_accepted",
                     }
                     .into(),
+                    reason: d.reason.clone().unwrap_or_default(),
                 });
             }
             closes.push(close);
