@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const CHANGE_STOCK: &str = "mutation ChangeStock($input: StockChangeInput!) {
+pub(crate) const CHANGE_STOCK: &str = "mutation ChangeStock($input: StockChangeInput!) {
   changeStock(input: $input) {
     stockChange { id }
     userErrors { message path }
@@ -18,7 +18,7 @@ const CHANGE_STOCK: &str = "mutation ChangeStock($input: StockChangeInput!) {
   }
 }";
 
-const SET_STOCK: &str = "mutation SetStock($input: StockSetInput!) {
+pub(crate) const SET_STOCK: &str = "mutation SetStock($input: StockSetInput!) {
   setStock(input: $input) {
     stockChanges { id }
     userErrors { message path }
@@ -28,7 +28,7 @@ const SET_STOCK: &str = "mutation SetStock($input: StockSetInput!) {
 
 // Filter/sort argument names of stockChangeConnection are UNVERIFIED (reference §2, §3b): the client only
 // pages newest-first and matches the description itself.
-const STOCK_CHANGES: &str = "query StockChanges($first: Int!, $after: String) {
+pub(crate) const STOCK_CHANGES: &str = "query StockChanges($first: Int!, $after: String) {
   stockChangeConnection(first: $first, after: $after, sort: [id_DESC]) {
     edges { node { id description createdAt } }
     pageInfo { hasNextPage endCursor }

@@ -18,7 +18,7 @@ pub const MAX_PAGE_LIMIT: u32 = 200;
 // value, and the default order when `sort` is left out. `sort` is left out on purpose: `updatedAt_DESC`
 // reorders the list while it is paged whenever a product changes; the default order (by id, presumably)
 // does not.
-const CATALOGUE_PAGE: &str = "query CatalogueSizes($limit: Int!, $page: Int!) {
+pub(crate) const CATALOGUE_PAGE: &str = "query CatalogueSizes($limit: Int!, $page: Int!) {
   products(where: { status: [ACTIVE, INACTIVE] }, limit: $limit, page: $page) {
     id productNumber status
     variants {
@@ -30,7 +30,8 @@ const CATALOGUE_PAGE: &str = "query CatalogueSizes($limit: Int!, $page: Int!) {
 
 // `warehouses(where: {id})` and the `productSize` sub-object of `Stock` are UNVERIFIED (reference §4);
 // `freeToAllocateQuantity` adds no complexity, `physicalQuantity` is needed for count comparisons.
-const WAREHOUSE_STOCK_PAGE: &str = "query WarehouseStock($wh: Int!, $limit: Int!, $page: Int!) {
+pub(crate) const WAREHOUSE_STOCK_PAGE: &str =
+    "query WarehouseStock($wh: Int!, $limit: Int!, $page: Int!) {
   warehouses(where: { id: [$wh] }) {
     id
     stock(limit: $limit, page: $page) {

@@ -37,10 +37,17 @@ pub struct CentraOrderState {
     pub shipped: bool,
 }
 
-fn orders_query() -> String {
+pub(crate) fn orders_query() -> String {
     format!(
         "query Orders($where: OrderFilter, $limit: Int, $page: Int) {{ \
          orders(where: $where, limit: $limit, page: $page) {{ {ORDER_FIELDS} }} }}"
+    )
+}
+
+/// The order number of a shipment or return by id (`root` is `shipments` or `returns`).
+pub(crate) fn lookup_query(root: &str) -> String {
+    format!(
+        "query Lookup($id: [Int!]) {{ {root}(where: {{ id: $id }}, limit: 1) {{ id order {{ number }} }} }}"
     )
 }
 
@@ -117,9 +124,7 @@ impl CentraClient {
     }
 
     async fn order_number_of(&self, root: &str, id: u64) -> Result<Option<u64>, CentraError> {
-        let query = format!(
-            "query Lookup($id: [Int!]) {{ {root}(where: {{ id: $id }}, limit: 1) {{ id order {{ number }} }} }}"
-        );
+        let query = lookup_query(root);
         let data = self.post(&query, json!({ "id": [id] })).await?;
         let rows = data
             .get(root)

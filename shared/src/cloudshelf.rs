@@ -20,7 +20,7 @@ use std::time::Duration;
 /// Documented maximum query complexity (reference §2).
 pub const MAX_QUERY_COMPLEXITY: u32 = 500;
 
-const ORDER: &str = "query Order($id: GlobalId!) {
+pub(crate) const ORDER: &str = "query Order($id: GlobalId!) {
   order(id: $id) {
     id status thirdPartyId updatedAt
     lines { productVariantId productVariantName quantity price currencyCode }
@@ -28,7 +28,8 @@ const ORDER: &str = "query Order($id: GlobalId!) {
 }";
 
 // `orders` has no filter (reference §4): newest first, paged until the watermark is passed.
-const ORDERS_BY_UPDATED_AT: &str = "query OrdersByUpdatedAt($first: Int!, $after: String) {
+pub(crate) const ORDERS_BY_UPDATED_AT: &str =
+    "query OrdersByUpdatedAt($first: Int!, $after: String) {
   orders(first: $first, after: $after, sortBy: {updatedAt: DESC}) {
     edges { node {
       id status thirdPartyId updatedAt
@@ -48,14 +49,15 @@ pub const MAX_ORDERS_PAGE_SIZE: u32 = (MAX_QUERY_COMPLEXITY - ORDERS_FIXED_COST)
 // A page of at least one order must fit at all.
 const _: () = assert!(MAX_ORDERS_PAGE_SIZE >= 1);
 
-const UPSERT_ORDERS: &str = "mutation UpsertOrders($input: [OrderInput!]!) {
+pub(crate) const UPSERT_ORDERS: &str = "mutation UpsertOrders($input: [OrderInput!]!) {
   upsertOrders(input: $input) {
     orders { id status thirdPartyId }
     userErrors { code message }
   }
 }";
 
-const UPSERT_STOCK_LEVELS: &str = "mutation UpsertStockLevels($input: [StockLevelInput!]!) {
+pub(crate) const UPSERT_STOCK_LEVELS: &str =
+    "mutation UpsertStockLevels($input: [StockLevelInput!]!) {
   upsertStockLevels(input: $input) {
     userErrors { code message }
   }

@@ -19,7 +19,7 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 
 // `sortBy: {createdAt: ASC}`: new products land after the cursor, so a scan misses nothing that existed
 // when it started.
-const VARIANTS_PAGE: &str = "query CatalogueVariants($first: Int!, $after: String) {
+pub(crate) const VARIANTS_PAGE: &str = "query CatalogueVariants($first: Int!, $after: String) {
   products(first: $first, after: $after, sortBy: {createdAt: ASC}) {
     edges { node {
       id platformProvidedId
@@ -29,7 +29,8 @@ const VARIANTS_PAGE: &str = "query CatalogueVariants($first: Int!, $after: Strin
   }
 }";
 
-const VARIANT_STOCK_PAGE: &str = "query CatalogueVariantStock($first: Int!, $after: String) {
+pub(crate) const VARIANT_STOCK_PAGE: &str =
+    "query CatalogueVariantStock($first: Int!, $after: String) {
   products(first: $first, after: $after, sortBy: {createdAt: ASC}) {
     edges { node {
       id platformProvidedId
@@ -42,7 +43,7 @@ const VARIANT_STOCK_PAGE: &str = "query CatalogueVariantStock($first: Int!, $aft
   }
 }";
 
-const LOCATIONS_PAGE: &str = "query Locations($first: Int!, $after: String) {
+pub(crate) const LOCATIONS_PAGE: &str = "query Locations($first: Int!, $after: String) {
   locations(first: $first, after: $after, sortBy: {createdAt: ASC}) {
     edges { node { id platformProvidedId } }
     pageInfo { hasNextPage endCursor }
@@ -76,11 +77,11 @@ pub const MAX_VARIANT_STOCK_PAGE_SIZE: u32 = max_page(VARIANT_STOCK_EDGE_COST);
 pub const MAX_LOCATIONS_PAGE_SIZE: u32 = max_page(LOCATIONS_EDGE_COST);
 const _: () = assert!(MAX_VARIANT_STOCK_PAGE_SIZE >= 1);
 
-const UPSERT_PRODUCTS: &str = "mutation UpsertProducts($input: [ProductInput!]!) {
+pub(crate) const UPSERT_PRODUCTS: &str = "mutation UpsertProducts($input: [ProductInput!]!) {
   upsertProducts(input: $input) { userErrors { code message } }
 }";
 
-const UPSERT_PRODUCT_VARIANTS: &str =
+pub(crate) const UPSERT_PRODUCT_VARIANTS: &str =
     "mutation UpsertProductVariants($inputs: [UpsertVariantsInput!]!) {
   upsertProductVariants(inputs: $inputs) { userErrors { code message } }
 }";

@@ -20,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod embedded;
 pub mod finance;
+pub mod graphql_documents;
 pub mod intake;
 pub mod lambda_sqs;
 pub mod ledger;
