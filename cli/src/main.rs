@@ -56,6 +56,12 @@ enum Command {
         sku: Option<String>,
         #[arg(long)]
         ean: Option<String>,
+        /// For an item parked on a push whose outcome Centra's audit trail did not settle: Centra holds it.
+        #[arg(long, conflicts_with = "not_applied")]
+        applied: bool,
+        /// …or Centra does not hold it (it goes out with the next push).
+        #[arg(long)]
+        not_applied: bool,
     },
     /// Run one reconciliation job now (stock-drift, availability, sku-audit, stalled-orders,
     /// finance-close) and write its report files.
@@ -136,7 +142,20 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Exceptions { store } => ops::list_exceptions(store).await,
-        Command::Unblock { store, sku, ean } => ops::unblock(store, sku, ean).await,
+        Command::Unblock {
+            store,
+            sku,
+            ean,
+            applied,
+            not_applied,
+        } => {
+            let verdict = match (applied, not_applied) {
+                (true, _) => Some(shared::push::PushVerdict::Applied),
+                (_, true) => Some(shared::push::PushVerdict::NotApplied),
+                _ => None,
+            };
+            ops::unblock(store, sku, ean, verdict).await
+        }
         Command::Reconcile(args) => {
             shared::telemetry::init_text_logs("warn");
             reconcile::run(args).await

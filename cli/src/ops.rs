@@ -50,6 +50,7 @@ pub async fn unblock(
     store: String,
     sku: Option<String>,
     ean: Option<String>,
+    verdict: Option<shared::push::PushVerdict>,
 ) -> anyhow::Result<()> {
     let item = match (sku, ean) {
         (Some(s), _) => ItemRef::Sku(s),
@@ -63,10 +64,18 @@ pub async fn unblock(
         aws_sdk_sqs::Client::new(&sdk),
         env_required("STOCK_PUSH_QUEUE_URL")?,
     );
-    if shared::push::unblock(&ledger, &queue, &store, &item).await? {
-        println!("{store} {item}: unblocked and queued for the next push");
-    } else {
-        println!("{store} {item}: not blocked (nothing to do)");
+    use shared::push::UnblockOutcome;
+    let now = chrono::Utc::now().timestamp_millis();
+    match shared::push::unblock(&ledger, &queue, &store, &item, verdict, now).await? {
+        UnblockOutcome::Unblocked => {
+            println!("{store} {item}: unblocked and queued for the next push")
+        }
+        UnblockOutcome::NotBlocked => println!("{store} {item}: not blocked (nothing to do)"),
+        UnblockOutcome::NeedsVerdict { marker } => anyhow::bail!(
+            "{store} {item} waits on a push whose outcome is unknown: look in the store's Centra warehouse for a \
+             stock change whose comment contains \"{}\", then run again with --applied (found) or --not-applied",
+            marker.trim_end()
+        ),
     }
     Ok(())
 }

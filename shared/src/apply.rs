@@ -2,6 +2,7 @@
 //! Centra's rate limit can never stall ordering; the pusher (stage 2) sends what the ledger holds.
 
 use crate::batch::{run_fifo_batch, FifoItem, ItemOutcome};
+use crate::domain::ItemRef;
 use crate::ledger::{apply_movement, ApplyDecision};
 use crate::metrics::{names, Metrics};
 use crate::ports::*;
@@ -42,11 +43,21 @@ pub struct StockApplier {
 }
 
 impl StockApplier {
-    /// Applies one movement exactly once (keyed by its business id, not the SQS message id).
-    pub async fn apply(&self, msg: &StockLineMessage) -> Result<ApplyOutcome, ApplyError> {
+    /// Applies one movement exactly once (keyed by its business id, not the SQS message id). Returns the row it
+    /// went to: a legacy row merged into its size's canonical row forwards there.
+    pub async fn apply(
+        &self,
+        msg: &StockLineMessage,
+    ) -> Result<(ApplyOutcome, ItemRef), ApplyError> {
         let movement_id = msg.movement_id();
+        let mut msg = std::borrow::Cow::Borrowed(msg);
         for _ in 0..MAX_CONFLICT_RETRIES {
             let current = self.ledger.get(&msg.store, &msg.item).await?;
+            if let Some(into) = current.as_ref().and_then(|r| r.retired_into.clone()) {
+                msg.to_mut().item = into;
+                continue;
+            }
+            let msg = msg.as_ref();
             let expected_rev = current.as_ref().map(|r| r.rev);
             let now_ms = self.clock.now_millis();
             let (row, outcome) = match apply_movement(current, msg, now_ms) {
@@ -75,14 +86,14 @@ impl StockApplier {
                         },
                         1,
                     );
-                    return Ok(outcome);
+                    return Ok((outcome, msg.item.clone()));
                 }
                 ApplyWrite::Duplicate => {
                     self.finance.accepted(msg, now_ms).await?;
                     // `outcome` is against the current row: a stale movement stays stale.
                     self.post_if_covered_by_count(msg, outcome, now_ms).await?;
                     self.metrics.count(names::MOVEMENTS_DUPLICATE, 1);
-                    return Ok(ApplyOutcome::Duplicate);
+                    return Ok((ApplyOutcome::Duplicate, msg.item.clone()));
                 }
                 // The pusher wrote the row meanwhile: read again.
                 ApplyWrite::Conflict => continue,
@@ -156,7 +167,7 @@ impl StockApplier {
             if let Err(e) = &outcome {
                 tracing::warn!(event_id = %msg.event_id, item = %msg.item, error = %e, "movement not applied; will retry");
             }
-            outcome.map(|o| (o, DirtyKey { store: msg.store.clone(), item: msg.item.clone() }))
+            outcome.map(|(o, item)| (o, DirtyKey { store: msg.store.clone(), item }))
         })
         .await;
 

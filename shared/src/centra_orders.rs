@@ -210,7 +210,6 @@ impl CentraOrderApi {
         req: &CreateOrderRequest,
     ) -> Result<Vec<u64>, OrderApiError> {
         let url = format!("{}/order", target.base_url.trim_end_matches('/'));
-        let now_ms = chrono::Utc::now().timestamp_millis();
         let response = self
             .http
             .post(&url)
@@ -229,7 +228,7 @@ impl CentraOrderApi {
             })?;
         let status = response.status().as_u16();
         if status == 429 {
-            let retry_at_ms = crate::centra::retry_at_from_headers(response.headers(), now_ms);
+            let retry_at_ms = crate::centra::retry_at_from_headers(response.headers());
             return Err(OrderApiError::RateLimited { retry_at_ms });
         }
         if status == 401 || status == 403 {

@@ -256,7 +256,6 @@ impl CloudshelfClient {
         query: &str,
         variables: Value,
     ) -> Result<Value, CloudshelfError> {
-        let now_ms = Utc::now().timestamp_millis();
         let response = self
             .http
             .post(&self.url)
@@ -276,7 +275,7 @@ impl CloudshelfClient {
             })?;
         let status = response.status().as_u16();
         if status == 429 {
-            let retry_at_ms = crate::centra::retry_at_from_headers(response.headers(), now_ms);
+            let retry_at_ms = crate::centra::retry_at_from_headers(response.headers());
             return Err(CloudshelfError::RateLimited { retry_at_ms });
         }
         if status == 401 || status == 403 {

@@ -338,7 +338,7 @@ impl FinanceHooks {
                 by_date
                     .entry(date)
                     .or_default()
-                    .push(record_id(&m.event_id, item));
+                    .push(record_id(&m.event_id, m.accepted_as.as_ref().unwrap_or(item)));
             }
         }
         for (date, ids) in by_date {

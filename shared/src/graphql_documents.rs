@@ -33,6 +33,7 @@ pub fn all() -> Vec<Document> {
         doc(Centra, "ChangeStock", crate::centra::CHANGE_STOCK),
         doc(Centra, "SetStock", crate::centra::SET_STOCK),
         doc(Centra, "StockChanges", crate::centra::STOCK_CHANGES),
+        doc(Centra, "SizeLookup", crate::centra::SIZE_LOOKUP),
         doc(
             Centra,
             "CatalogueSizes",

@@ -9,6 +9,7 @@
 //! message to the orders FIFO queue. `http_adapter::route` also serves Centra's webhooks (`centra_webhooks`).
 
 use crate::centra_webhooks::CentraWebhookIntake;
+use crate::identity::{CatalogueError, ResolveError};
 use crate::mappings::Mappings;
 use crate::metrics::{names, Metrics};
 use crate::orders::placed::order_message;
@@ -79,6 +80,8 @@ pub struct StoreEventIntake {
     pub queue: Arc<dyn StockQueue>,
     /// The orders FIFO queue; `None`: `order.placed` is refused with 400 `unsupported_type`.
     pub orders: Option<Arc<dyn OrderQueue>>,
+    /// Centra's sizes: every stock line is resolved to the one size it names before it is queued.
+    pub catalogue: Arc<crate::identity::ItemCatalogue>,
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,
     pub settings: IntakeSettings,
@@ -156,7 +159,7 @@ impl StoreEventIntake {
             Ok(id) => id,
             Err(e) => return IntakeResponse::error(401, e.code(), None, e.to_string()),
         };
-        let event = match parse_store_event(
+        let mut event = match parse_store_event(
             id,
             req.body,
             &self.mappings,
@@ -197,6 +200,29 @@ impl StoreEventIntake {
             }
         }
 
+        if let StoreEvent::Stock(stock) = &mut event {
+            // After the dedupe: a retry of an accepted event is answered 200 whatever the catalogue says now.
+            if let Err(refusal) = crate::identity::resolve_event(stock, &self.catalogue).await {
+                if let Err(e) = self.idempotency.release(&key, &owner).await {
+                    tracing::warn!(event_id = id, error = %e, "could not release idempotency record");
+                }
+                return match refusal {
+                    ResolveError::Invalid(e) => {
+                        tracing::info!(event_id = id, field = %e.field, code = e.code, "store event rejected");
+                        IntakeResponse::error(400, e.code, Some(&e.field), e.message)
+                    }
+                    ResolveError::Catalogue(e) => {
+                        tracing::warn!(event_id = id, error = %e, "items not resolved now");
+                        let mut response =
+                            IntakeResponse::error(503, "catalogue_unavailable", None, e.to_string());
+                        if let CatalogueError::Busy { retry_after_s } = e {
+                            response.retry_after = Some(retry_after_s);
+                        }
+                        response
+                    }
+                };
+            }
+        }
         let (messages, sent) = match &event {
             StoreEvent::Stock(stock) => {
                 let messages = build_messages(stock, now_ms);

@@ -27,12 +27,23 @@ pub struct PendingMovement {
     /// Centra holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daybook_date: Option<chrono::NaiveDate>,
+    /// The name the movement was accepted under when it differs from the row's (a legacy EAN row merged into
+    /// its SKU row): finance records are keyed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_as: Option<ItemRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     pub push_id: String,
     pub until_ms: i64,
+    /// Audit-trail checks that settled nothing since the push was abandoned (the lease is extended each time).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checks: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +82,41 @@ pub struct LedgerRow {
     /// Highest version dropped from `pending` while unpushed.
     #[serde(default)]
     pub dropped_through_version: u64,
+    /// A row keyed by a name that is not its size's canonical one (an EAN row from before items were resolved
+    /// at intake) is merged into the canonical row and then points there; movements still arriving for it are
+    /// applied to that row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_into: Option<ItemRef>,
+    /// What a merge still has to apply to the canonical row (written before the merge, cleared after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<PendingMerge>,
+    /// A push whose outcome could not be settled from Centra's audit trail within the bound: the row is parked
+    /// until an operator says whether Centra applied it (`shelfsync unblock --applied|--not-applied`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<UnresolvedPush>,
+}
+
+/// The unpushed state of a legacy row, carried into its canonical row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingMerge {
+    pub into: ItemRef,
+    pub movement: Movement,
+    pub position: EventPosition,
+    /// Idempotency key of the merge movement on the canonical row.
+    pub movement_id: String,
+    pub pending: Vec<PendingMovement>,
+    #[serde(default)]
+    pub dropped_daybook_dates: std::collections::BTreeSet<chrono::NaiveDate>,
+}
+
+/// A push Centra may or may not have applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnresolvedPush {
+    pub push_id: String,
+    pub index: u32,
+    pub line: PushLine,
+    /// The text to look for in Centra's stock changes (`comment`).
+    pub marker: String,
 }
 
 impl LedgerRow {
@@ -96,12 +142,15 @@ impl LedgerRow {
             recent_deltas: Vec::new(),
             dropped_daybook_dates: std::collections::BTreeSet::new(),
             dropped_through_version: 0,
+            retired_into: None,
+            merge: None,
+            unresolved: None,
         }
     }
 
     /// On-hand units the store reports, when a count anchors it (else only the net change is known).
     pub fn store_quantity(&self) -> Option<i64> {
-        self.count_qty.map(|c| c + self.delta_applied)
+        self.count_qty.map(|c| c.saturating_add(self.delta_applied))
     }
 
     pub fn has_unpushed(&self) -> bool {
@@ -165,12 +214,16 @@ pub fn apply_movement(
             row.last_count = Some(msg.position);
             row.count_qty = Some(q);
             row.count_pushed = false;
-            row.delta_applied = after.iter().map(|(_, d)| d).sum();
+            row.delta_applied = after
+                .iter()
+                .try_fold(0i64, |sum, (_, d)| sum.checked_add(*d))
+                .unwrap_or(i64::MAX);
             row.delta_pushed = 0;
             row.recent_deltas = after;
         }
         Movement::Delta(d) => {
-            row.delta_applied += d;
+            // Saturates rather than wraps: a row this far out is a data error the drift check shows.
+            row.delta_applied = row.delta_applied.saturating_add(d);
             row.recent_deltas.push((msg.position, d));
             if row.recent_deltas.len() > MAX_RECENT_DELTAS {
                 let excess = row.recent_deltas.len() - MAX_RECENT_DELTAS;
@@ -185,6 +238,7 @@ pub fn apply_movement(
         occurred_at_ms: msg.position.occurred_at_ms,
         received_at_ms: msg.received_at_ms,
         daybook_date: msg.business_date.filter(|_| !msg.values.is_empty()),
+        accepted_as: None,
     });
     if row.pending.len() > MAX_PENDING_MOVEMENTS {
         let excess = row.pending.len() - MAX_PENDING_MOVEMENTS;
@@ -195,6 +249,103 @@ pub fn apply_movement(
     }
     row.updated_at_ms = now_ms;
     ApplyDecision::Apply(row)
+}
+
+/// The newest position a row has seen (its count or its latest delta).
+fn newest_position(row: &LedgerRow) -> Option<EventPosition> {
+    row.recent_deltas
+        .iter()
+        .map(|(p, _)| *p)
+        .chain(row.last_count)
+        .max_by(|a, b| a.cmp_to(b))
+}
+
+/// Starts merging a legacy row (keyed by a name other than its size's canonical one) into the canonical row
+/// `into`: its unpushed state becomes one movement kept in `row.merge`, and the row itself counts as pushed and
+/// points to `into`. Returns false when nothing was unpushed (the row is only retired).
+pub fn begin_merge(row: &mut LedgerRow, into: &ItemRef, now_ms: i64) -> bool {
+    let movement = match (row.count_qty, row.count_pushed) {
+        (Some(count), false) => Some(Movement::Count(
+            count.saturating_add(row.delta_applied).max(0),
+        )),
+        _ => {
+            let net = row.delta_applied.saturating_sub(row.delta_pushed);
+            (net != 0).then_some(Movement::Delta(net))
+        }
+    };
+    let position = newest_position(row).unwrap_or(EventPosition {
+        occurred_at_ms: row
+            .pending
+            .iter()
+            .map(|p| p.occurred_at_ms)
+            .max()
+            .unwrap_or(now_ms),
+        sequence: None,
+    });
+    let has_movement = movement.is_some();
+    if let Some(movement) = movement {
+        let legacy = row.item.clone();
+        row.merge = Some(PendingMerge {
+            into: into.clone(),
+            movement,
+            position,
+            movement_id: format!("merge#{}#{}#v{}", row.store, row.item.key(), row.version),
+            pending: std::mem::take(&mut row.pending)
+                .into_iter()
+                .map(|mut p| {
+                    p.accepted_as.get_or_insert_with(|| legacy.clone());
+                    p
+                })
+                .collect(),
+            dropped_daybook_dates: std::mem::take(&mut row.dropped_daybook_dates),
+        });
+    }
+    row.pending.clear();
+    row.count_pushed = true;
+    row.delta_pushed = row.delta_applied;
+    row.pushed_version = row.version;
+    row.retired_into = Some(into.clone());
+    row.updated_at_ms = now_ms;
+    has_movement
+}
+
+/// Applies a merge to the canonical row: one movement at the legacy row's newest position, carrying the legacy
+/// row's unpushed movements (for lag and the finance daybook). Stale when the canonical row holds a newer count.
+pub fn absorb_merge(target: Option<LedgerRow>, store: &StoreCode, merge: &PendingMerge, now_ms: i64) -> ApplyDecision {
+    let msg = StockLineMessage {
+        event_id: merge.movement_id.clone(),
+        line: 0,
+        event_type: match merge.movement {
+            Movement::Count(_) => crate::store_events::StockEventType::Count,
+            Movement::Delta(_) => crate::store_events::StockEventType::Adjustment,
+        },
+        store: store.clone(),
+        item: merge.into.clone(),
+        movement: merge.movement,
+        position: merge.position,
+        received_at_ms: now_ms,
+        reference: None,
+        values: Vec::new(),
+        business_date: None,
+    };
+    match apply_movement(target, &msg, now_ms) {
+        ApplyDecision::Apply(mut row) => {
+            // The merge's own entry stands for the legacy row's movements.
+            let version = row.version;
+            row.pending.pop();
+            row.pending.extend(merge.pending.iter().cloned().map(|mut p| {
+                p.version = version;
+                p
+            }));
+            if !merge.dropped_daybook_dates.is_empty() {
+                row.dropped_daybook_dates
+                    .extend(merge.dropped_daybook_dates.iter().copied());
+                row.dropped_through_version = row.dropped_through_version.max(version);
+            }
+            ApplyDecision::Apply(row)
+        }
+        stale => stale,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,11 +384,14 @@ pub fn pending_change(row: &LedgerRow) -> Option<PushLine> {
     };
     if let (Some(count), false) = (row.count_qty, row.count_pushed) {
         // Centra cannot hold negative physical stock; a count followed by more sales than counted is floored.
-        return Some(base(ChangeKind::Set, (count + row.delta_applied).max(0)));
+        return Some(base(
+            ChangeKind::Set,
+            count.saturating_add(row.delta_applied).max(0),
+        ));
     }
-    let delta = row.delta_applied - row.delta_pushed;
+    let delta = row.delta_applied.saturating_sub(row.delta_pushed);
     match delta.cmp(&0) {
-        std::cmp::Ordering::Less => Some(base(ChangeKind::Decrease, -delta)),
+        std::cmp::Ordering::Less => Some(base(ChangeKind::Decrease, delta.saturating_neg())),
         std::cmp::Ordering::Greater => Some(base(ChangeKind::Increase, delta)),
         std::cmp::Ordering::Equal => {
             // Nothing to send, but movements that net to zero are in Centra all the same.
@@ -320,10 +474,24 @@ pub struct PushMutation {
     pub kind: ChangeKind,
     pub lines: Vec<PushLine>,
     pub status: MutationStatus,
+    /// Centra's stock-change id, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
+    /// Lines of an applied mutation that Centra refused or skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedLine>,
+}
+
+/// A line of an applied mutation that Centra did not apply, with its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedLine {
+    pub line: u32,
+    pub message: String,
 }
 
 /// The record written before any Centra call, so a crash or a lost response can be resolved later against
-/// Centra's stock-change audit trail (the `description` carries `push_id/index`).
+/// Centra's stock-change audit trail (the `description`, stored by Centra as the change's `comment`, carries
+/// `push_id/index`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushRecord {
     pub push_id: String,
@@ -346,11 +514,27 @@ impl PushRecord {
         format!("push {push_id}/{index} ")
     }
 
+    /// The mutation that carries `item` (a refused mutation's lines are carried by what was split off it).
     pub fn mutation_for(&self, item: &ItemRef) -> Option<&PushMutation> {
+        self.mutation_position(item).map(|i| &self.mutations[i])
+    }
+
+    pub fn mutation_position(&self, item: &ItemRef) -> Option<usize> {
         self.mutations
             .iter()
-            .filter(|m| m.status != MutationStatus::Split)
-            .find(|m| m.lines.iter().any(|l| &l.item == item))
+            .position(|m| m.status != MutationStatus::Split && m.lines.iter().any(|l| &l.item == item))
+    }
+
+    /// Appends a pending mutation with the next index.
+    pub fn add_mutation(&mut self, kind: ChangeKind, lines: Vec<PushLine>) {
+        self.mutations.push(PushMutation {
+            index: self.mutations.len() as u32,
+            kind,
+            lines,
+            status: MutationStatus::Pending,
+            change_id: None,
+            skipped: Vec::new(),
+        });
     }
 }
 

@@ -6,6 +6,7 @@ use crate::batch::FifoItem;
 use crate::centra::CentraClient;
 use crate::centra_webhooks::{CentraSecretError, CentraSignatureVerifier, CentraWebhookIntake};
 use crate::embedded::*;
+use crate::identity::{CatalogueRead, CatalogueSettings, ItemCatalogue};
 use crate::intake::{IntakeSettings, StoreEventIntake};
 use crate::mappings::Mappings;
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub struct PipelineConfig {
     pub clock: SharedClock,
     /// Kiosk orders and Centra order webhooks; `None`: `order.placed` answers 400 `unsupported_type`.
     pub orders: Option<LocalOrderConfig>,
+    /// How names missing from the catalogue are looked up in Centra.
+    pub catalogue: CatalogueSettings,
 }
 
 pub struct LocalOrderConfig {
@@ -77,6 +80,7 @@ impl PipelineConfig {
             centra_timeout: Duration::from_secs(10),
             clock: crate::time::system_clock(),
             orders: None,
+            catalogue: CatalogueSettings::default(),
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     pub orders: Option<OrderStage>,
+    /// Centra's sizes (read whole from Centra on first use, then looked up per unknown name).
+    pub catalogue: Arc<ItemCatalogue>,
     push_window: Duration,
 }
 
@@ -120,6 +126,17 @@ impl Pipeline {
         let ledger = Arc::new(MemoryLedgerStore::new());
         let idempotency = Arc::new(MemoryIdempotencyStore::new());
         let daybook = Arc::new(crate::finance::MemoryDaybook::new());
+        let centra = CentraClient::new(
+            config.centra_url,
+            config.centra_token,
+            config.centra_timeout,
+        );
+        let catalogue = Arc::new(ItemCatalogue::new(
+            Some(Arc::new(CatalogueRead(centra.clone()))),
+            Some(Arc::new(centra.clone())),
+            config.catalogue,
+            clock.clone(),
+        ));
         let orders = match config.orders {
             None => None,
             Some(order_config) => {
@@ -158,6 +175,7 @@ impl Pipeline {
             orders: orders
                 .as_ref()
                 .map(|o| o.queue.clone() as Arc<dyn crate::ports::OrderQueue>),
+            catalogue: catalogue.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
             settings: config.intake,
@@ -184,11 +202,8 @@ impl Pipeline {
                 config.mutations_per_hour,
             )),
             push_queue: push_queue.clone(),
-            centra: CentraClient::new(
-                config.centra_url,
-                config.centra_token,
-                config.centra_timeout,
-            ),
+            centra,
+            catalogue: catalogue.clone(),
             mappings,
             metrics: metrics.clone(),
             clock: clock.clone(),
@@ -205,6 +220,7 @@ impl Pipeline {
             metrics,
             clock,
             orders,
+            catalogue,
             push_window: config.push_window,
         })
     }

@@ -22,6 +22,7 @@ pub mod names {
     pub const CENTRA_UNCERTAIN: &str = "CentraUncertainOutcomes";
     pub const SYNC_LAG: &str = "SyncLag";
     pub const STOCK_EXCEPTIONS: &str = "StockExceptions";
+    pub const UNRESOLVED_PUSHES: &str = "UnresolvedPushes";
     /// `order.placed` store events accepted onto the orders queue.
     pub const ORDERS_ACCEPTED: &str = "OrdersAccepted";
     /// Centra webhook calls received (`POST /v1/centra-webhooks`), whatever the answer.

@@ -5,6 +5,7 @@ use crate::aws::{
     DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
 };
 use crate::centra::CentraClient;
+use crate::identity::{CatalogueSettings, ItemCatalogue, SizeSource, SnapshotObject, SNAPSHOT_KEY};
 use crate::centra_webhooks::{CentraSignatureVerifier, CentraWebhookIntake};
 use crate::config::*;
 use crate::intake::{IntakeSettings, StoreEventIntake, WebhookIntake};
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 struct Clients {
+    sdk: aws_config::SdkConfig,
     dynamo: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
 }
@@ -26,7 +28,41 @@ async fn clients() -> Clients {
     Clients {
         dynamo: aws_sdk_dynamodb::Client::new(&sdk),
         sqs: aws_sdk_sqs::Client::new(&sdk),
+        sdk,
     }
+}
+
+/// The item catalogue of a function: the SKU audit's snapshot in `REPORTS_BUCKET` (loaded on first use;
+/// optional) and `CENTRA_API_URL` for names the snapshot lacks.
+async fn catalogue_from_env(
+    sdk: &aws_config::SdkConfig,
+    centra: CentraClient,
+) -> Arc<ItemCatalogue> {
+    let snapshot = env_opt("REPORTS_BUCKET").map(|bucket| {
+        Arc::new(SnapshotObject {
+            sink: Arc::new(crate::recon::aws::S3ReportSink::new(
+                crate::recon::aws::s3_client(sdk),
+                bucket,
+            )),
+            key: SNAPSHOT_KEY.to_string(),
+        }) as Arc<dyn SizeSource>
+    });
+    Arc::new(ItemCatalogue::new(
+        snapshot,
+        Some(Arc::new(centra)),
+        CatalogueSettings::default(),
+        system_clock(),
+    ))
+}
+
+/// The Centra client of a function (`CENTRA_API_URL`, `CENTRA_API_TOKEN`, `CENTRA_TIMEOUT_SECONDS`).
+async fn centra_from_env() -> Result<CentraClient, ConfigError> {
+    let timeout_seconds: u64 = env_parse("CENTRA_TIMEOUT_SECONDS", 10)?;
+    Ok(CentraClient::new(
+        env_required("CENTRA_API_URL")?,
+        resolve_secret("CENTRA_API_TOKEN").await?,
+        Duration::from_secs(timeout_seconds),
+    ))
 }
 
 /// The webhook-intake function: store events, and Centra's webhooks.
@@ -72,6 +108,7 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, Con
         env_required("IDEMPOTENCY_TABLE")?,
     ));
     let clock = system_clock();
+    let catalogue = catalogue_from_env(&c.sdk, centra_from_env().await?).await;
     let settings = IntakeSettings {
         idempotency_ttl_s: ttl_days * 24 * 3600,
         ..IntakeSettings::default()
@@ -83,6 +120,7 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, Con
             idempotency: idempotency.clone(),
             queue: Arc::new(SqsStockQueue::new(c.sqs, env_required("STOCK_QUEUE_URL")?)),
             orders: orders.clone(),
+            catalogue,
             clock: clock.clone(),
             metrics: metrics.clone(),
             settings: settings.clone(),
@@ -141,7 +179,7 @@ pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, Confi
         stock_table,
     ));
     let centra_url = env_required("CENTRA_API_URL")?;
-    let token = resolve_secret("CENTRA_API_TOKEN").await?;
+    let centra = centra_from_env().await?;
     let (per_10s, per_hour) = mutation_budget_from_env()?;
     // One budget per Centra environment, whichever stack or function spends it.
     let scope = reqwest::Url::parse(&centra_url)
@@ -174,7 +212,8 @@ pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, Confi
             c.sqs,
             env_required("STOCK_PUSH_QUEUE_URL")?,
         )),
-        centra: CentraClient::new(centra_url, token, Duration::from_secs(timeout_seconds)),
+        catalogue: catalogue_from_env(&c.sdk, centra.clone()).await,
+        centra,
         finance: crate::finance::FinanceHooks::new(&mappings, Some(daybook)),
         mappings,
         metrics,

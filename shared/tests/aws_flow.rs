@@ -67,6 +67,13 @@ async fn stack(
     let metrics = Arc::new(Metrics::new());
     let ledger = Arc::new(DynamoLedgerStore::new(dynamo.clone(), &stock, &idem));
     let push_q = Arc::new(SqsPushQueue::new(sqs.clone(), &push_queue));
+    let centra = CentraClient::new(centra_url, token, Duration::from_secs(5));
+    let catalogue = Arc::new(shared::identity::ItemCatalogue::new(
+        Some(Arc::new(shared::identity::CatalogueRead(centra.clone()))),
+        Some(Arc::new(centra.clone())),
+        Default::default(),
+        system_clock(),
+    ));
     Stack {
         intake: StoreEventIntake {
             verifier: WebhookVerifier::from_config(SECRET).unwrap(),
@@ -74,6 +81,7 @@ async fn stack(
             idempotency: Arc::new(DynamoIdempotencyStore::new(dynamo.clone(), &idem)),
             queue: Arc::new(SqsStockQueue::new(sqs.clone(), &stock_queue)),
             orders: None,
+            catalogue: catalogue.clone(),
             clock: system_clock(),
             metrics: metrics.clone(),
             settings: IntakeSettings::default(),
@@ -98,7 +106,8 @@ async fn stack(
                 1800,
             )),
             push_queue: push_q,
-            centra: CentraClient::new(centra_url, token, Duration::from_secs(5)),
+            centra,
+            catalogue,
             mappings,
             metrics: metrics.clone(),
             clock: system_clock(),

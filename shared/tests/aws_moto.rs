@@ -406,6 +406,7 @@ fn bulky_row(store_code: &StoreCode, n: usize) -> LedgerRow {
             occurred_at_ms: 1_700_000_000_000 + v as i64,
             received_at_ms: 1_700_000_000_000 + v as i64,
             daybook_date: None,
+            accepted_as: None,
         })
         .collect();
     row
@@ -519,6 +520,8 @@ async fn push_log_and_exception_log_round_trip() {
                 version_through: 2,
             }],
             status: MutationStatus::Pending,
+            change_id: Some("42".into()),
+            skipped: vec![],
         }],
     };
     assert_eq!(PushLog::get(&ledger, "push-1").await.unwrap(), None);

@@ -126,6 +126,10 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
         // Stock lines are not part of this test; the orders queue stands in so nothing is lost if one came.
         queue: orders_queue.clone(),
         orders: Some(orders_queue.clone()),
+        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+            test_sizes(),
+            shared::time::system_clock(),
+        )),
         clock: system_clock(),
         metrics: metrics.clone(),
         settings: IntakeSettings::default(),
@@ -238,4 +242,21 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
         OrderStatus::Voided
     );
     assert_eq!(cloudshelf.upsert_count(), upserts + 1);
+}
+
+/// Centra's sizes as far as these tests need them: the samples and `SKU-0`…`SKU-999`, `A`…`Z`.
+fn test_sizes() -> Vec<shared::centra::SizeRecord> {
+    let named = ["Prod123Var123789S", "Prod123Var123790M", "Tee01Black-M", "Tee01Black-L", "Jeans32Indigo-30"]
+        .into_iter()
+        .map(str::to_string)
+        .chain((0..1000).map(|i| format!("SKU-{i}")))
+        .chain(('A'..='Z').map(|c| c.to_string()));
+    named
+        .enumerate()
+        .map(|(i, sku)| shared::centra::SizeRecord {
+            id: i as u64 + 1,
+            ean: (sku == "Prod123Var123790M").then(|| "7350000000012".to_string()),
+            sku: Some(sku),
+        })
+        .collect()
 }

@@ -670,6 +670,10 @@ async fn the_http_adapter_routes_both_endpoints() {
         idempotency: Arc::new(MemoryIdempotencyStore::new()),
         queue: Arc::new(EmbeddedFifoQueue::new(5)),
         orders: None,
+        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+            test_sizes(),
+            shared::time::system_clock(),
+        )),
         clock: Arc::new(f.clock.clone()),
         metrics: f.metrics.clone(),
         settings: IntakeSettings::default(),
@@ -732,4 +736,21 @@ async fn the_http_adapter_routes_both_endpoints() {
         let r = http_adapter::route(&intake, &method, path, &headers, body.as_bytes()).await;
         assert_eq!(r.status(), 404, "{method} {path}");
     }
+}
+
+/// Centra's sizes as far as these tests need them: the samples and `SKU-0`…`SKU-999`, `A`…`Z`.
+fn test_sizes() -> Vec<shared::centra::SizeRecord> {
+    let named = ["Prod123Var123789S", "Prod123Var123790M", "Tee01Black-M", "Tee01Black-L", "Jeans32Indigo-30"]
+        .into_iter()
+        .map(str::to_string)
+        .chain((0..1000).map(|i| format!("SKU-{i}")))
+        .chain(('A'..='Z').map(|c| c.to_string()));
+    named
+        .enumerate()
+        .map(|(i, sku)| shared::centra::SizeRecord {
+            id: i as u64 + 1,
+            ean: (sku == "Prod123Var123790M").then(|| "7350000000012".to_string()),
+            sku: Some(sku),
+        })
+        .collect()
 }

@@ -96,6 +96,10 @@ fn fixture() -> Fixture {
         queue: queue.clone(),
         orders: None,
         clock: Arc::new(clock.clone()),
+        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+            test_sizes(),
+            shared::time::system_clock(),
+        )),
         metrics: metrics.clone(),
         settings: IntakeSettings {
             in_progress_wait_ms: 200,
@@ -343,4 +347,21 @@ async fn messages_are_grouped_by_sku_with_stable_dedup_ids() {
     assert_eq!(groups, vec!["Prod123Var123789S", "Tee01Black-M"]);
     let msg: shared::store_events::StockLineMessage = serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(msg.event_id, "e1");
+}
+
+/// Centra's sizes as far as these tests need them: the samples and `SKU-0`…`SKU-999`, `A`…`Z`.
+fn test_sizes() -> Vec<shared::centra::SizeRecord> {
+    let named = ["Prod123Var123789S", "Prod123Var123790M", "Tee01Black-M", "Tee01Black-L", "Jeans32Indigo-30"]
+        .into_iter()
+        .map(str::to_string)
+        .chain((0..1000).map(|i| format!("SKU-{i}")))
+        .chain(('A'..='Z').map(|c| c.to_string()));
+    named
+        .enumerate()
+        .map(|(i, sku)| shared::centra::SizeRecord {
+            id: i as u64 + 1,
+            ean: (sku == "Prod123Var123790M").then(|| "7350000000012".to_string()),
+            sku: Some(sku),
+        })
+        .collect()
 }

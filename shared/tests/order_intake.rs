@@ -75,6 +75,10 @@ fn fixture_with(orders_enabled: bool) -> Fixture {
         idempotency: Arc::new(MemoryIdempotencyStore::new()),
         queue: stock.clone(),
         orders: orders_enabled.then(|| orders.clone() as Arc<dyn OrderQueue>),
+        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+            test_sizes(),
+            shared::time::system_clock(),
+        )),
         clock: Arc::new(clock.clone()),
         metrics: metrics.clone(),
         settings: IntakeSettings {
@@ -841,4 +845,21 @@ async fn a_long_global_id_groups_by_its_hash() {
         sent[0].clone(),
         "the message is a pure function of the order"
     );
+}
+
+/// Centra's sizes as far as these tests need them: the samples and `SKU-0`…`SKU-999`, `A`…`Z`.
+fn test_sizes() -> Vec<shared::centra::SizeRecord> {
+    let named = ["Prod123Var123789S", "Prod123Var123790M", "Tee01Black-M", "Tee01Black-L", "Jeans32Indigo-30"]
+        .into_iter()
+        .map(str::to_string)
+        .chain((0..1000).map(|i| format!("SKU-{i}")))
+        .chain(('A'..='Z').map(|c| c.to_string()));
+    named
+        .enumerate()
+        .map(|(i, sku)| shared::centra::SizeRecord {
+            id: i as u64 + 1,
+            ean: (sku == "Prod123Var123790M").then(|| "7350000000012".to_string()),
+            sku: Some(sku),
+        })
+        .collect()
 }

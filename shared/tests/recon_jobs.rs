@@ -406,6 +406,7 @@ async fn stalled_orders_found_carried_across_runs_and_cleared_once_injected() {
         occurred_at_ms: now - 20 * MIN,
         received_at_ms: now - 20 * MIN,
         daybook_date: None,
+        accepted_as: None,
     }];
     row.updated_at_ms = now - 20 * MIN;
     assert_eq!(

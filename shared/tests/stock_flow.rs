@@ -257,14 +257,19 @@ async fn unknown_sku_among_many_does_not_lose_the_others() {
         StoreCode::parse("EDI-01").unwrap(),
         ItemRef::Sku("NOPE-404".into()),
     );
-    assert!(shared::push::unblock(
-        h.pipeline.ledger.as_ref(),
-        h.pipeline.push_queue.as_ref(),
-        &store,
-        &item
-    )
-    .await
-    .unwrap());
+    assert_eq!(
+        shared::push::unblock(
+            h.pipeline.ledger.as_ref(),
+            h.pipeline.push_queue.as_ref(),
+            &store,
+            &item,
+            None,
+            h.now_ms(),
+        )
+        .await
+        .unwrap(),
+        shared::push::UnblockOutcome::Unblocked
+    );
     h.settle().await;
     assert_eq!(h.centra("EDI-01", "NOPE-404"), 7);
 }
@@ -436,6 +441,7 @@ async fn crash_after_the_centra_call_is_resolved_from_the_audit_trail() {
         budget: p.pusher.budget.clone(),
         push_queue: p.push_queue.clone(),
         centra: p.pusher.centra.clone(),
+        catalogue: p.pusher.catalogue.clone(),
         mappings: h.mappings.clone(),
         metrics: p.metrics.clone(),
         clock: p.clock.clone(),
@@ -492,6 +498,7 @@ async fn crash_before_the_centra_call_sends_once_later() {
     row.lease = Some(shared::ledger::Lease {
         push_id: "dead".into(),
         until_ms: h.now_ms() + 1_000,
+        checks: 0,
     });
     assert!(LedgerStore::put(h.pipeline.ledger.as_ref(), &row, rev)
         .await
@@ -509,6 +516,8 @@ async fn crash_before_the_centra_call_sends_once_later() {
                 kind: line.kind,
                 lines: vec![line],
                 status: shared::ledger::MutationStatus::Pending,
+                change_id: None,
+                skipped: vec![],
             }],
         },
     )

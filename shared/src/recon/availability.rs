@@ -345,7 +345,9 @@ async fn read_warehouse(
         .await;
         let read = match read {
             Ok(read) => read,
-            Err(CentraError::GraphQl(m) | CentraError::Protocol(m)) => return Ok(Err(m)),
+            Err(CentraError::GraphQl(m) | CentraError::Rejected(m) | CentraError::Protocol(m)) => {
+                return Ok(Err(m))
+            }
             Err(e) => return Err(e.into()),
         };
         let n = read.len();

@@ -169,6 +169,20 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
     row
 }
 
+/// The whole Centra catalogue was just read: keep it as the snapshot intake resolves item names with. A failed
+/// write only leaves intake on the previous snapshot (and its lookups).
+async fn save_catalogue_snapshot(ctx: &ReconContext, sizes: &[crate::centra_catalogue::CentraSize]) {
+    use crate::identity::{CatalogueSnapshot, SNAPSHOT_KEY};
+    let snapshot = CatalogueSnapshot {
+        taken_at_ms: ctx.clock.now_millis(),
+        sizes: sizes.iter().map(crate::centra::SizeRecord::from).collect(),
+    };
+    let body = serde_json::to_vec(&snapshot).expect("snapshot serialises");
+    if let Err(e) = ctx.reports.put(SNAPSHOT_KEY, "application/json", body).await {
+        tracing::warn!(error = %e, "catalogue snapshot not saved");
+    }
+}
+
 /// Runs the SKU audit (catalogue-wide: `opts.store` is ignored).
 pub async fn run_sku_audit(ctx: &ReconContext, opts: &RunOptions) -> Result<JobRun, ReconError> {
     let opts = RunOptions {
@@ -178,6 +192,7 @@ pub async fn run_sku_audit(ctx: &ReconContext, opts: &RunOptions) -> Result<JobR
     let mut run = JobCheckpoint::claim(ctx, JOB, &opts).await?;
     let mut pacer = Pacer::new(ctx.settings.page_interval);
     let sizes = read_centra_sizes(ctx, run.deadline_ms, &mut pacer).await?;
+    save_catalogue_snapshot(ctx, &sizes).await;
     let variants = read_cloudshelf_variants(ctx, run.deadline_ms, true).await?;
     let audit = sku_audit(sizes, variants);
 

@@ -405,7 +405,9 @@ impl<'a> Sweep<'a> {
             return Ok(());
         }
         self.loaded = None;
-        let rows = self.ctx.ledger.list_store(store).await?;
+        let mut rows = self.ctx.ledger.list_store(store).await?;
+        // A legacy row merged into its size's canonical row holds nothing of its own any more.
+        rows.retain(|r| r.retired_into.is_none());
         let snapshot = StoreSnapshot::build(rows, self.since_ms(), self.ctx.clock.now_millis());
         let resumed_seen = match self.state.fingerprint {
             Some(fp) if fp == snapshot.fingerprint() => SeenRows::decode(&self.state.seen),
@@ -467,7 +469,7 @@ impl<'a> Sweep<'a> {
                     Duration::from_millis((at - now).max(0) as u64)
                 }
                 CentraError::NotSent(_) | CentraError::Uncertain { .. } => pause,
-                CentraError::GraphQl(m) | CentraError::Protocol(m) => {
+                CentraError::GraphQl(m) | CentraError::Rejected(m) | CentraError::Protocol(m) => {
                     return Ok(PageRead::StoreFailed(m.clone()))
                 }
                 CentraError::Unauthorized(_) => return Err(error.into()),
