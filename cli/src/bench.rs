@@ -27,6 +27,18 @@ pub struct BenchArgs {
     /// Queue every event first, then measure only the ledger apply rate (no push).
     #[arg(long)]
     apply_only: bool,
+    /// Percent of lines that name their size by EAN instead of SKU.
+    #[arg(long, default_value_t = 25)]
+    ean_share: u64,
+    /// Items Centra does not know (lower-case SKUs, zero-padded EANs) sent alongside by a second sender that
+    /// retries every 503 as a real one would.
+    #[arg(long, default_value_t = 0)]
+    unknown_items: usize,
+}
+
+/// The EAN the benchmark gives size `i` (13 digits).
+fn ean_of(i: usize) -> String {
+    format!("735{i:010}")
 }
 
 const SECRET: &str = crate::demo::DEMO_SECRET;
@@ -41,6 +53,14 @@ impl Lcg {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         self.0 >> 33
+    }
+}
+
+fn name_line(line: &mut serde_json::Value, sku: &str, index: usize, by_ean: bool) {
+    if by_ean {
+        line["ean"] = serde_json::json!(ean_of(index));
+    } else {
+        line["sku"] = serde_json::json!(sku);
     }
 }
 
@@ -63,8 +83,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for (store, wh) in &stores {
         sim.add_warehouse(*wh, store);
     }
-    for sku in &skus {
-        sim.add_size(sku, None, true);
+    for (i, sku) in skus.iter().enumerate() {
+        sim.add_size(sku, Some(&ean_of(i)), true);
         for (_, wh) in &stores {
             sim.set_physical(*wh, sku, INITIAL);
         }
@@ -83,6 +103,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let sku = (rng.next() % skus.len() as u64) as usize;
         let roll = rng.next() % 100;
         let qty = (rng.next() % 2 + 1) as i64;
+        let by_ean = rng.next() % 100 < args.ean_share;
         let at = chrono::DateTime::from_timestamp_millis(start_ms + i as i64)
             .expect("time")
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -90,8 +111,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let body = if roll < 2 {
             let counted = 900 + (rng.next() % 100) as i64;
             *level = counted;
+            let mut line = serde_json::json!({ "quantity": counted });
+            name_line(&mut line, &skus[sku], sku, by_ean);
             serde_json::json!({ "type": "stock.count", "occurred_at": at, "store": stores[store].0,
-                "lines": [{ "sku": skus[sku], "quantity": counted }] })
+                "lines": [line] })
         } else {
             let kind = if roll < 10 {
                 "stock.return"
@@ -99,8 +122,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "stock.sale"
             };
             *level += if kind == "stock.sale" { -qty } else { qty };
+            let mut line =
+                serde_json::json!({ "quantity": qty, "unit_price": "10.00", "currency": "GBP" });
+            name_line(&mut line, &skus[sku], sku, by_ean);
             serde_json::json!({ "type": kind, "occurred_at": at, "store": stores[store].0,
-                "lines": [{ "sku": skus[sku], "quantity": qty, "unit_price": "10.00", "currency": "GBP" }] })
+                "lines": [line] })
         };
         bodies.push((format!("bench-{i}"), body.to_string()));
     }
@@ -135,8 +161,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         })
     };
+    let poison = (args.unknown_items > 0).then(|| {
+        let p = pipeline.clone();
+        let store = stores[0].0.clone();
+        let items = args.unknown_items;
+        tokio::spawn(async move { send_unknown_items(&p, &store, items).await })
+    });
     sender.await?;
     let intake_done = started.elapsed();
+    let poison = match poison {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
     if args.apply_only {
         let apply_started = Instant::now();
         let workers = pipeline.spawn_apply_workers(args.apply_workers, stop_rx);
@@ -213,6 +249,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("Centra final stock after   {:.2} s", final_at.as_secs_f64());
     println!("Centra mutations           {}", sim.mutation_count());
+    println!("Centra requests (all)      {}", sim.request_count());
+    if let Some(p) = poison {
+        println!(
+            "unknown items              {} events: {} refused (400), {} retries after 503",
+            args.unknown_items, p.refused, p.retries
+        );
+    }
     println!("Centra 429 answers         {}", sim.rate_limited_count());
     println!(
         "lag accepted→Centra        p50 {} ms, p95 {} ms, max {} ms over {} movements",
@@ -223,4 +266,63 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     sim.shutdown().await;
     Ok(())
+}
+
+struct PoisonReport {
+    refused: usize,
+    retries: usize,
+}
+
+/// Events naming items Centra does not know, half by lower-case SKU and half by zero-padded EAN; each is sent
+/// until intake gives a final answer, honouring `Retry-After` like a real sender.
+async fn send_unknown_items(p: &Pipeline, store: &str, items: usize) -> PoisonReport {
+    let mut report = PoisonReport {
+        refused: 0,
+        retries: 0,
+    };
+    let mut pending: Vec<(String, String)> = (0..items)
+        .map(|i| {
+            let line = if i % 2 == 0 {
+                serde_json::json!({ "sku": format!("bench-{i:05}"), "quantity": 1, "unit_price": "10.00", "currency": "GBP" })
+            } else {
+                serde_json::json!({ "ean": format!("0{}", ean_of(i)), "quantity": 1, "unit_price": "10.00", "currency": "GBP" })
+            };
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let body = serde_json::json!({ "type": "stock.sale", "occurred_at": at, "store": store, "lines": [line] });
+            (format!("unknown-{i}"), body.to_string())
+        })
+        .collect();
+    while !pending.is_empty() {
+        let mut again = Vec::new();
+        let mut wait = 0u32;
+        for (id, body) in pending {
+            let ts = chrono::Utc::now().timestamp();
+            let sig = sign(SECRET, &id, ts, body.as_bytes());
+            let ts = ts.to_string();
+            let r = p
+                .intake
+                .handle(shared::intake::IntakeRequest {
+                    content_type: Some("application/json"),
+                    webhook_id: Some(&id),
+                    webhook_timestamp: Some(&ts),
+                    webhook_signature: Some(&sig),
+                    body: body.as_bytes(),
+                })
+                .await;
+            match r.status {
+                400 => report.refused += 1,
+                503 => {
+                    wait = wait.max(r.retry_after.unwrap_or(1));
+                    again.push((id, body));
+                }
+                other => panic!("unknown item answered {other}: {}", r.body),
+            }
+        }
+        report.retries += again.len();
+        pending = again;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_secs(u64::from(wait))).await;
+        }
+    }
+    report
 }

@@ -31,7 +31,8 @@ pub(crate) const SET_STOCK: &str = "mutation SetStock($input: StockSetInput!) {
 /// The audit trail, by documented arguments only: `stockChangeConnection(where:, last:)` (the one public
 /// example) with `StockChangeFilter.warehouseId` and `comment` (stockchangefilter.html). The input's
 /// `description` is stored as the change's `comment`; `StockChange` has no `description` field.
-pub(crate) const STOCK_CHANGES: &str = "query StockChanges($where: StockChangeFilter!, $last: Int!) {
+pub(crate) const STOCK_CHANGES: &str =
+    "query StockChanges($where: StockChangeFilter!, $last: Int!) {
   stockChangeConnection(where: $where, last: $last) {
     edges { node {
       id createdAt comment
@@ -222,7 +223,9 @@ pub enum AuditLookup {
 }
 
 /// A Centra product size as a lookup returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SizeRecord {
     pub id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -321,7 +324,9 @@ pub fn read_mutation_reply(
         Some(Some(p @ Value::Object(_))) => p,
         // No data at all: the request failed before execution (a validation or permission error) or the
         // answer is broken.
-        None if !reply.errors.is_empty() && reply.errors.iter().all(GraphqlIssue::is_request_error) => {
+        None if !reply.errors.is_empty()
+            && reply.errors.iter().all(GraphqlIssue::is_request_error) =>
+        {
             return Err(CentraError::Rejected(error_text(&reply.errors)))
         }
         _ if !reply.errors.is_empty() => {
@@ -571,16 +576,16 @@ impl CentraClient {
     ) -> Result<AuditLookup, CentraError> {
         let filter = json!({ "warehouseId": [warehouse_id], "comment": { "contains": marker } });
         let data = self
-            .post(STOCK_CHANGES, json!({ "where": filter, "last": AUDIT_LAST }))
+            .post(
+                STOCK_CHANGES,
+                json!({ "where": filter, "last": AUDIT_LAST }),
+            )
             .await?;
         read_audit_lookup(&data, marker)
     }
 
     /// Sizes whose SKU (or EAN) equals `value` exactly.
-    pub async fn sizes_named(
-        &self,
-        item: &ItemRef,
-    ) -> Result<Vec<SizeRecord>, CentraError> {
+    pub async fn sizes_named(&self, item: &ItemRef) -> Result<Vec<SizeRecord>, CentraError> {
         let filter = match item {
             ItemRef::Sku(s) => json!({ "SKU": { "equals": s } }),
             ItemRef::Ean(e) => json!({ "EAN": { "equals": e } }),
@@ -688,7 +693,11 @@ mod tests {
         let r = read(json!({"data": {"changeStock": {"stockChange": null,
             "userErrors": [{"message": "Product size not found", "path": null}], "userWarnings": []}}}))
         .unwrap();
-        assert_eq!(r.user_errors.len(), 1, "a null path must not hide the error");
+        assert_eq!(
+            r.user_errors.len(),
+            1,
+            "a null path must not hide the error"
+        );
         assert!(r.stock_change_ids.is_empty());
     }
 
@@ -724,12 +733,16 @@ mod tests {
             Err(CentraError::Uncertain { settled: true, .. })
         ));
         assert!(matches!(
-            read(json!({"data": {"changeStock": null}, "errors": [{"message": "Internal server error"}]})),
+            read(
+                json!({"data": {"changeStock": null}, "errors": [{"message": "Internal server error"}]})
+            ),
             Err(CentraError::Uncertain { .. })
         ));
         assert!(matches!(
-            read(json!({"errors": [{"message": "Cannot query field \"description\" on type \"StockChange\".",
-                "extensions": {"category": "graphql"}}]})),
+            read(
+                json!({"errors": [{"message": "Cannot query field \"description\" on type \"StockChange\".",
+                "extensions": {"category": "graphql"}}]})
+            ),
             Err(CentraError::Rejected(_))
         ));
         assert!(matches!(

@@ -335,10 +335,10 @@ impl FinanceHooks {
         let mut by_date: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
         for m in movements {
             if let Some(date) = m.daybook_date {
-                by_date
-                    .entry(date)
-                    .or_default()
-                    .push(record_id(&m.event_id, m.accepted_as.as_ref().unwrap_or(item)));
+                by_date.entry(date).or_default().push(record_id(
+                    &m.event_id,
+                    m.accepted_as.as_ref().unwrap_or(item),
+                ));
             }
         }
         for (date, ids) in by_date {

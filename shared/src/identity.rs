@@ -494,10 +494,7 @@ pub async fn resolve_event(
                 return Err(ResolveError::Invalid(invalid(
                     "duplicate_item",
                     format!("lines[{i}]"),
-                    format!(
-                        "{} is already counted in lines[{j}]",
-                        event.lines[i].item
-                    ),
+                    format!("{} is already counted in lines[{j}]", event.lines[i].item),
                 )));
             }
         }
@@ -555,7 +552,13 @@ pub async fn merge_legacy_row(
         if stale {
             // Older than a count the canonical row holds: that count carried them to Centra.
             finance
-                .posted(store, &merge.into, &merge.pending, crate::apply::COVERED_BY_COUNT, now_ms)
+                .posted(
+                    store,
+                    &merge.into,
+                    &merge.pending,
+                    crate::apply::COVERED_BY_COUNT,
+                    now_ms,
+                )
                 .await?;
         }
         let rev = row.rev;
@@ -624,7 +627,9 @@ mod tests {
             Ok(Lookup::Known(s)) if s.id == 7
         ));
         assert!(matches!(
-            catalogue.lookup(&ItemRef::Ean("7350000000999".into())).await,
+            catalogue
+                .lookup(&ItemRef::Ean("7350000000999".into()))
+                .await,
             Ok(Lookup::Known(_))
         ));
         assert_eq!(directory.calls.load(Ordering::SeqCst), 1);
@@ -704,34 +709,54 @@ mod tests {
         use crate::ports::LedgerStore;
         let ledger = Arc::new(crate::embedded::MemoryLedgerStore::new());
         let store = crate::domain::StoreCode::parse("LDN-01").unwrap();
-        let (ean, sku) = (ItemRef::Ean("7350000000012".into()), ItemRef::Sku("A-M".into()));
+        let (ean, sku) = (
+            ItemRef::Ean("7350000000012".into()),
+            ItemRef::Sku("A-M".into()),
+        );
         // Before the upgrade: a count by SKU, then sales by EAN on their own row.
         apply(&ledger, &movement("c", &sku, Count(10), 100)).await;
         apply(&ledger, &movement("s1", &ean, Delta(-2), 200)).await;
         apply(&ledger, &movement("s2", &ean, Delta(-1), 300)).await;
 
         let finance = crate::finance::FinanceHooks::default();
-        assert!(merge_legacy_row(ledger.as_ref(), &finance, &store, &ean, &sku, 1_000)
-            .await
-            .unwrap());
+        assert!(
+            merge_legacy_row(ledger.as_ref(), &finance, &store, &ean, &sku, 1_000)
+                .await
+                .unwrap()
+        );
         // Again (a redelivered key, a second pusher): nothing more moves.
-        assert!(merge_legacy_row(ledger.as_ref(), &finance, &store, &ean, &sku, 1_001)
-            .await
-            .unwrap());
+        assert!(
+            merge_legacy_row(ledger.as_ref(), &finance, &store, &ean, &sku, 1_001)
+                .await
+                .unwrap()
+        );
         let row = ledger.get(&store, &sku).await.unwrap().unwrap();
-        assert_eq!(row.store_quantity(), Some(7), "the count and both sales, once");
         assert_eq!(
-            row.pending.iter().map(|p| p.event_id.as_str()).collect::<Vec<_>>(),
+            row.store_quantity(),
+            Some(7),
+            "the count and both sales, once"
+        );
+        assert_eq!(
+            row.pending
+                .iter()
+                .map(|p| p.event_id.as_str())
+                .collect::<Vec<_>>(),
             ["c", "s1", "s2"],
             "the sales' own ids travel with them (finance posts them when Centra holds them)"
         );
         assert_eq!(row.pending[1].accepted_as, Some(ean.clone()));
         let legacy = ledger.get(&store, &ean).await.unwrap().unwrap();
-        assert!(!legacy.has_unpushed(), "the legacy row never goes to Centra");
+        assert!(
+            !legacy.has_unpushed(),
+            "the legacy row never goes to Centra"
+        );
         assert_eq!(legacy.retired_into, Some(sku.clone()));
 
         // A sale still queued under the EAN lands on the SKU row, and a stale one is stale there.
-        assert_eq!(apply(&ledger, &movement("s3", &ean, Delta(-1), 400)).await, sku);
+        assert_eq!(
+            apply(&ledger, &movement("s3", &ean, Delta(-1), 400)).await,
+            sku
+        );
         apply(&ledger, &movement("old", &ean, Delta(-5), 50)).await;
         let row = ledger.get(&store, &sku).await.unwrap().unwrap();
         assert_eq!(row.store_quantity(), Some(6));
@@ -744,7 +769,10 @@ mod tests {
         use crate::ports::LedgerStore;
         let ledger = Arc::new(crate::embedded::MemoryLedgerStore::new());
         let store = crate::domain::StoreCode::parse("LDN-01").unwrap();
-        let (ean, sku) = (ItemRef::Ean("7350000000012".into()), ItemRef::Sku("A-M".into()));
+        let (ean, sku) = (
+            ItemRef::Ean("7350000000012".into()),
+            ItemRef::Sku("A-M".into()),
+        );
         apply(&ledger, &movement("s1", &sku, Delta(-1), 100)).await;
         apply(&ledger, &movement("s2", &ean, Delta(-2), 200)).await;
         // The first step alone, as a crash right after it would leave it.
@@ -754,12 +782,20 @@ mod tests {
         assert!(ledger.put(&legacy, rev).await.unwrap());
         let finance = crate::finance::FinanceHooks::default();
         for at in [600, 700] {
-            assert!(merge_legacy_row(ledger.as_ref(), &finance, &store, &ean, &sku, at)
-                .await
-                .unwrap());
+            assert!(
+                merge_legacy_row(ledger.as_ref(), &finance, &store, &ean, &sku, at)
+                    .await
+                    .unwrap()
+            );
         }
         let row = ledger.get(&store, &sku).await.unwrap().unwrap();
         assert_eq!(row.delta_applied, -3);
-        assert!(ledger.get(&store, &ean).await.unwrap().unwrap().merge.is_none());
+        assert!(ledger
+            .get(&store, &ean)
+            .await
+            .unwrap()
+            .unwrap()
+            .merge
+            .is_none());
     }
 }

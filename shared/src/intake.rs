@@ -213,8 +213,12 @@ impl StoreEventIntake {
                     }
                     ResolveError::Catalogue(e) => {
                         tracing::warn!(event_id = id, error = %e, "items not resolved now");
-                        let mut response =
-                            IntakeResponse::error(503, "catalogue_unavailable", None, e.to_string());
+                        let mut response = IntakeResponse::error(
+                            503,
+                            "catalogue_unavailable",
+                            None,
+                            e.to_string(),
+                        );
                         if let CatalogueError::Busy { retry_after_s } = e {
                             response.retry_after = Some(retry_after_s);
                         }

@@ -311,7 +311,12 @@ pub fn begin_merge(row: &mut LedgerRow, into: &ItemRef, now_ms: i64) -> bool {
 
 /// Applies a merge to the canonical row: one movement at the legacy row's newest position, carrying the legacy
 /// row's unpushed movements (for lag and the finance daybook). Stale when the canonical row holds a newer count.
-pub fn absorb_merge(target: Option<LedgerRow>, store: &StoreCode, merge: &PendingMerge, now_ms: i64) -> ApplyDecision {
+pub fn absorb_merge(
+    target: Option<LedgerRow>,
+    store: &StoreCode,
+    merge: &PendingMerge,
+    now_ms: i64,
+) -> ApplyDecision {
     let msg = StockLineMessage {
         event_id: merge.movement_id.clone(),
         line: 0,
@@ -333,10 +338,11 @@ pub fn absorb_merge(target: Option<LedgerRow>, store: &StoreCode, merge: &Pendin
             // The merge's own entry stands for the legacy row's movements.
             let version = row.version;
             row.pending.pop();
-            row.pending.extend(merge.pending.iter().cloned().map(|mut p| {
-                p.version = version;
-                p
-            }));
+            row.pending
+                .extend(merge.pending.iter().cloned().map(|mut p| {
+                    p.version = version;
+                    p
+                }));
             if !merge.dropped_daybook_dates.is_empty() {
                 row.dropped_daybook_dates
                     .extend(merge.dropped_daybook_dates.iter().copied());
@@ -520,9 +526,9 @@ impl PushRecord {
     }
 
     pub fn mutation_position(&self, item: &ItemRef) -> Option<usize> {
-        self.mutations
-            .iter()
-            .position(|m| m.status != MutationStatus::Split && m.lines.iter().any(|l| &l.item == item))
+        self.mutations.iter().position(|m| {
+            m.status != MutationStatus::Split && m.lines.iter().any(|l| &l.item == item)
+        })
     }
 
     /// Appends a pending mutation with the next index.

@@ -235,7 +235,11 @@ fn read_reply(lines: usize, reply: &MutationReply) -> Reading {
 
 /// Lines of a change mutation that Centra's stock change does not hold. For `setStock` a size set to the level
 /// it had may leave no line, so absence proves nothing there; a change listing no lines says nothing either.
-fn absent_lines(kind: ChangeKind, lines: &[PushLine], change: &FoundChange) -> Vec<(usize, String)> {
+fn absent_lines(
+    kind: ChangeKind,
+    lines: &[PushLine],
+    change: &FoundChange,
+) -> Vec<(usize, String)> {
     if kind == ChangeKind::Set || change.lines.is_empty() {
         return Vec::new();
     }
@@ -303,9 +307,7 @@ impl StockPusher {
         };
         let items = self.merge_legacy_names(&store, items).await;
         let push_id = uuid::Uuid::new_v4().simple().to_string();
-        let leased = self
-            .lease_all(&store, items, &push_id, &mut report)
-            .await;
+        let leased = self.lease_all(&store, items, &push_id, &mut report).await;
         let lines = self
             .one_line_per_size(&store, leased, &push_id, &mut report)
             .await;
@@ -596,7 +598,12 @@ impl StockPusher {
     /// Mutations split off a refusal are sent only once the record names them: otherwise a recovery would
     /// know only the refused mutation and could not tell what the new ones applied. If the record cannot be
     /// written, they are not sent (the refusal applied nothing, so their rows are simply released).
-    async fn record_split(&self, record: &mut PushRecord, first_new: usize, report: &mut PushReport) {
+    async fn record_split(
+        &self,
+        record: &mut PushRecord,
+        first_new: usize,
+        report: &mut PushReport,
+    ) {
         if self.save_record(record).await {
             return;
         }
@@ -626,7 +633,10 @@ impl StockPusher {
                 report.lines_rejected += 1;
                 continue;
             }
-            match self.finish_row(store, &line.item, push_id, Some(line)).await {
+            match self
+                .finish_row(store, &line.item, push_id, Some(line))
+                .await
+            {
                 Ok(covered) => {
                     report.lines_applied += 1;
                     let now = self.clock.now_millis();
@@ -647,7 +657,12 @@ impl StockPusher {
         }
     }
 
-    async fn execute(&self, record: &PushRecord, index: usize, deadline_ms: i64) -> MutationOutcome {
+    async fn execute(
+        &self,
+        record: &PushRecord,
+        index: usize,
+        deadline_ms: i64,
+    ) -> MutationOutcome {
         let mutation = &record.mutations[index];
         let description = record.description(mutation.index);
         let payload: Vec<(ItemRef, i64)> = mutation
@@ -911,7 +926,11 @@ impl StockPusher {
                         .unsettled(store, item, lease, &record, position, &why)
                         .await
                 }
-                Err(e @ (CentraError::GraphQl(_) | CentraError::Rejected(_) | CentraError::Protocol(_))) => {
+                Err(
+                    e @ (CentraError::GraphQl(_)
+                    | CentraError::Rejected(_)
+                    | CentraError::Protocol(_)),
+                ) => {
                     return self
                         .unsettled(store, item, lease, &record, position, &e.to_string())
                         .await
@@ -933,7 +952,11 @@ impl StockPusher {
             .expect("mutation_position matched");
         match mutation.status {
             MutationStatus::Applied => {
-                if let Some(skip) = mutation.skipped.iter().find(|s| s.line as usize == line_index) {
+                if let Some(skip) = mutation
+                    .skipped
+                    .iter()
+                    .find(|s| s.line as usize == line_index)
+                {
                     self.reject_line(store, &line, push_id, "centra_skipped_line", &skip.message)
                         .await;
                     return Ok(Recovery::Done);
@@ -1203,7 +1226,9 @@ pub enum UnblockOutcome {
     Unblocked,
     NotBlocked,
     /// The row waits on a push whose outcome is unknown: say whether Centra applied it (the marker to look for).
-    NeedsVerdict { marker: String },
+    NeedsVerdict {
+        marker: String,
+    },
 }
 
 /// Operator action after fixing what Centra refused (e.g. the SKU now exists): clears the row's block and
@@ -1281,7 +1306,10 @@ mod tests {
         let r = reply(
             &["5"],
             vec![],
-            vec![issue("Duplicate size skipped", json!(["input", "productSizes", 2]))],
+            vec![issue(
+                "Duplicate size skipped",
+                json!(["input", "productSizes", 2]),
+            )],
         );
         assert_eq!(
             read_reply(3, &r),
@@ -1296,12 +1324,18 @@ mod tests {
     fn a_named_refusal_splits_off_the_line_and_an_unnamed_one_bisects() {
         let named = reply(
             &[],
-            vec![issue("Product size not found", json!(["input", "productSizes", "18"]))],
+            vec![issue(
+                "Product size not found",
+                json!(["input", "productSizes", "18"]),
+            )],
             vec![],
         );
         assert_eq!(
             read_reply(20, &named),
-            Reading::Settled(MutationOutcome::Refused(vec![(18, "Product size not found".into())]))
+            Reading::Settled(MutationOutcome::Refused(vec![(
+                18,
+                "Product size not found".into()
+            )]))
         );
         let unnamed = reply(&[], vec![issue("Something failed", json!(null))], vec![]);
         assert!(matches!(
@@ -1311,7 +1345,10 @@ mod tests {
         // A one-line mutation's refusal is that line's, named or not.
         assert_eq!(
             read_reply(1, &unnamed),
-            Reading::Settled(MutationOutcome::Refused(vec![(0, "Something failed".into())]))
+            Reading::Settled(MutationOutcome::Refused(vec![(
+                0,
+                "Something failed".into()
+            )]))
         );
     }
 
@@ -1322,11 +1359,21 @@ mod tests {
             Reading::CheckTrail { .. }
         ));
         assert!(matches!(
-            read_reply(3, &reply(&["9"], vec![], vec![issue("Something skipped", json!(null))])),
+            read_reply(
+                3,
+                &reply(
+                    &["9"],
+                    vec![],
+                    vec![issue("Something skipped", json!(null))]
+                )
+            ),
             Reading::CheckTrail { .. }
         ));
         assert!(matches!(
-            read_reply(3, &reply(&["9"], vec![issue("Refused", json!(null))], vec![])),
+            read_reply(
+                3,
+                &reply(&["9"], vec![issue("Refused", json!(null))], vec![])
+            ),
             Reading::CheckTrail { .. }
         ));
     }

@@ -5,9 +5,9 @@ use crate::aws::{
     DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
 };
 use crate::centra::CentraClient;
-use crate::identity::{CatalogueSettings, ItemCatalogue, SizeSource, SnapshotObject, SNAPSHOT_KEY};
 use crate::centra_webhooks::{CentraSignatureVerifier, CentraWebhookIntake};
 use crate::config::*;
+use crate::identity::{CatalogueSettings, ItemCatalogue, SizeSource, SnapshotObject, SNAPSHOT_KEY};
 use crate::intake::{IntakeSettings, StoreEventIntake, WebhookIntake};
 use crate::metrics::Metrics;
 use crate::ports::{IdempotencyStore, OrderQueue};

@@ -849,11 +849,17 @@ async fn a_long_global_id_groups_by_its_hash() {
 
 /// Centra's sizes as far as these tests need them: the samples and `SKU-0`…`SKU-999`, `A`…`Z`.
 fn test_sizes() -> Vec<shared::centra::SizeRecord> {
-    let named = ["Prod123Var123789S", "Prod123Var123790M", "Tee01Black-M", "Tee01Black-L", "Jeans32Indigo-30"]
-        .into_iter()
-        .map(str::to_string)
-        .chain((0..1000).map(|i| format!("SKU-{i}")))
-        .chain(('A'..='Z').map(|c| c.to_string()));
+    let named = [
+        "Prod123Var123789S",
+        "Prod123Var123790M",
+        "Tee01Black-M",
+        "Tee01Black-L",
+        "Jeans32Indigo-30",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .chain((0..1000).map(|i| format!("SKU-{i}")))
+    .chain(('A'..='Z').map(|c| c.to_string()));
     named
         .enumerate()
         .map(|(i, sku)| shared::centra::SizeRecord {

@@ -171,14 +171,21 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
 
 /// The whole Centra catalogue was just read: keep it as the snapshot intake resolves item names with. A failed
 /// write only leaves intake on the previous snapshot (and its lookups).
-async fn save_catalogue_snapshot(ctx: &ReconContext, sizes: &[crate::centra_catalogue::CentraSize]) {
+async fn save_catalogue_snapshot(
+    ctx: &ReconContext,
+    sizes: &[crate::centra_catalogue::CentraSize],
+) {
     use crate::identity::{CatalogueSnapshot, SNAPSHOT_KEY};
     let snapshot = CatalogueSnapshot {
         taken_at_ms: ctx.clock.now_millis(),
         sizes: sizes.iter().map(crate::centra::SizeRecord::from).collect(),
     };
     let body = serde_json::to_vec(&snapshot).expect("snapshot serialises");
-    if let Err(e) = ctx.reports.put(SNAPSHOT_KEY, "application/json", body).await {
+    if let Err(e) = ctx
+        .reports
+        .put(SNAPSHOT_KEY, "application/json", body)
+        .await
+    {
         tracing::warn!(error = %e, "catalogue snapshot not saved");
     }
 }
