@@ -5,3 +5,4 @@ pub mod centra;
 pub mod cloudshelf;
 pub mod graphql;
 pub mod http;
+pub mod schema;
