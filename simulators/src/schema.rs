@@ -27,18 +27,31 @@ pub const CLOUDSHELF_SDL: &str = include_str!("../../schema/cloudshelf.graphql")
 /// only a runaway test fills it).
 const CACHE_LIMIT: usize = 1024;
 
+/// Which check a request failed (servers label them differently, e.g. Apollo's `extensions.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaErrorKind {
+    /// The document does not parse.
+    Syntax,
+    /// The document does not validate against the schema, or names no usable operation.
+    Validation,
+    /// A variable is missing or does not fit its type.
+    Variables,
+}
+
 /// A request-level validation problem: the answer carries `errors` and no `data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaError {
     pub message: String,
     pub locations: Vec<Location>,
+    pub kind: SchemaErrorKind,
 }
 
 impl SchemaError {
-    fn new(message: impl Into<String>) -> Self {
+    fn new(kind: SchemaErrorKind, message: impl Into<String>) -> Self {
         SchemaError {
             message: message.into(),
             locations: Vec::new(),
+            kind,
         }
     }
 }
@@ -149,9 +162,16 @@ impl ServedSchema {
                     e.errors
                         .iter()
                         .map(|d| {
+                            // graphql-js wording (what Centra's PHP server and Apollo Server print);
+                            // pinned apollo-compiler version, as the API is marked unstable.
                             let json = d.unstable_to_json_compat();
+                            let (kind, message) = match json.message.strip_prefix("syntax error: ") {
+                                Some(rest) => (SchemaErrorKind::Syntax, format!("Syntax Error: {rest}")),
+                                None => (SchemaErrorKind::Validation, json.message),
+                            };
                             SchemaError {
-                                message: json.message,
+                                kind,
+                                message,
                                 locations: json
                                     .locations
                                     .iter()
@@ -217,7 +237,7 @@ impl ServedSchema {
         variables: &Map<String, Value>,
     ) -> Result<Map<String, Value>, Vec<SchemaError>> {
         let operation = request.operation();
-        let one = |message: String| vec![SchemaError::new(message)];
+        let one = |message: String| vec![SchemaError::new(SchemaErrorKind::Validation, message)];
         apollo_compiler::introspection::check_max_depth(&request.document, operation)
             .map_err(|e| one(e.message().to_string()))?;
         let values: apollo_compiler::response::JsonMap =
@@ -312,7 +332,7 @@ fn pick_operation<'d>(
             Err(_) => "Must provide operation name if query contains multiple operations.".into(),
         },
     };
-    Err(vec![SchemaError::new(message)])
+    Err(vec![SchemaError::new(SchemaErrorKind::Validation, message)])
 }
 
 /// Check the request's variables against the operation's variable definitions (CoerceVariableValues):
@@ -326,7 +346,7 @@ fn coerce_variables(
     for def in &operation.variables {
         let name = def.name.as_str();
         let at = |message: String| {
-            let mut e = SchemaError::new(message);
+            let mut e = SchemaError::new(SchemaErrorKind::Variables, message);
             if let Some(lc) = def
                 .location()
                 .and_then(|l| l.line_column(&document.sources))
