@@ -159,9 +159,25 @@ impl ServedSchema {
             ExecutableDocument::parse_and_validate(&self.schema, query, "request.graphql")
                 .map(Arc::new)
                 .map_err(|e| {
-                    e.errors
+                    let names: Vec<Option<&str>> =
+                        e.errors.iter().map(|d| d.error.unstable_error_name()).collect();
+                    let syntax = names.iter().any(Option::is_none)
+                        && e.errors.iter().any(|d| d.error.to_string().starts_with("syntax error"));
+                    let undefined_field = names.contains(&Some("UndefinedField"));
+                    let errors: Vec<SchemaError> = e.errors
                         .iter()
-                        .map(|d| {
+                        .zip(&names)
+                        // What a spec server reports: the first syntax error alone (it does not
+                        // validate what does not parse), and no "must have a selection" for a
+                        // selection that only lost its unknown fields in apollo's partial document.
+                        .filter(|(d, name)| {
+                            if syntax {
+                                d.error.to_string().starts_with("syntax error")
+                            } else {
+                                !(undefined_field && **name == Some("MissingSubselection"))
+                            }
+                        })
+                        .map(|(d, _)| {
                             // graphql-js wording (what Centra's PHP server and Apollo Server print);
                             // pinned apollo-compiler version, as the API is marked unstable.
                             let json = d.unstable_to_json_compat();
@@ -182,7 +198,12 @@ impl ServedSchema {
                                     .collect(),
                             }
                         })
-                        .collect()
+                        .collect();
+                    if syntax {
+                        errors.into_iter().take(1).collect()
+                    } else {
+                        errors
+                    }
                 }),
         );
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
@@ -681,6 +702,20 @@ mod tests {
             "Cannot query field \"description\" on type \"StockChange\"."
         );
         assert_eq!(errors[0].locations, vec![Location { line: 2, column: 54 }]);
+    }
+
+    #[test]
+    fn only_what_a_spec_server_reports() {
+        let s = centra_schema();
+        let e = validate_document(&s, "{ orders { nope } }").unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].message, "Cannot query field \"nope\" on type \"Order\".");
+        let e = validate_document(&s, "mutation { changeStock(input: {").unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].kind, SchemaErrorKind::Syntax);
+        assert!(e[0].message.starts_with("Syntax Error: "), "{}", e[0].message);
+        let e = validate_document(&s, "{ orders }").unwrap_err();
+        assert!(e[0].message.contains("must have a selection of subfields"), "{e:?}");
     }
 
     #[test]
