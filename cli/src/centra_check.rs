@@ -177,8 +177,7 @@ pub async fn introspect(url: &str, token: &str, timeout_secs: u64) -> Result<Val
         let head: String = body.chars().take(200).collect();
         return Err(format!("{url} answered HTTP {status}: {head}"));
     }
-    let doc: Value =
-        serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON ({e})"))?;
+    let doc: Value = serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON ({e})"))?;
     if let Some(errors) = doc.get("errors").and_then(Value::as_array) {
         if !errors.is_empty() {
             let messages: Vec<&str> = errors
@@ -198,7 +197,10 @@ pub async fn introspect(url: &str, token: &str, timeout_secs: u64) -> Result<Val
 
 /// Build a schema from an introspection result (rendered to SDL, then parsed).
 pub fn live_schema(introspection: &Value) -> Result<ServedSchema, String> {
-    ServedSchema::parse_lenient(&introspection_to_sdl(introspection)?, "live-introspection.graphql")
+    ServedSchema::parse_lenient(
+        &introspection_to_sdl(introspection)?,
+        "live-introspection.graphql",
+    )
 }
 
 fn type_ref(t: &Value) -> Result<String, String> {
@@ -270,7 +272,11 @@ pub fn introspection_to_sdl(schema: &Value) -> Result<String, String> {
         match t["kind"].as_str() {
             Some("SCALAR") => sdl.push_str(&format!("scalar {name}\n")),
             Some(kind @ ("OBJECT" | "INTERFACE")) => {
-                let keyword = if kind == "OBJECT" { "type" } else { "interface" };
+                let keyword = if kind == "OBJECT" {
+                    "type"
+                } else {
+                    "interface"
+                };
                 sdl.push_str(&format!("{keyword} {name}{} {{\n", implements(t)?));
                 for f in t["fields"].as_array().into_iter().flatten() {
                     let fname = f["name"].as_str().ok_or("field without a name")?;
@@ -407,18 +413,18 @@ pub fn compare_schemas(
             continue;
         }
         let Some(live_ty) = live.types.get(name) else {
-            push(&mut out, name.to_string(), "type", kind_name(ty).into(), None);
+            push(
+                &mut out,
+                name.to_string(),
+                "type",
+                kind_name(ty).into(),
+                None,
+            );
             continue;
         };
         if kind_name(ty) != kind_name(live_ty) {
             let unverified_type = unverified.contains(name.as_str());
-            out_kind_differs(
-                &mut out,
-                name.as_str(),
-                ty,
-                live_ty,
-                unverified_type,
-            );
+            out_kind_differs(&mut out, name.as_str(), ty, live_ty, unverified_type);
             continue;
         }
         push(
@@ -645,8 +651,7 @@ mod tests {
             .unwrap();
         let data = ours.introspect(&checked, &serde_json::Map::new()).unwrap();
         let live = live_schema(&data["__schema"]).unwrap();
-        let (elements, live_only) =
-            compare_schemas(ours.schema(), live.schema(), &BTreeSet::new());
+        let (elements, live_only) = compare_schemas(ours.schema(), live.schema(), &BTreeSet::new());
         let differing: Vec<String> = elements
             .iter()
             .filter(|e| e.status != Status::Same)
@@ -682,7 +687,13 @@ mod tests {
         assert_eq!(status_of("E.B"), Status::Missing);
         assert_eq!(status_of("I.q"), Status::Missing);
         assert_eq!(status_of("S"), Status::KindDiffers);
-        assert!(elements.iter().find(|e| e.coordinate == "Query.b").unwrap().unverified);
+        assert!(
+            elements
+                .iter()
+                .find(|e| e.coordinate == "Query.b")
+                .unwrap()
+                .unverified
+        );
         assert_eq!(live_only, ["Query.c", "I.quantity"]);
     }
 }

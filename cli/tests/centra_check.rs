@@ -11,9 +11,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_shelfsync");
 
 async fn check(sim: &CentraSim, token: &str, json: bool) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(["centra-check", "--url", &sim.graphql_url(), "--token", token])
-        .env_remove("CENTRA_API_URL")
-        .env_remove("CENTRA_API_TOKEN");
+    cmd.args([
+        "centra-check",
+        "--url",
+        &sim.graphql_url(),
+        "--token",
+        token,
+    ])
+    .env_remove("CENTRA_API_URL")
+    .env_remove("CENTRA_API_TOKEN");
     if json {
         cmd.arg("--json");
     }
@@ -83,7 +89,10 @@ async fn our_own_schema_shows_no_difference() {
         .iter()
         .filter(|e| e["unverified"] == true)
         .count();
-    assert!(unverified > 100, "every UNVERIFIED element is listed: {unverified}");
+    assert!(
+        unverified > 100,
+        "every UNVERIFIED element is listed: {unverified}"
+    );
 
     let expected_failures = failing_against_our_schema();
     assert_eq!(invalid_documents(&r), expected_failures);
@@ -121,8 +130,14 @@ async fn a_schema_that_differs_is_reported_element_by_element() {
             .cloned()
             .unwrap_or_else(|| panic!("{c} not in the report"))
     };
-    assert_eq!(element("StockChangeConnection.totalCount")["status"], "missing");
-    assert_eq!(element("StockChangeConnection.totalCount")["unverified"], true);
+    assert_eq!(
+        element("StockChangeConnection.totalCount")["status"],
+        "missing"
+    );
+    assert_eq!(
+        element("StockChangeConnection.totalCount")["unverified"],
+        true
+    );
     assert_eq!(
         element("StockChangeProductSizeInput.deliveredQuantity")["status"],
         "missing"

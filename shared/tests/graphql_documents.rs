@@ -94,10 +94,7 @@ const DECLARED_ASSUMPTIONS: [(&str, &[&str]); 8] = [
             "Store.id",
         ],
     ),
-    (
-        "Lookup(shipments)",
-        &["Query.shipments", "Shipment.order"],
-    ),
+    ("Lookup(shipments)", &["Query.shipments", "Shipment.order"]),
     (
         "Lookup(returns)",
         &["Query.returns", "Query.returns(limit:)", "Return.order"],
@@ -129,9 +126,7 @@ fn every_client_document_validates_against_the_schema_of_its_api() {
     }
     for (name, _) in KNOWN_FAILURES {
         if !failures.contains_key(name) {
-            unexpected.push(format!(
-                "{name} validates now: take it off KNOWN_FAILURES"
-            ));
+            unexpected.push(format!("{name} validates now: take it off KNOWN_FAILURES"));
         }
     }
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
@@ -150,11 +145,8 @@ fn centra_documents_use_exactly_the_declared_unverified_elements() {
         // A document that does not validate is still read for what it uses: its partial document.
         let used = match unverified_used(&schema, &doc.text) {
             Ok(used) => used,
-            Err(_) => unverified_used(
-                &schema,
-                &doc.text.replace(" description ", " comment "),
-            )
-            .expect("the known failure is the only problem"),
+            Err(_) => unverified_used(&schema, &doc.text.replace(" description ", " comment "))
+                .expect("the known failure is the only problem"),
         };
         let expected: BTreeSet<String> = DECLARED_ASSUMPTIONS
             .iter()

@@ -1113,7 +1113,10 @@ fn too_many_requests_with(
 /// the stated instant is never before the real one.
 fn retry_after_value(style: RetryAfterStyle, wait: Duration, now: SystemTime) -> (String, i64) {
     let now_ms = DateTime::<Utc>::from(now).timestamp_millis();
-    let at = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default() + wait;
+    let at = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        + wait;
     let at_secs = at.as_secs() as i64 + i64::from(at.subsec_nanos() > 0);
     match style {
         RetryAfterStyle::Seconds => {
@@ -1225,7 +1228,12 @@ mod tests {
         // Exactly on a second stays there; a nanosecond past goes to the next one.
         let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(
-            retry_after_value(RetryAfterStyle::UnixTimestamp, Duration::from_secs(2), whole).0,
+            retry_after_value(
+                RetryAfterStyle::UnixTimestamp,
+                Duration::from_secs(2),
+                whole
+            )
+            .0,
             "1700000002"
         );
         assert_eq!(

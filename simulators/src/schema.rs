@@ -106,9 +106,8 @@ impl CheckedRequest {
 impl ServedSchema {
     /// Parse and validate an SDL text (the simulators' own files, or an alternative a test serves).
     pub fn parse(sdl: &str, name: &str) -> Result<ServedSchema, String> {
-        let schema = build_schema(sdl, name)
-            .and_then(|s| s.validate())
-            .map_err(|e| e.errors.to_string())?;
+        let built = build_schema(sdl, name).map_err(|e| e.errors.to_string())?;
+        let schema = built.validate().map_err(|e| e.errors.to_string())?;
         Ok(ServedSchema {
             sdl: sdl.to_string(),
             implementers: schema.implementers_map(),
@@ -159,12 +158,18 @@ impl ServedSchema {
             ExecutableDocument::parse_and_validate(&self.schema, query, "request.graphql")
                 .map(Arc::new)
                 .map_err(|e| {
-                    let names: Vec<Option<&str>> =
-                        e.errors.iter().map(|d| d.error.unstable_error_name()).collect();
+                    let names: Vec<Option<&str>> = e
+                        .errors
+                        .iter()
+                        .map(|d| d.error.unstable_error_name())
+                        .collect();
                     let syntax = names.iter().any(Option::is_none)
-                        && e.errors.iter().any(|d| d.error.to_string().starts_with("syntax error"));
+                        && e.errors
+                            .iter()
+                            .any(|d| d.error.to_string().starts_with("syntax error"));
                     let undefined_field = names.contains(&Some("UndefinedField"));
-                    let errors: Vec<SchemaError> = e.errors
+                    let errors: Vec<SchemaError> = e
+                        .errors
                         .iter()
                         .zip(&names)
                         // What a spec server reports: the first syntax error alone (it does not
@@ -181,8 +186,11 @@ impl ServedSchema {
                             // graphql-js wording (what Centra's PHP server and Apollo Server print);
                             // pinned apollo-compiler version, as the API is marked unstable.
                             let json = d.unstable_to_json_compat();
-                            let (kind, message) = match json.message.strip_prefix("syntax error: ") {
-                                Some(rest) => (SchemaErrorKind::Syntax, format!("Syntax Error: {rest}")),
+                            let (kind, message) = match json.message.strip_prefix("syntax error: ")
+                            {
+                                Some(rest) => {
+                                    (SchemaErrorKind::Syntax, format!("Syntax Error: {rest}"))
+                                }
                                 None => (SchemaErrorKind::Validation, json.message),
                             };
                             SchemaError {
@@ -295,10 +303,11 @@ fn build_schema(
     name: &str,
 ) -> Result<Schema, apollo_compiler::validation::WithErrors<Schema>> {
     const BUILT_IN: [&str; 5] = ["String", "Int", "Float", "Boolean", "ID"];
-    let mut doc = ast::Document::parse(sdl, name).map_err(|e| apollo_compiler::validation::WithErrors {
-        partial: Schema::new(),
-        errors: e.errors,
-    })?;
+    let mut doc =
+        ast::Document::parse(sdl, name).map_err(|e| apollo_compiler::validation::WithErrors {
+            partial: Schema::new(),
+            errors: e.errors,
+        })?;
     doc.definitions.retain(|d| {
         !matches!(d, ast::Definition::ScalarTypeDefinition(s) if BUILT_IN.contains(&s.name.as_str()))
     });
@@ -420,10 +429,15 @@ fn check_value(
     v: &Value,
     path: &mut Vec<String>,
 ) -> Result<(), ValueProblem> {
-    let fail = |path: &Vec<String>, bad: &Value, why: String| Err((path.concat(), bad.to_string(), why));
+    let fail =
+        |path: &Vec<String>, bad: &Value, why: String| Err((path.concat(), bad.to_string(), why));
     if v.is_null() {
         return if ty.is_non_null() {
-            fail(path, v, format!("Expected non-nullable type \"{ty}\" not to be null."))
+            fail(
+                path,
+                v,
+                format!("Expected non-nullable type \"{ty}\" not to be null."),
+            )
         } else {
             Ok(())
         };
@@ -489,7 +503,11 @@ fn check_value(
                 },
                 ExtendedType::InputObject(input) => {
                     let Some(obj) = v.as_object() else {
-                        return fail(path, v, format!("Expected type \"{name}\" to be an object."));
+                        return fail(
+                            path,
+                            v,
+                            format!("Expected type \"{name}\" to be an object."),
+                        );
                     };
                     for key in obj.keys() {
                         if !input.fields.contains_key(key.as_str()) {
@@ -537,8 +555,13 @@ fn check_value(
 /// whose line in `sdl` carries `# UNVERIFIED`. The mark belongs to the outermost element that ends on
 /// that line: a field's closing line marks the field, an argument on its own line marks the argument.
 pub fn unverified_elements(sdl: &str) -> BTreeSet<String> {
+    unverified_lines(sdl).into_iter().map(|(_, c)| c).collect()
+}
+
+/// `(0-based line, coordinate)` of each UNVERIFIED element.
+fn unverified_lines(sdl: &str) -> Vec<(usize, String)> {
     let Ok(doc) = ast::Document::parse(sdl, "schema.graphql") else {
-        return BTreeSet::new();
+        return Vec::new();
     };
     let lines: Vec<&str> = sdl.lines().collect();
     // Line (0-based) on which a node's text ends, trailing whitespace and comments aside.
@@ -552,17 +575,17 @@ pub fn unverified_elements(sdl: &str) -> BTreeSet<String> {
         line.and_then(|l| lines.get(l))
             .is_some_and(|text| text.contains("# UNVERIFIED"))
     };
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     let mut fields = |type_name: &str, fields: &[apollo_compiler::Node<ast::FieldDefinition>]| {
         for f in fields {
             let line = end_line(f.location());
-            if marked(line) {
-                out.insert(format!("{type_name}.{}", f.name));
+            if let (true, Some(l)) = (marked(line), line) {
+                out.push((l, format!("{type_name}.{}", f.name)));
             }
             for a in &f.arguments {
                 let arg_line = end_line(a.location());
-                if arg_line != line && marked(arg_line) {
-                    out.insert(format!("{type_name}.{}({}:)", f.name, a.name));
+                if let (true, true, Some(l)) = (arg_line != line, marked(arg_line), arg_line) {
+                    out.push((l, format!("{type_name}.{}({}:)", f.name, a.name)));
                 }
             }
         }
@@ -575,21 +598,24 @@ pub fn unverified_elements(sdl: &str) -> BTreeSet<String> {
             ast::Definition::InterfaceTypeDefinition(t) => fields(t.name.as_str(), &t.fields),
             ast::Definition::InputObjectTypeDefinition(t) => {
                 for f in &t.fields {
-                    if marked(end_line(f.location())) {
-                        inputs.push(format!("{}.{}", t.name, f.name));
+                    let line = end_line(f.location());
+                    if let (true, Some(l)) = (marked(line), line) {
+                        inputs.push((l, format!("{}.{}", t.name, f.name)));
                     }
                 }
             }
             ast::Definition::EnumTypeDefinition(t) => {
                 for v in &t.values {
-                    if marked(end_line(v.location())) {
-                        inputs.push(format!("{}.{}", t.name, v.value));
+                    let line = end_line(v.location());
+                    if let (true, Some(l)) = (marked(line), line) {
+                        inputs.push((l, format!("{}.{}", t.name, v.value)));
                     }
                 }
             }
             ast::Definition::ScalarTypeDefinition(t) => {
-                if marked(end_line(t.location())) {
-                    type_marks.push(t.name.to_string());
+                let line = end_line(t.location());
+                if let (true, Some(l)) = (marked(line), line) {
+                    type_marks.push((l, t.name.to_string()));
                 }
             }
             _ => {}
@@ -648,7 +674,8 @@ fn collect_value(schema: &Schema, ty: &ast::Type, v: &ast::Value, out: &mut BTre
             }
         }
         ast::Value::Object(fields) => {
-            if let Some(ExtendedType::InputObject(input)) = schema.types.get(ty.inner_named_type()) {
+            if let Some(ExtendedType::InputObject(input)) = schema.types.get(ty.inner_named_type())
+            {
                 for (name, value) in fields {
                     out.insert(format!("{}.{name}", input.name));
                     if let Some(def) = input.fields.get(name) {
@@ -665,7 +692,10 @@ fn collect_value(schema: &Schema, ty: &ast::Type, v: &ast::Value, out: &mut BTre
 }
 
 /// The UNVERIFIED elements of `schema`'s SDL that a document uses.
-pub fn unverified_used(schema: &ServedSchema, text: &str) -> Result<BTreeSet<String>, Vec<SchemaError>> {
+pub fn unverified_used(
+    schema: &ServedSchema,
+    text: &str,
+) -> Result<BTreeSet<String>, Vec<SchemaError>> {
     let doc = match &*schema.validate(text) {
         Ok(d) => d.clone(),
         Err(e) => return Err(e.clone()),
@@ -695,13 +725,22 @@ mod tests {
     #[test]
     fn unknown_field_is_refused_with_the_graphql_js_message_and_location() {
         let s = centra_schema();
-        let errors = validate_document(&s, "{\n  stockChangeConnection(last: 1) { edges { node { id description } } }\n}")
-            .unwrap_err();
+        let errors = validate_document(
+            &s,
+            "{\n  stockChangeConnection(last: 1) { edges { node { id description } } }\n}",
+        )
+        .unwrap_err();
         assert_eq!(
             errors[0].message,
             "Cannot query field \"description\" on type \"StockChange\"."
         );
-        assert_eq!(errors[0].locations, vec![Location { line: 2, column: 54 }]);
+        assert_eq!(
+            errors[0].locations,
+            vec![Location {
+                line: 2,
+                column: 54
+            }]
+        );
     }
 
     #[test]
@@ -709,21 +748,33 @@ mod tests {
         let s = centra_schema();
         let e = validate_document(&s, "{ orders { nope } }").unwrap_err();
         assert_eq!(e.len(), 1, "{e:?}");
-        assert_eq!(e[0].message, "Cannot query field \"nope\" on type \"Order\".");
+        assert_eq!(
+            e[0].message,
+            "Cannot query field \"nope\" on type \"Order\"."
+        );
         let e = validate_document(&s, "mutation { changeStock(input: {").unwrap_err();
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].kind, SchemaErrorKind::Syntax);
-        assert!(e[0].message.starts_with("Syntax Error: "), "{}", e[0].message);
+        assert!(
+            e[0].message.starts_with("Syntax Error: "),
+            "{}",
+            e[0].message
+        );
         let e = validate_document(&s, "{ orders }").unwrap_err();
-        assert!(e[0].message.contains("must have a selection of subfields"), "{e:?}");
+        assert!(
+            e[0].message.contains("must have a selection of subfields"),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn variables_are_checked_against_their_types() {
         let s = centra_schema();
         let q = "mutation M($input: StockChangeInput!) { changeStock(input: $input) { stockChange { id } } }";
-        let ok = vars(json!({"input": {"description": "x", "intoWarehouse": {"id": 1},
-            "productSizes": [{"productSize": {"SKU": "A"}, "deliveredQuantity": 1}]}}));
+        let ok = vars(
+            json!({"input": {"description": "x", "intoWarehouse": {"id": 1},
+            "productSizes": [{"productSize": {"SKU": "A"}, "deliveredQuantity": 1}]}}),
+        );
         s.check_request(q, None, &ok).unwrap();
 
         let bad = vars(json!({"input": {"description": "x",
@@ -733,7 +784,13 @@ mod tests {
             e[0].message,
             "Variable \"$input\" got invalid value {\"productSize\":{\"SKU\":\"A\"},\"quantity\":1} at \"input.productSizes[0]\"; Field \"quantity\" is not defined by type \"StockChangeProductSizeInput\"."
         );
-        assert_eq!(e[0].locations, vec![Location { line: 1, column: 12 }]);
+        assert_eq!(
+            e[0].locations,
+            vec![Location {
+                line: 1,
+                column: 12
+            }]
+        );
 
         let e = s.check_request(q, None, &Map::new()).unwrap_err();
         assert_eq!(
@@ -742,7 +799,12 @@ mod tests {
         );
         let wrong = vars(json!({"input": {"description": 5}}));
         let e = s.check_request(q, None, &wrong).unwrap_err();
-        assert!(e[0].message.contains("String cannot represent a non string value: 5"), "{}", e[0].message);
+        assert!(
+            e[0].message
+                .contains("String cannot represent a non string value: 5"),
+            "{}",
+            e[0].message
+        );
     }
 
     #[test]
@@ -770,6 +832,27 @@ mod tests {
         ] {
             assert!(!marked.contains(not_marked), "{not_marked} is marked");
         }
+    }
+
+    #[test]
+    fn every_unverified_mark_belongs_to_exactly_one_element() {
+        let attributed: Vec<usize> = unverified_lines(CENTRA_SDL)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        let unique: BTreeSet<usize> = attributed.iter().copied().collect();
+        assert_eq!(unique.len(), attributed.len(), "a line marks two elements");
+        let marked: BTreeSet<usize> = CENTRA_SDL
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim_start().starts_with('#') && l.contains("# UNVERIFIED"))
+            .map(|(i, _)| i)
+            .collect();
+        let unattributed: Vec<&str> = marked
+            .difference(&unique)
+            .map(|i| CENTRA_SDL.lines().nth(*i).unwrap_or_default())
+            .collect();
+        assert!(unattributed.is_empty(), "{unattributed:?}");
     }
 
     #[test]

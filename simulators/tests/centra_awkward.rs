@@ -101,10 +101,7 @@ async fn a_size_named_twice_applies_the_first_line_and_skips_the_rest_by_default
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert_eq!(warnings[0]["path"], json!(["input", "productSizes", 1]));
     assert_eq!(warnings[1]["path"], json!(["input", "productSizes", 3]));
-    assert!(warnings[0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("skipped"));
+    assert!(warnings[0]["message"].as_str().unwrap().contains("skipped"));
     assert_eq!((physical(&sim, "S"), physical(&sim, "M")), (8, 9));
 
     // setStock alike: the first quantity wins.
@@ -261,7 +258,10 @@ async fn errors_beside_data_come_with_an_applied_mutation() {
     let r = gql(
         &sim,
         CHANGE_STOCK,
-        sale("both", json!([{"productSize": {"SKU": "S"}, "deliveredQuantity": 1}])),
+        sale(
+            "both",
+            json!([{"productSize": {"SKU": "S"}, "deliveredQuantity": 1}]),
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
@@ -408,7 +408,10 @@ async fn an_injected_rate_limit_logs_the_stated_instant_rounded_up() {
     let r = gql(
         &sim,
         CHANGE_STOCK,
-        sale("x", json!([{"productSize": {"SKU": "S"}, "deliveredQuantity": 1}])),
+        sale(
+            "x",
+            json!([{"productSize": {"SKU": "S"}, "deliveredQuantity": 1}]),
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
@@ -436,7 +439,11 @@ async fn a_busy_audit_trail_buries_our_change_but_the_comment_filter_finds_it() 
     let ours = r.body["data"]["changeStock"]["stockChange"]["id"].clone();
     let others = sim.add_unrelated_stock_changes(WH, 600);
     assert_eq!(others.len(), 600);
-    assert_eq!(physical(&sim, "S"), 9, "someone else's changes move nothing");
+    assert_eq!(
+        physical(&sim, "S"),
+        9,
+        "someone else's changes move nothing"
+    );
 
     let newest = gql(
         &sim,

@@ -42,7 +42,10 @@ async fn gql(sim: &CentraSim, query: &str, variables: Value) -> (StatusCode, Val
         .expect("request reaches the simulator");
     let status = resp.status();
     let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn sale(warehouse: u64, description: &str, lines: Value) -> Value {
@@ -87,12 +90,7 @@ async fn a_field_outside_the_schema_is_refused_whole_before_faults_and_rate_limi
     assert_eq!((log[0].status, log[0].applied), (200, false));
 
     // The same document with the schema's name passes (and now meets the fault).
-    let (status, _) = gql(
-        &sim,
-        &query.replace("description", "comment"),
-        json!({}),
-    )
-    .await;
+    let (status, _) = gql(&sim, &query.replace("description", "comment"), json!({})).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -137,7 +135,10 @@ async fn introspection_answers_from_the_served_schema() {
         json!({}),
     )
     .await;
-    assert_eq!(body["data"]["__schema"]["queryType"]["name"], json!("Query"));
+    assert_eq!(
+        body["data"]["__schema"]["queryType"]["name"],
+        json!("Query")
+    );
     assert_eq!(
         body["data"]["__schema"]["mutationType"]["name"],
         json!("Mutation")
@@ -166,10 +167,8 @@ async fn introspection_answers_from_the_served_schema() {
     );
 
     // Another SDL, another answer (and other documents refused).
-    let other = simulators::schema::CENTRA_SDL.replace(
-        "  totalCount: Int! # UNVERIFIED: name (stripped)\n",
-        "",
-    );
+    let other = simulators::schema::CENTRA_SDL
+        .replace("  totalCount: Int! # UNVERIFIED: name (stripped)\n", "");
     let sim = sim_with(CentraSimConfig {
         rate_limits_enabled: false,
         schema_sdl: Some(other),
@@ -250,7 +249,10 @@ async fn stock_change_connection_filters_by_comment_warehouse_id_and_date() {
     )
     .await;
     assert_eq!(ids_of(&body), ids);
-    assert_eq!(body["data"]["stockChangeConnection"]["totalCount"], json!(3));
+    assert_eq!(
+        body["data"]["stockChangeConnection"]["totalCount"],
+        json!(3)
+    );
     let (_, body) = gql(&sim, query, json!({"where": {"warehouseId": [OTHER_WH]}})).await;
     assert_eq!(ids_of(&body), [ids[1]]);
     let (_, body) = gql(&sim, query, json!({"where": {"id": [ids[2], 999]}})).await;
@@ -268,7 +270,10 @@ async fn stock_change_connection_filters_by_comment_warehouse_id_and_date() {
         json!({"where": {"createdAt": {"from": "2000-01-01T00:00:00+00:00"}}}),
     )
     .await;
-    assert_eq!(body["data"]["stockChangeConnection"]["totalCount"], json!(5));
+    assert_eq!(
+        body["data"]["stockChangeConnection"]["totalCount"],
+        json!(5)
+    );
 }
 
 #[tokio::test]
@@ -410,7 +415,10 @@ async fn a_schema_field_the_simulator_does_not_model_is_said_plainly() {
         body["errors"][0]["message"],
         json!("The simulator does not implement the field \"status\" of type \"Warehouse\" (it is in the schema).")
     );
-    assert_eq!(body["errors"][0]["extensions"]["category"], json!("simulator"));
+    assert_eq!(
+        body["errors"][0]["extensions"]["category"],
+        json!("simulator")
+    );
     let (_, body) = gql(
         &sim,
         "{ stockChangeConnection(where: { search: \"x\" }) { totalCount } }",
@@ -418,5 +426,8 @@ async fn a_schema_field_the_simulator_does_not_model_is_said_plainly() {
     )
     .await;
     assert!(body.get("data").is_none());
-    assert_eq!(body["errors"][0]["extensions"]["category"], json!("simulator"));
+    assert_eq!(
+        body["errors"][0]["extensions"]["category"],
+        json!("simulator")
+    );
 }

@@ -337,7 +337,10 @@ async fn set_stock_physical_sets_absolute_levels_and_refuses_negative_quantities
     // deliveredQuantity of a set is new − old: 10 → 7, and 0 → 0.
     assert_eq!(
         lines(change),
-        [("Prod1Var1S".to_string(), -3), ("Prod2Var1OS".to_string(), 0)]
+        [
+            ("Prod1Var1S".to_string(), -3),
+            ("Prod2Var1OS".to_string(), 0)
+        ]
     );
 
     let r = gql(
@@ -414,7 +417,10 @@ async fn schema_mistakes_come_back_as_graphql_errors() {
         ["Variable \"$input\" got invalid value {\"productSize\":{\"SKU\":\"Prod1Var1S\"},\"quantity\":1} \
           at \"input.productSizes[0]\"; Field \"quantity\" is not defined by type \"StockChangeProductSizeInput\"."]
     );
-    assert_eq!(r.body["errors"][0]["locations"], json!([{"line": 2, "column": 17}]));
+    assert_eq!(
+        r.body["errors"][0]["locations"],
+        json!([{"line": 2, "column": 17}])
+    );
     assert!(r.body.get("data").is_none());
 
     let r = gql(&sim, "mutation { pushStock(x: 1) { id } }", json!({})).await;

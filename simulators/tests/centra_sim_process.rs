@@ -100,7 +100,11 @@ async fn control_api_seeds_inspects_and_steers_a_simulator_in_another_process() 
     assert_eq!(stock.len(), 2);
     let row = |sku: &str| stock.iter().find(|r| r.sku == sku).unwrap().clone();
     assert_eq!(
-        (row("S").physical, row("S").allocated, row("S").free_to_allocate),
+        (
+            row("S").physical,
+            row("S").allocated,
+            row("S").free_to_allocate
+        ),
         (10, 2, 8)
     );
     assert_eq!((row("M").physical, row("M").free_to_allocate), (0, 0));
@@ -116,7 +120,11 @@ async fn control_api_seeds_inspects_and_steers_a_simulator_in_another_process() 
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(body["data"]["changeStock"]["userErrors"], json!([]), "{body}");
+    assert_eq!(
+        body["data"]["changeStock"]["userErrors"],
+        json!([]),
+        "{body}"
+    );
     let changes = control.stock_changes().await.unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].comment, "Cloudshelf sale 1");

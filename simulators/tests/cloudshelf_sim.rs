@@ -200,7 +200,12 @@ async fn schema_and_argument_mistakes_are_graphql_errors() {
     assert!(r.body.get("data").is_none());
 
     // In the published schema but not modelled: said so, and nothing runs.
-    let r = gql(&sim, "{ order(id: \"gid://x\") { id session { id } } }", json!({})).await;
+    let r = gql(
+        &sim,
+        "{ order(id: \"gid://x\") { id session { id } } }",
+        json!({}),
+    )
+    .await;
     assert_eq!(error_code(&r.body), "SIMULATOR_UNSUPPORTED", "{}", r.body);
     assert!(r.body.get("data").is_none());
 

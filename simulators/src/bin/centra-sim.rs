@@ -54,7 +54,10 @@ fn main() {
         };
         let mut stdout = std::io::stdout().lock();
         let line = serde_json::to_string(&listening).expect("JSON of two strings");
-        if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+        if writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
             std::process::exit(1);
         }
         drop(stdout);

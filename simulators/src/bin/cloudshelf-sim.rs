@@ -44,7 +44,10 @@ fn main() {
         let sim = CloudshelfSim::start(config).await;
         let line = serde_json::json!({ "graphql_url": sim.graphql_url() });
         let mut stdout = std::io::stdout().lock();
-        if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+        if writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
             std::process::exit(1);
         }
         drop(stdout);

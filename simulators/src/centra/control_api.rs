@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::{Fault, Inner, SizeRefusal};
 use crate::control::{
-    ConfigPatch, Counters, FaultSpec, RefuseSizeSpec, SizeCreated, SizeSpec, StockRow,
-    StockSpec, UnrelatedChangesAdded, UnrelatedChangesSpec, WarehouseSpec,
+    ConfigPatch, Counters, FaultSpec, RefuseSizeSpec, SizeCreated, SizeSpec, StockRow, StockSpec,
+    UnrelatedChangesAdded, UnrelatedChangesSpec, WarehouseSpec,
 };
 
 type St = State<Arc<Inner>>;
@@ -77,7 +77,8 @@ async fn set_stock(State(inner): St, Json(spec): Json<StockSpec>) -> Response {
     if st.store.size_by_sku(&spec.sku).is_none() {
         return fail(StatusCode::NOT_FOUND, format!("no size {:?}", spec.sku));
     }
-    st.store.set_physical(spec.warehouse, &spec.sku, spec.physical);
+    st.store
+        .set_physical(spec.warehouse, &spec.sku, spec.physical);
     if let Some(allocated) = spec.allocated {
         st.store.set_allocated(spec.warehouse, &spec.sku, allocated);
     }
@@ -158,7 +159,10 @@ async fn configure(State(inner): St, Json(patch): Json<ConfigPatch>) -> Response
     }
     if let Some(ms) = patch.short_window_ms {
         if ms == 0 {
-            return fail(StatusCode::BAD_REQUEST, "short_window_ms must be > 0".into());
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "short_window_ms must be > 0".into(),
+            );
         }
         st.short_window = Duration::from_millis(ms);
         rebuild = true;

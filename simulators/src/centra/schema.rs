@@ -210,7 +210,12 @@ pub(crate) fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, V
             c.args(
                 field,
                 "Query",
-                &[("where", None), ("sort", None), ("limit", None), ("page", None)],
+                &[
+                    ("where", None),
+                    ("sort", None),
+                    ("limit", None),
+                    ("page", None),
+                ],
             );
             let filter = field
                 .arg("where")
@@ -557,7 +562,12 @@ pub(crate) fn stock_changes_args(field: &SelectedField) -> Result<StockChangesAr
     c.args(
         field,
         "Warehouse",
-        &[("where", None), ("sort", None), ("limit", None), ("page", None)],
+        &[
+            ("where", None),
+            ("sort", None),
+            ("limit", None),
+            ("page", None),
+        ],
     );
     let args = StockChangesArgs {
         filter: field

@@ -287,7 +287,12 @@ impl Store {
         let mut out = Vec::with_capacity(self.warehouses.len() * self.sizes.len());
         for wh in self.warehouses.keys() {
             for size in self.sizes.values() {
-                out.push((*wh, size.id, size.sku.clone(), self.level(*wh, size.id).into()));
+                out.push((
+                    *wh,
+                    size.id,
+                    size.sku.clone(),
+                    self.level(*wh, size.id).into(),
+                ));
             }
         }
         out
@@ -396,7 +401,12 @@ impl Store {
         issues: &mut Issues,
     ) -> Vec<Resolved> {
         let at = |i: usize, field: &str| {
-            vec![json!("input"), json!("productSizes"), json!(i), json!(field)]
+            vec![
+                json!("input"),
+                json!("productSizes"),
+                json!(i),
+                json!(field),
+            ]
         };
         if lines.is_empty() {
             issues.error(
@@ -693,7 +703,10 @@ impl Store {
         let mut hi = all.len();
         if let Some(after) = &args.after {
             let id = cursor_id(after)?;
-            lo = all.iter().position(|c| after_pos(id, c)).unwrap_or(all.len());
+            lo = all
+                .iter()
+                .position(|c| after_pos(id, c))
+                .unwrap_or(all.len());
         }
         if let Some(before) = &args.before {
             let id = cursor_id(before)?;
@@ -923,7 +936,9 @@ impl From<Level> for StockLevel {
 
 fn matches_filter(f: &StockChangeFilter, c: &StockChangeRecord) -> bool {
     f.ids.as_ref().is_none_or(|ids| ids.contains(&c.id))
-        && f.comment.as_ref().is_none_or(|m| m.matches(Some(&c.comment)))
+        && f.comment
+            .as_ref()
+            .is_none_or(|m| m.matches(Some(&c.comment)))
         && f.warehouse_ids.as_ref().is_none_or(|ids| {
             ids.contains(&c.warehouse_id) || c.into_warehouse_id.is_some_and(|i| ids.contains(&i))
         })
@@ -1013,7 +1028,10 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2025-01-31T09:05:07.250Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(php_date(at, DEFAULT_DATE_FORMAT), "2025-01-31T09:05:07+00:00");
+        assert_eq!(
+            php_date(at, DEFAULT_DATE_FORMAT),
+            "2025-01-31T09:05:07+00:00"
+        );
         assert_eq!(php_date(at, "Y-m-d H:i:s"), "2025-01-31 09:05:07");
         assert_eq!(php_date(at, "U"), "1738314307");
     }
