@@ -1,8 +1,9 @@
 //! `shelfsync`: run the integration locally, serve store events, validate mappings, sign sample events,
-//! and benchmark the stock flow.
+//! benchmark the stock flow, and check a live Centra's schema against ours.
 
 mod bench;
 mod bench_orders;
+mod centra_check;
 mod demo;
 mod ops;
 mod order_sims;
@@ -70,6 +71,9 @@ enum Command {
     BenchSync(bench::BenchArgs),
     /// Benchmark: kiosk orders injected into the Centra simulator (Order API) and reported to Cloudshelf.
     BenchOrders(bench_orders::BenchOrdersArgs),
+    /// Compare a live Centra's schema (introspection) with ours, confirm or refute each UNVERIFIED
+    /// element, and name our documents it rejects. Exit 0: all valid; 1: a document is not; 2: no answer.
+    CentraCheck(centra_check::CentraCheckArgs),
 }
 
 #[tokio::main]
@@ -164,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
             shared::telemetry::init_text_logs("error");
             bench_orders::run(args).await
         }
+        Command::CentraCheck(args) => centra_check::run(args).await,
         Command::BenchSync(args) => {
             shared::telemetry::init_text_logs("error");
             bench::run(args).await

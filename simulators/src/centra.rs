@@ -1,13 +1,17 @@
 //! A loopback simulator of Centra's Integration API (GraphQL over `POST /graphql`), limited to
 //! what the integration uses: `changeStock`, `setStock`, `stockChangeConnection`,
-//! `warehouses { stock }`, `productSizes`, `rateLimits` and the order reads `orders`,
-//! `shipments`, `returns`. The same server answers the Order API (`POST /order-api/<plugin>/order`,
-//! see [`orders`]), as one Centra instance serves both. It enforces Centra's auth, rate
-//! limits and error shapes, and lets tests seed data, inject faults and inspect state.
+//! `warehouses { stock stockChanges }`, `productSizes`, `products`, `rateLimits` and the order reads
+//! `orders`, `shipments`, `returns`. The same server answers the Order API (`POST /order-api/<plugin>/order`,
+//! see [`orders`]), as one Centra instance serves both. It serves the published schema
+//! (`schema/centra/integration-subset.graphql`, or another SDL a test gives), answers introspection, enforces
+//! Centra's auth, rate limits and error shapes, models Centra's awkward answers to stock mutations
+//! ([`CentraBehaviour`], [`CentraSim::refuse_size`], [`Fault`]), logs every request, and lets tests seed data,
+//! inject faults and inspect state, in process or over the control API (`/_sim`, see [`crate::control`]).
 //!
 //! Ordering of a request: count it → configured latency → auth (401) → JSON body (400) →
-//! GraphQL parse and schema checks (200 with `errors[]`, no fault or token used) → the next
-//! matching injected fault → rate limits (429) → execution. Every request runs in its own
+//! validation against the schema: document, operation, variables (200 with `errors[]`, no `data`,
+//! no fault or token used) → what the simulator cannot run (same shape, category `simulator`) →
+//! the next matching injected fault → rate limits (429) → execution. Every request runs in its own
 //! task, so a mutation whose client gave up (timeout, dropped connection) still completes,
 //! as it would on a real server; [`CentraSim::wait_idle`] waits for such stragglers.
 //!
@@ -16,6 +20,7 @@
 //! API's own limits are undocumented).
 
 mod catalogue;
+mod control_api;
 pub mod orders;
 mod rate_limit;
 mod schema;
@@ -34,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -44,22 +50,30 @@ pub use orders::{
     ORDER_STATUSES,
 };
 pub use rate_limit::{Interval, LimitType, RateLimitStatus, RateTier, TierQuotas};
-pub use store::{StockChangeKind, StockChangeRecord, StockLevel};
+pub use store::{
+    CentraBehaviour, DuplicateSizes, PathStyle, RefusalKind, SizeRefusal, StockChangeKind,
+    StockChangeLineRecord, StockChangeRecord, StockLevel, UnknownSizes,
+};
 
 use crate::graphql::{self, GraphqlError, OperationKind, SelectedField};
+use crate::schema::{SchemaError, ServedSchema};
 use orders::OrderBook;
 use rate_limit::{Cost, RateLimiter};
 use schema::Call;
 use store::Store;
 
-/// How the `Retry-After` header of a 429 is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the `Retry-After` header of a 429 is written. Every style rounds up to a whole second, so a
+/// client that obeys the header never comes back before the buckets allow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RetryAfterStyle {
     /// An HTTP-date (Centra's documentation says the header holds a timestamp).
     #[default]
     HttpDate,
-    /// Delta seconds, rounded up.
+    /// Delta seconds.
     Seconds,
+    /// Unix timestamp in seconds (another reading of "a timestamp").
+    UnixTimestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +87,15 @@ pub struct CentraSimConfig {
     pub short_window: Duration,
     /// Real length of Centra's "1 hour" window.
     pub long_window: Duration,
+    /// Serve this SDL instead of `schema/centra/integration-subset.graphql` (e.g. a schema that differs,
+    /// to test `shelfsync centra-check`). Panics at start if it is not a valid schema.
+    pub schema_sdl: Option<String>,
+    /// Serve the control API under `/_sim` (always on in the `centra-sim` binary).
+    pub control_api: bool,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// The answers to awkward stock mutations at start.
+    pub behaviour: CentraBehaviour,
 }
 
 impl Default for CentraSimConfig {
@@ -84,6 +107,10 @@ impl Default for CentraSimConfig {
             retry_after_style: RetryAfterStyle::HttpDate,
             short_window: Duration::from_secs(10),
             long_window: Duration::from_secs(3600),
+            schema_sdl: None,
+            control_api: false,
+            port: 0,
+            behaviour: CentraBehaviour::default(),
         }
     }
 }
@@ -101,16 +128,24 @@ pub enum Fault {
     /// Apply the request, then abort the response body mid-way so the client cannot tell
     /// whether it succeeded.
     LoseResponseAfterApply,
+    /// Apply the request, then answer this HTTP status (e.g. 504 from a gateway) with a short
+    /// non-JSON body.
+    ApplyThenStatus(u16),
+    /// GraphQL: apply the request and answer its `data` together with `errors: [{message, path:
+    /// [<first root field>]}]`. Order API: answered normally.
+    ErrorsBesideData { message: String },
 }
 
 /// Which requests a queued fault may hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FaultTarget {
     /// Mutation requests only (the default of [`CentraSim::inject`]).
     Mutations,
     /// Query requests only (e.g. the audit-trail scan or stock reads).
     Queries,
     /// Any request that passed auth and validation, GraphQL or Order API.
+    #[serde(rename = "any")]
     AnyRequest,
     /// Order API requests (`POST /order-api/<plugin>/order`) only.
     OrderApi,
@@ -137,18 +172,93 @@ impl FaultTarget {
     }
 }
 
+/// The kind of a logged request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestLogKind {
+    Query,
+    Mutation,
+    OrderApi,
+    /// Refused before an operation was known (auth, body, validation).
+    Unknown,
+}
+
+/// One request as the simulator saw and answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestLogEntry {
+    /// When it arrived, Unix ms.
+    pub received_at_ms: i64,
+    pub kind: RequestLogKind,
+    pub operation_name: Option<String>,
+    /// Root field names (not aliases), `__typename` left out.
+    pub root_fields: Vec<String>,
+    /// Mutations: the `description` of each stock mutation's input, in order.
+    pub descriptions: Vec<String>,
+    /// HTTP status answered (200 also when the body was then cut, see `response_lost`).
+    pub status: u16,
+    /// Something was written (a stock change, an order).
+    pub applied: bool,
+    /// The body was cut off after the status went out.
+    pub response_lost: bool,
+    /// 429s: the instant the `Retry-After` header states, Unix ms.
+    pub retry_at_ms: Option<i64>,
+}
+
+impl RequestLogEntry {
+    fn new(kind: RequestLogKind) -> Self {
+        RequestLogEntry {
+            received_at_ms: Utc::now().timestamp_millis(),
+            kind,
+            operation_name: None,
+            root_fields: Vec::new(),
+            descriptions: Vec::new(),
+            status: 0,
+            applied: false,
+            response_lost: false,
+            retry_at_ms: None,
+        }
+    }
+}
+
+/// Entries kept; the oldest go first past this (a long benchmark must not grow without bound).
+const REQUEST_LOG_LIMIT: usize = 200_000;
+
 struct Mutable {
     store: Store,
     catalogue: catalogue::Catalogue,
     orders: OrderBook,
     limiter: RateLimiter,
+    tier: RateTier,
+    short_window: Duration,
+    long_window: Duration,
     faults: VecDeque<(FaultTarget, Fault)>,
     latency: Duration,
     rate_limits_enabled: bool,
+    retry_after_style: RetryAfterStyle,
+    log: VecDeque<RequestLogEntry>,
+}
+
+impl Mutable {
+    fn rebuild_limiter(&mut self) {
+        self.limiter = RateLimiter::new(
+            self.tier,
+            self.short_window,
+            self.long_window,
+            Instant::now(),
+        );
+    }
+
+    fn push_log(&mut self, entry: RequestLogEntry) {
+        if self.log.len() >= REQUEST_LOG_LIMIT {
+            self.log.pop_front();
+        }
+        self.log.push_back(entry);
+    }
 }
 
 struct Inner {
     config: CentraSimConfig,
+    schema: Arc<ServedSchema>,
     state: Mutex<Mutable>,
     requests: AtomicU64,
     mutations: AtomicU64,
@@ -174,24 +284,40 @@ pub struct CentraSim {
 }
 
 impl CentraSim {
-    /// Start on 127.0.0.1 with an ephemeral port. Needs a Tokio runtime.
+    /// Start on 127.0.0.1 (`config.port`, 0 for a free one). Needs a Tokio runtime. Panics if the port
+    /// is taken or `config.schema_sdl` is not a valid schema.
     pub async fn start(config: CentraSimConfig) -> CentraSim {
+        let schema = match &config.schema_sdl {
+            None => crate::schema::centra_schema(),
+            Some(sdl) => Arc::new(
+                ServedSchema::parse(sdl, "alternative-centra-schema.graphql")
+                    .unwrap_or_else(|e| panic!("CentraSimConfig::schema_sdl is not valid: {e}")),
+            ),
+        };
         let limiter = RateLimiter::new(
             config.tier,
             config.short_window,
             config.long_window,
             Instant::now(),
         );
+        let mut store = Store::default();
+        store.behaviour = config.behaviour;
         let inner = Arc::new(Inner {
             state: Mutex::new(Mutable {
-                store: Store::default(),
+                store,
                 catalogue: catalogue::Catalogue::default(),
                 orders: OrderBook::default(),
                 limiter,
+                tier: config.tier,
+                short_window: config.short_window,
+                long_window: config.long_window,
                 faults: VecDeque::new(),
                 latency: Duration::ZERO,
                 rate_limits_enabled: config.rate_limits_enabled,
+                retry_after_style: config.retry_after_style,
+                log: VecDeque::new(),
             }),
+            schema,
             config,
             requests: AtomicU64::new(0),
             mutations: AtomicU64::new(0),
@@ -200,13 +326,16 @@ impl CentraSim {
             order_creates: AtomicU64::new(0),
             in_flight: watch::channel(0).0,
         });
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/graphql", post(endpoint))
-            .route("/order-api/{plugin}/order", post(order_endpoint))
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .route("/order-api/{plugin}/order", post(order_endpoint));
+        if inner.config.control_api {
+            app = app.nest("/_sim", control_api::router());
+        }
+        let app = app.with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", inner.config.port))
             .await
-            .expect("bind 127.0.0.1:0 for the Centra simulator");
+            .expect("bind 127.0.0.1 for the Centra simulator");
         let addr = listener
             .local_addr()
             .expect("local address of the Centra simulator");
@@ -238,8 +367,62 @@ impl CentraSim {
         format!("http://{}/graphql", self.addr)
     }
 
+    /// Base URL of the control API (served when `config.control_api` is on).
+    pub fn control_url(&self) -> String {
+        format!("http://{}/_sim", self.addr)
+    }
+
     pub fn token(&self) -> &str {
         &self.inner.config.token
+    }
+
+    /// The schema requests are validated against.
+    pub fn schema(&self) -> Arc<ServedSchema> {
+        self.inner.schema.clone()
+    }
+
+    /// The current answers to awkward stock mutations.
+    pub fn behaviour(&self) -> CentraBehaviour {
+        self.inner.lock().store.behaviour
+    }
+
+    pub fn set_behaviour(&self, behaviour: CentraBehaviour) {
+        self.inner.lock().store.behaviour = behaviour;
+    }
+
+    /// From now on, refuse this (known) size in stock mutations as `refusal` says; `None` lifts it.
+    pub fn refuse_size(&self, sku: &str, refusal: Option<SizeRefusal>) {
+        let mut st = self.inner.lock();
+        match refusal {
+            Some(r) => st.store.refusals.insert(sku.to_string(), r),
+            None => st.store.refusals.remove(sku),
+        };
+    }
+
+    /// Add `count` stock changes by someone else to a warehouse's audit trail (other comments, no lines,
+    /// no effect on stock), as on a busy environment. Returns their ids. Panics on an unknown warehouse.
+    pub fn add_unrelated_stock_changes(&self, warehouse_id: u64, count: usize) -> Vec<u64> {
+        let mut st = self.inner.lock();
+        assert!(
+            st.store.has_warehouse(warehouse_id),
+            "simulated Centra has no warehouse {warehouse_id}"
+        );
+        st.store
+            .add_unrelated_stock_changes(warehouse_id, count, Utc::now())
+    }
+
+    /// Every request so far (GraphQL and Order API), oldest first.
+    pub fn requests(&self) -> Vec<RequestLogEntry> {
+        self.inner.lock().log.iter().cloned().collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.inner.lock().log.clear();
+    }
+
+    /// Every warehouse × size, zeros included: `(warehouse id, size id, SKU, level)`.
+    pub fn stock_table(&self) -> Vec<(u64, u64, String, StockLevel)> {
+        self.inner.lock().store.stock_table()
     }
 
     pub fn config(&self) -> &CentraSimConfig {
@@ -336,6 +519,24 @@ impl CentraSim {
 
     pub fn set_rate_limits_enabled(&self, enabled: bool) {
         self.inner.lock().rate_limits_enabled = enabled;
+    }
+
+    pub fn set_retry_after_style(&self, style: RetryAfterStyle) {
+        self.inner.lock().retry_after_style = style;
+    }
+
+    /// Another tier; the buckets start full.
+    pub fn set_tier(&self, tier: RateTier) {
+        let mut st = self.inner.lock();
+        st.tier = tier;
+        st.rebuild_limiter();
+    }
+
+    /// Another real length of the "10 second" window; the buckets start full.
+    pub fn set_short_window(&self, window: Duration) {
+        let mut st = self.inner.lock();
+        st.short_window = window;
+        st.rebuild_limiter();
     }
 
     /// Refill every rate-limit bucket.
@@ -453,6 +654,11 @@ impl CentraSim {
         crate::http::wait_idle(&self.inner.in_flight).await;
     }
 
+    /// Requests being processed now.
+    pub fn in_flight(&self) -> usize {
+        *self.inner.in_flight.borrow()
+    }
+
     /// Stop accepting connections and wait (briefly) for open ones to finish.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -481,12 +687,29 @@ async fn endpoint(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byt
     inner.requests.fetch_add(1, Ordering::SeqCst);
     let counter = inner.in_flight.clone();
     crate::http::run_detached(&counter, "Centra", async move {
-        process(&inner, &headers, &body).await
+        let mut entry = RequestLogEntry::new(RequestLogKind::Unknown);
+        let response = process(&inner, &headers, &body, &mut entry).await;
+        entry.status = response.status().as_u16();
+        inner.lock().push_log(entry);
+        response
     })
     .await
 }
 
-async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
+/// A fault's effect once the request has run.
+enum AfterRun {
+    Answer,
+    LoseResponse,
+    Status(u16),
+    ErrorsBesideData(String),
+}
+
+async fn process(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: &[u8],
+    entry: &mut RequestLogEntry,
+) -> Response {
     let latency = inner.lock().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -504,9 +727,25 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
         Err(message) => return bad_request(message),
     };
 
-    let op = match graphql::prepare(
+    // The published schema decides what is a valid request, before anything else looks at it.
+    let checked = match inner.schema.check_request(
         &request.query,
         request.operation_name.as_deref(),
+        &request.variables,
+    ) {
+        Ok(c) => c,
+        Err(errors) => return schema_errors_response(&errors),
+    };
+    entry.kind = match checked.kind {
+        OperationKind::Mutation => RequestLogKind::Mutation,
+        _ => RequestLogKind::Query,
+    };
+    entry.operation_name = checked.operation_name.clone();
+    entry.root_fields = checked.root_fields.clone();
+
+    let op = match graphql::prepare(
+        &request.query,
+        checked.operation_name.as_deref(),
         &request.variables,
     ) {
         Ok(op) => op,
@@ -515,7 +754,7 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
     let mut calls = Vec::new();
     let mut errors = Vec::new();
     for field in &op.fields {
-        if field.name == "__typename" {
+        if matches!(field.name.as_str(), "__typename" | "__schema" | "__type") {
             continue;
         }
         match schema::plan(op.kind, field) {
@@ -526,6 +765,13 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
     if !errors.is_empty() {
         return errors_response(errors);
     }
+    for (_, call) in &calls {
+        match call {
+            Call::ChangeStock(input) => entry.descriptions.push(input.description.clone()),
+            Call::SetStock(input) => entry.descriptions.push(input.description.clone()),
+            _ => {}
+        }
+    }
 
     let fault = {
         let mut st = inner.lock();
@@ -533,21 +779,16 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
         let pos = st.faults.iter().position(|(t, _)| t.matches(kind));
         pos.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
     };
-    let mut lose_response = false;
+    let mut after = AfterRun::Answer;
     match fault {
-        Some(Fault::ServerError(status)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let text = status.canonical_reason().unwrap_or("Server Error");
-            return (
-                status,
-                [(header::CONTENT_TYPE, "text/plain")],
-                format!("{} {text}", status.as_u16()),
-            )
-                .into_response();
+        Some(Fault::ServerError(status)) => return status_response(status),
+        Some(Fault::RateLimited { retry_after }) => {
+            return too_many_requests(inner, retry_after, entry)
         }
-        Some(Fault::RateLimited { retry_after }) => return too_many_requests(inner, retry_after),
         Some(Fault::Hang(d)) => tokio::time::sleep(d).await,
-        Some(Fault::LoseResponseAfterApply) => lose_response = true,
+        Some(Fault::LoseResponseAfterApply) => after = AfterRun::LoseResponse,
+        Some(Fault::ApplyThenStatus(status)) => after = AfterRun::Status(status),
+        Some(Fault::ErrorsBesideData { message }) => after = AfterRun::ErrorsBesideData(message),
         None => {}
     }
 
@@ -560,7 +801,7 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
     if st.rate_limits_enabled {
         if let Err(wait) = st.limiter.try_acquire(cost, Instant::now()) {
             drop(st);
-            return too_many_requests(inner, wait);
+            return too_many_requests(inner, wait, entry);
         }
     }
 
@@ -574,6 +815,7 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
                 let outcome = st.store.change_stock(input, now);
                 if outcome.applied {
                     inner.mutations.fetch_add(1, Ordering::SeqCst);
+                    entry.applied = true;
                 }
                 Ok(outcome.payload)
             }
@@ -581,14 +823,21 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
                 let outcome = st.store.set_stock(input, now);
                 if outcome.applied {
                     inner.mutations.fetch_add(1, Ordering::SeqCst);
+                    entry.applied = true;
                 }
                 Ok(outcome.payload)
             }
             Call::StockChangeConnection(args) => st.store.stock_change_connection(args),
-            Call::Warehouses { ids, page } => st.store.warehouses(ids.as_deref(), page),
+            Call::Warehouses { ids, name, page } => {
+                st.store.warehouses(ids.as_deref(), name.as_ref(), page)
+            }
             Call::ProductSizes { filter, page } => st.store.product_sizes(filter, page),
             Call::Products(args) => st.catalogue.products(&st.store, args),
-            Call::RateLimits => Ok(rate_limits_json(&mut st.limiter)),
+            Call::RateLimits { types, intervals } => Ok(rate_limits_json(
+                &mut st.limiter,
+                types.as_deref(),
+                intervals.as_deref(),
+            )),
             Call::Orders { filter, page } => st.orders.query_orders(filter, page),
             Call::Shipments { ids, page } => st.orders.query_shipments(ids.as_deref(), page),
             Call::Returns { ids, page } => st.orders.query_returns(ids.as_deref(), page),
@@ -611,6 +860,12 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
         }
     }
     drop(st);
+    if checked.introspection {
+        match inner.schema.introspect(&checked, &request.variables) {
+            Ok(part) => data.extend(part),
+            Err(e) => errors.extend(e.iter().map(|e| schema_error_json(e, "graphql"))),
+        }
+    }
     for field in &op.fields {
         if field.name == "__typename" {
             data.insert(field.response_key().to_string(), json!(op.kind.type_name()));
@@ -619,13 +874,45 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
 
     let mut response = Map::new();
     response.insert("data".into(), Value::Object(data));
+    match after {
+        AfterRun::Answer => {}
+        AfterRun::LoseResponse => {
+            entry.response_lost = true;
+            return broken_response();
+        }
+        AfterRun::Status(status) => return status_response(status),
+        AfterRun::ErrorsBesideData(message) => {
+            let key = op
+                .fields
+                .iter()
+                .find(|f| !f.name.starts_with("__"))
+                .map(|f| f.response_key().to_string());
+            errors.push(json!({
+                "message": message,
+                "path": key.into_iter().collect::<Vec<_>>(),
+                "extensions": {"category": "internal"},
+            }));
+        }
+    }
     if !errors.is_empty() {
         response.insert("errors".into(), Value::Array(errors));
     }
-    if lose_response {
-        return broken_response();
-    }
     json_response(StatusCode::OK, Value::Object(response))
+}
+
+/// A status with a short non-JSON body, as a gateway or a crashed backend answers.
+fn status_response(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let text = status.canonical_reason().unwrap_or("Server Error");
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html")],
+        format!(
+            "<html><body><h1>{} {text}</h1></body></html>",
+            status.as_u16()
+        ),
+    )
+        .into_response()
 }
 
 async fn order_endpoint(
@@ -637,7 +924,11 @@ async fn order_endpoint(
     inner.order_api_requests.fetch_add(1, Ordering::SeqCst);
     let counter = inner.in_flight.clone();
     crate::http::run_detached(&counter, "Centra Order API", async move {
-        process_order(&inner, &plugin, &headers, &body).await
+        let mut entry = RequestLogEntry::new(RequestLogKind::OrderApi);
+        let response = process_order(&inner, &plugin, &headers, &body, &mut entry).await;
+        entry.status = response.status().as_u16();
+        inner.lock().push_log(entry);
+        response
     })
     .await
 }
@@ -647,7 +938,13 @@ fn order_api_refusal(status: StatusCode, msg: &str) -> Response {
     json_response(status, json!({"status": "no", "msg": msg}))
 }
 
-async fn process_order(inner: &Inner, plugin: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn process_order(
+    inner: &Inner,
+    plugin: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    entry: &mut RequestLogEntry,
+) -> Response {
     let latency = inner.lock().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -674,23 +971,15 @@ async fn process_order(inner: &Inner, plugin: &str, headers: &HeaderMap, body: &
             .position(|(t, _)| t.matches(RequestKind::OrderApi));
         pos.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
     };
-    let mut lose_response = false;
+    let mut after = AfterRun::Answer;
     match fault {
-        Some(Fault::ServerError(status)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let text = status.canonical_reason().unwrap_or("Server Error");
-            return (
-                status,
-                [(header::CONTENT_TYPE, "text/plain")],
-                format!("{} {text}", status.as_u16()),
-            )
-                .into_response();
-        }
+        Some(Fault::ServerError(status)) => return status_response(status),
         Some(Fault::RateLimited { retry_after }) => {
             return too_many_requests_with(
                 inner,
                 retry_after,
                 json!({"status": "no", "msg": "Too many requests"}),
+                entry,
             );
         }
         Some(Fault::Hang(d)) => {
@@ -698,8 +987,9 @@ async fn process_order(inner: &Inner, plugin: &str, headers: &HeaderMap, body: &
             tokio::time::sleep(d).await;
             return order_api_refusal(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout");
         }
-        Some(Fault::LoseResponseAfterApply) => lose_response = true,
-        None => {}
+        Some(Fault::LoseResponseAfterApply) => after = AfterRun::LoseResponse,
+        Some(Fault::ApplyThenStatus(status)) => after = AfterRun::Status(status),
+        Some(Fault::ErrorsBesideData { .. }) | None => {}
     }
 
     // UNVERIFIED: the HTTP status of Order-API errors (reference §5a gives only the body);
@@ -722,8 +1012,14 @@ async fn process_order(inner: &Inner, plugin: &str, headers: &HeaderMap, body: &
     match created {
         Ok(numbers) => {
             inner.order_creates.fetch_add(1, Ordering::SeqCst);
-            if lose_response {
-                return broken_response();
+            entry.applied = true;
+            match after {
+                AfterRun::LoseResponse => {
+                    entry.response_lost = true;
+                    return broken_response();
+                }
+                AfterRun::Status(status) => return status_response(status),
+                AfterRun::Answer | AfterRun::ErrorsBesideData(_) => {}
             }
             json_response(StatusCode::OK, json!({"status": "ok", "orders": numbers}))
         }
@@ -761,10 +1057,18 @@ fn complexity(fields: &[SelectedField]) -> u64 {
     graphql::count_fields(fields, &|f| u64::from(f.name != "freeToAllocateQuantity"))
 }
 
-fn rate_limits_json(limiter: &mut RateLimiter) -> Value {
+fn rate_limits_json(
+    limiter: &mut RateLimiter,
+    types: Option<&[String]>,
+    intervals: Option<&[String]>,
+) -> Value {
     let rows: Vec<Value> = limiter
         .status(Instant::now())
         .into_iter()
+        .filter(|s| {
+            types.is_none_or(|t| t.iter().any(|t| t == s.limit_type.as_str()))
+                && intervals.is_none_or(|i| i.iter().any(|i| i == s.interval.as_str()))
+        })
         .map(|s| {
             json!({
                 "__typename": "RateLimit",
@@ -779,17 +1083,25 @@ fn rate_limits_json(limiter: &mut RateLimiter) -> Value {
     Value::Array(rows)
 }
 
-fn too_many_requests(inner: &Inner, wait: Duration) -> Response {
+fn too_many_requests(inner: &Inner, wait: Duration, entry: &mut RequestLogEntry) -> Response {
     too_many_requests_with(
         inner,
         wait,
         json!({"errors": [{"message": "Too many requests"}]}),
+        entry,
     )
 }
 
-fn too_many_requests_with(inner: &Inner, wait: Duration, body: Value) -> Response {
+fn too_many_requests_with(
+    inner: &Inner,
+    wait: Duration,
+    body: Value,
+    entry: &mut RequestLogEntry,
+) -> Response {
     inner.rate_limited.fetch_add(1, Ordering::SeqCst);
-    let value = retry_after_value(inner.config.retry_after_style, wait, SystemTime::now());
+    let style = inner.lock().retry_after_style;
+    let (value, retry_at_ms) = retry_after_value(style, wait, SystemTime::now());
+    entry.retry_at_ms = Some(retry_at_ms);
     let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body);
     if let Ok(v) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -797,19 +1109,28 @@ fn too_many_requests_with(inner: &Inner, wait: Duration, body: Value) -> Respons
     response
 }
 
-/// Both styles round up, so a client that obeys the header never comes back too early.
-fn retry_after_value(style: RetryAfterStyle, wait: Duration, now: SystemTime) -> String {
+/// The header value and the instant (Unix ms) it states. Every style rounds up to a whole second, so
+/// the stated instant is never before the real one.
+fn retry_after_value(style: RetryAfterStyle, wait: Duration, now: SystemTime) -> (String, i64) {
+    let now_ms = DateTime::<Utc>::from(now).timestamp_millis();
+    let at = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        + wait;
+    let at_secs = at.as_secs() as i64 + i64::from(at.subsec_nanos() > 0);
     match style {
-        RetryAfterStyle::Seconds => wait.as_secs_f64().ceil().max(1.0).to_string(),
-        RetryAfterStyle::HttpDate => {
-            let at: DateTime<Utc> = (now + wait).into();
-            let mut secs = at.timestamp();
-            if at.timestamp_subsec_nanos() > 0 {
-                secs += 1;
-            }
-            let at = DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or(at);
-            at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+        RetryAfterStyle::Seconds => {
+            let secs = (wait.as_secs_f64().ceil() as i64).max(1);
+            (secs.to_string(), now_ms + secs * 1000)
         }
+        RetryAfterStyle::HttpDate => {
+            let at = DateTime::<Utc>::from_timestamp(at_secs, 0).unwrap_or_default();
+            (
+                at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+                at_secs * 1000,
+            )
+        }
+        RetryAfterStyle::UnixTimestamp => (at_secs.to_string(), at_secs * 1000),
     }
 }
 
@@ -831,6 +1152,30 @@ fn bad_request(message: String) -> Response {
 
 fn errors_response(errors: Vec<GraphqlError>) -> Response {
     let errors: Vec<Value> = errors.iter().map(GraphqlError::to_json).collect();
+    json_response(StatusCode::OK, json!({ "errors": errors }))
+}
+
+fn schema_error_json(e: &SchemaError, category: &str) -> Value {
+    let mut obj = Map::new();
+    obj.insert("message".into(), json!(e.message));
+    if !e.locations.is_empty() {
+        let locs: Vec<Value> = e
+            .locations
+            .iter()
+            .map(|l| json!({"line": l.line, "column": l.column}))
+            .collect();
+        obj.insert("locations".into(), Value::Array(locs));
+    }
+    obj.insert("extensions".into(), json!({"category": category}));
+    Value::Object(obj)
+}
+
+/// A request that fails validation: HTTP 200, `errors`, no `data` (as Centra's PHP server answers).
+fn schema_errors_response(errors: &[SchemaError]) -> Response {
+    let errors: Vec<Value> = errors
+        .iter()
+        .map(|e| schema_error_json(e, "graphql"))
+        .collect();
     json_response(StatusCode::OK, json!({ "errors": errors }))
 }
 
@@ -857,18 +1202,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_rounds_up_in_both_styles() {
+    fn retry_after_rounds_up_in_every_style() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
         let wait = Duration::from_millis(500);
-        assert_eq!(retry_after_value(RetryAfterStyle::Seconds, wait, now), "1");
         assert_eq!(
-            retry_after_value(RetryAfterStyle::Seconds, Duration::from_millis(2001), now),
+            retry_after_value(RetryAfterStyle::Seconds, wait, now),
+            ("1".to_string(), 1_700_000_001_250)
+        );
+        assert_eq!(
+            retry_after_value(RetryAfterStyle::Seconds, Duration::from_millis(2001), now).0,
             "3"
         );
         // 1_700_000_000.75 s rounds up to 1_700_000_001 s.
         assert_eq!(
             retry_after_value(RetryAfterStyle::HttpDate, wait, now),
-            "Tue, 14 Nov 2023 22:13:21 GMT"
+            (
+                "Tue, 14 Nov 2023 22:13:21 GMT".to_string(),
+                1_700_000_001_000
+            )
+        );
+        assert_eq!(
+            retry_after_value(RetryAfterStyle::UnixTimestamp, wait, now),
+            ("1700000001".to_string(), 1_700_000_001_000)
+        );
+        // Exactly on a second stays there; a nanosecond past goes to the next one.
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            retry_after_value(
+                RetryAfterStyle::UnixTimestamp,
+                Duration::from_secs(2),
+                whole
+            )
+            .0,
+            "1700000002"
+        );
+        assert_eq!(
+            retry_after_value(
+                RetryAfterStyle::UnixTimestamp,
+                Duration::from_nanos(2_000_000_001),
+                whole
+            )
+            .0,
+            "1700000003"
         );
     }
 

@@ -4,7 +4,8 @@
 //! (complexity 500, depth 20), and lets tests seed orders, inject faults and inspect state.
 //!
 //! Ordering of a request: count it → configured latency → auth (401) → JSON body (400) →
-//! GraphQL parse, schema and argument checks, depth and complexity (200 with `errors[]`, no
+//! validation against `schema/cloudshelf.graphql`: document, operation, variables; then what the
+//! simulator does not model, argument checks, depth and complexity (200 with `errors[]`, no `data`, no
 //! fault used) → the next matching injected fault → execution. Every request runs in its own
 //! task, so an upsert whose client gave up still completes, as it would on a real server;
 //! [`CloudshelfSim::wait_idle`] waits for such stragglers.
@@ -50,6 +51,8 @@ pub struct CloudshelfSimConfig {
     pub max_depth: usize,
     /// Page size when `first` is not given. UNVERIFIED: Cloudshelf documents none.
     pub default_page_size: u64,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
 }
 
 impl Default for CloudshelfSimConfig {
@@ -59,6 +62,7 @@ impl Default for CloudshelfSimConfig {
             max_complexity: 500,
             max_depth: 20,
             default_page_size: 10,
+            port: 0,
         }
     }
 }
@@ -308,9 +312,9 @@ impl CloudshelfSim {
         let app = Router::new()
             .route("/graphql", post(endpoint))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", inner.config.port))
             .await
-            .expect("bind 127.0.0.1:0 for the Cloudshelf simulator");
+            .expect("bind 127.0.0.1 for the Cloudshelf simulator");
         let addr = listener
             .local_addr()
             .expect("local address of the Cloudshelf simulator");
@@ -1051,8 +1055,12 @@ fn object_fields(type_name: &str) -> Option<&'static [(&'static str, Option<&'st
     })
 }
 
-/// Field-existence and leaf/object selection rules, before anything runs. Fields of the real
-/// schema the simulator does not model are reported like unknown ones.
+/// `extensions.code` of requests the schema allows but the simulator does not model.
+const SIMULATOR_UNSUPPORTED: &str = "SIMULATOR_UNSUPPORTED";
+
+/// Fields the simulator answers, checked before anything runs (the document already validated against
+/// the schema): a schema field outside this list is reported as not simulated, so that a mutation is
+/// never applied and then answered with a hole.
 fn validate_selection(type_name: &str, fields: &[SelectedField], errors: &mut Vec<GraphqlError>) {
     let known = object_fields(type_name).unwrap_or(&[]);
     for f in fields {
@@ -1061,22 +1069,8 @@ fn validate_selection(type_name: &str, fields: &[SelectedField], errors: &mut Ve
         }
         match known.iter().find(|(n, _)| *n == f.name) {
             None => errors.push(
-                GraphqlError::new(format!(
-                    "Cannot query field \"{}\" on type \"{type_name}\".",
-                    f.name
-                ))
-                .at(f.location),
-            ),
-            Some((_, None)) if !f.selection.is_empty() => errors.push(
-                GraphqlError::new(format!(
-                    "Field \"{}\" must not have a selection since its type has no subfields.",
-                    f.name
-                ))
-                .at(f.location),
-            ),
-            Some((_, Some(t))) if f.selection.is_empty() => errors.push(
-                GraphqlError::new(format!(
-                    "Field \"{}\" of type \"{t}\" must have a selection of subfields.",
+                GraphqlError::not_simulated(format_args!(
+                    "the field \"{}\" of type \"{type_name}\"",
                     f.name
                 ))
                 .at(f.location),
@@ -1111,14 +1105,16 @@ fn check_arg_names(
     parent: &str,
     allowed: &[&str],
 ) -> Result<(), GraphqlError> {
-    match field.args.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(arg_error(
-            field,
-            format!(
-                "Unknown argument \"{k}\" on field \"{parent}.{}\".",
-                field.name
-            ),
-        )),
+    match field
+        .args
+        .iter()
+        .find(|(k, v)| !allowed.contains(&k.as_str()) && !v.is_null())
+    {
+        Some((k, _)) => Err(GraphqlError::not_simulated(format_args!(
+            "the argument \"{k}\" of \"{parent}.{}\"",
+            field.name
+        ))
+        .at(field.location)),
         None => Ok(()),
     }
 }
@@ -1254,8 +1250,8 @@ fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, GraphqlError
         (kind, name) if catalogue::handles(kind, name) => {
             catalogue::plan(kind, field).map(Call::Catalogue)
         }
-        (kind, name) => Err(GraphqlError::new(format!(
-            "Cannot query field \"{name}\" on type \"{}\".",
+        (kind, name) => Err(GraphqlError::not_simulated(format_args!(
+            "the root field \"{}.{name}\"",
             kind.type_name()
         ))
         .at(field.location)),
@@ -1270,7 +1266,7 @@ fn sort_by(o: &Map<String, Value>) -> Result<(SortField, bool), String> {
         .find(|k| !["createdAt", "updatedAt", "id"].contains(&k.as_str()))
     {
         return Err(format!(
-            "sortBy: Field \"{k}\" is not defined by type \"SortOptionsInput\"."
+            "sortBy: the simulator does not implement the input field \"SortOptionsInput.{k}\" (it is in the schema)."
         ));
     }
     for field in [SortField::UpdatedAt, SortField::CreatedAt, SortField::Id] {
@@ -1318,7 +1314,7 @@ fn order_input(v: &Value, what: &str) -> Result<OrderInput, String> {
         .find(|k| !ORDER_INPUT_FIELDS.contains(&k.as_str()))
     {
         return Err(format!(
-            "{what}: Field \"{k}\" is not defined by type \"OrderInput\"."
+            "{what}: the simulator does not implement the input field \"OrderInput.{k}\" (it is in the schema)."
         ));
     }
     let id = match obj.get("id") {
@@ -1364,7 +1360,7 @@ fn stock_input(v: &Value, what: &str) -> Result<StockInput, String> {
         .find(|k| !["locationId", "productVariantId", "quantity"].contains(&k.as_str()))
     {
         return Err(format!(
-            "{what}: Field \"{k}\" is not defined by type \"StockLevelInput\"."
+            "{what}: the simulator does not implement the input field \"StockLevelInput.{k}\" (it is in the schema)."
         ));
     }
     let required = |key: &str, ty: &str| {
@@ -1399,7 +1395,7 @@ fn line_input(v: &Value, what: &str) -> Result<LineInput, String> {
         .find(|k| !ORDER_LINE_INPUT_FIELDS.contains(&k.as_str()))
     {
         return Err(format!(
-            "{what}: Field \"{k}\" is not defined by type \"OrderLineInput\"."
+            "{what}: the simulator does not implement the input field \"OrderLineInput.{k}\" (it is in the schema)."
         ));
     }
     let product_variant_id = match obj.get("productVariantID") {
@@ -1511,9 +1507,18 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
         Err(message) => return bad_request(message),
     };
 
-    let op = match graphql::prepare(
+    // The published schema decides what is a valid request, before anything else looks at it.
+    let checked = match crate::schema::cloudshelf_schema().check_request(
         &request.query,
         request.operation_name.as_deref(),
+        &request.variables,
+    ) {
+        Ok(c) => c,
+        Err(errors) => return schema_errors_response(&errors),
+    };
+    let op = match graphql::prepare(
+        &request.query,
+        checked.operation_name.as_deref(),
         &request.variables,
     ) {
         Ok(op) => op,
@@ -1522,7 +1527,7 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
     let mut errors = Vec::new();
     validate_selection(op.kind.type_name(), &op.fields, &mut errors);
     if !errors.is_empty() {
-        return errors_response(&errors, "GRAPHQL_VALIDATION_FAILED");
+        return errors_response(&errors, SIMULATOR_UNSUPPORTED);
     }
     let mut calls = Vec::new();
     for field in &op.fields {
@@ -1709,6 +1714,25 @@ fn bad_request(message: String) -> Response {
 /// (UNVERIFIED for Cloudshelf: Apollo Server answers validation failures with 400).
 fn errors_response(errors: &[GraphqlError], code: &str) -> Response {
     let errors: Vec<Value> = errors.iter().map(|e| error_json(e, code)).collect();
+    json_response(StatusCode::OK, json!({ "errors": errors }))
+}
+
+/// Validation failures against the schema, with Apollo Server's codes.
+fn schema_errors_response(errors: &[crate::schema::SchemaError]) -> Response {
+    use crate::schema::SchemaErrorKind;
+    let errors: Vec<Value> = errors
+        .iter()
+        .map(|e| {
+            let code = match e.kind {
+                SchemaErrorKind::Syntax => "GRAPHQL_PARSE_FAILED",
+                SchemaErrorKind::Validation => "GRAPHQL_VALIDATION_FAILED",
+                SchemaErrorKind::Variables => "BAD_USER_INPUT",
+            };
+            let mut err = GraphqlError::new(e.message.clone());
+            err.locations = e.locations.clone();
+            error_json(&err, code)
+        })
+        .collect();
     json_response(StatusCode::OK, json!({ "errors": errors }))
 }
 

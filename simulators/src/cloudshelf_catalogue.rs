@@ -304,8 +304,8 @@ pub(super) fn plan(
                 .map_err(|m| arg_error(field, m))?;
             Ok(CatalogueCall::UpsertProductVariants(inputs))
         }
-        (kind, name) => Err(GraphqlError::new(format!(
-            "Cannot query field \"{name}\" on type \"{}\".",
+        (kind, name) => Err(GraphqlError::not_simulated(format_args!(
+            "the root field \"{}.{name}\"",
             kind.type_name()
         ))
         .at(field.location)),
@@ -383,7 +383,7 @@ fn object<'v>(
         .ok_or_else(|| format!("{what}: Expected value of type \"{type_name}!\", found {v}."))?;
     if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(format!(
-            "{what}: Field \"{k}\" is not defined by type \"{type_name}\"."
+            "{what}: the simulator does not implement the input field \"{type_name}.{k}\" (it is in the schema)."
         ));
     }
     Ok(obj)

@@ -1,6 +1,7 @@
 //! Just enough GraphQL request evaluation for hand-written simulators.
 //!
-//! There is no schema here: [`prepare`] picks the operation, expands fragments, evaluates
+//! Documents reach this module after validation against the served schema ([`crate::schema`]); here
+//! [`prepare`] picks the operation, expands fragments, evaluates
 //! `@skip`/`@include` and resolves arguments (inline literals and `$variables`) into
 //! `serde_json::Value`s. Each root field is then handed, with its selection subtree, to a
 //! resolver that validates what it uses. [`project`] shapes a resolver's full JSON payload
@@ -108,6 +109,15 @@ impl GraphqlError {
     pub fn with_path(mut self, path: Vec<Value>) -> Self {
         self.path = path;
         self
+    }
+
+    /// Something the served schema allows but the simulator does not model: said plainly, so that a test
+    /// hitting it is not mistaken for a client bug.
+    pub fn not_simulated(what: impl std::fmt::Display) -> Self {
+        GraphqlError::new(format!(
+            "The simulator does not implement {what} (it is in the schema)."
+        ))
+        .with_category("simulator")
     }
 
     pub fn with_category(mut self, category: impl Into<String>) -> Self {
@@ -441,9 +451,11 @@ where
                         .type_condition
                         .as_deref()
                         .is_some_and(|c| Some(c) != type_name) => {}
+                    // Documents are validated against the schema first, so a missing key is a field
+                    // the schema has and the simulator does not answer.
                     None => {
-                        return Err(GraphqlError::new(format!(
-                            "Cannot query field \"{}\" on type \"{}\".",
+                        return Err(GraphqlError::not_simulated(format_args!(
+                            "the field \"{}\" of type \"{}\"",
                             field.name,
                             type_name.unwrap_or("Object")
                         ))
@@ -527,6 +539,10 @@ mod tests {
 
         let op = prepare("{ r { nope } }", None, &Map::new()).unwrap();
         let err = project(&value, &op.fields[0].selection, &mut |_, _| None).unwrap_err();
-        assert_eq!(err.message, "Cannot query field \"nope\" on type \"R\".");
+        assert_eq!(
+            err.message,
+            "The simulator does not implement the field \"nope\" of type \"R\" (it is in the schema)."
+        );
+        assert_eq!(err.category, "simulator");
     }
 }

@@ -3,5 +3,7 @@
 
 pub mod centra;
 pub mod cloudshelf;
+pub mod control;
 pub mod graphql;
 pub mod http;
+pub mod schema;

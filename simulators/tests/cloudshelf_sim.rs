@@ -196,6 +196,17 @@ async fn schema_and_argument_mistakes_are_graphql_errors() {
         r.body["errors"][0]["message"],
         json!("Cannot query field \"nope\" on type \"Order\".")
     );
+    assert_eq!(error_code(&r.body), "GRAPHQL_VALIDATION_FAILED");
+    assert!(r.body.get("data").is_none());
+
+    // In the published schema but not modelled: said so, and nothing runs.
+    let r = gql(
+        &sim,
+        "{ order(id: \"gid://x\") { id session { id } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(error_code(&r.body), "SIMULATOR_UNSUPPORTED", "{}", r.body);
     assert!(r.body.get("data").is_none());
 
     let r = gql(&sim, "{ order(id: \"gid://x\") { lines } }", json!({})).await;

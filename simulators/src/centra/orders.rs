@@ -944,7 +944,7 @@ fn shipment_json(s: &SimShipment, o: &SimOrder) -> Value {
         "isCaptured": s.is_captured,
         "capturedValue": money(s.captured_value, &o.currency),
         // Nested back-reference without shipments, so the document stays finite.
-        "order": {"__typename": "DirectToConsumerOrder", "id": o.number, "number": o.number},
+        "order": {"__typename": "DirectToConsumerOrder", "id": o.number.to_string(), "number": o.number},
     })
 }
 
@@ -1009,7 +1009,7 @@ pub(crate) fn order_json(o: &SimOrder) -> Value {
         .collect();
     json!({
         "__typename": "DirectToConsumerOrder",
-        "id": o.number,
+        "id": o.number.to_string(),
         "number": o.number,
         "status": o.status,
         "createdAt": iso(o.created_at),

@@ -1,6 +1,7 @@
-//! The slice of Centra's Integration API schema the simulator answers: which root fields
-//! exist, their arguments and input object shapes. Checking happens before anything runs so
-//! that a malformed request is rejected whole, as GraphQL validation would.
+//! The slice of Centra's Integration API schema the simulator executes: root fields, their arguments and
+//! input objects, turned into typed calls. Requests reach this module after validation against the served
+//! SDL ([`crate::schema`]), so what is refused here is schema-valid but not modelled by the simulator
+//! (category `simulator`), plus a few value checks Centra makes itself.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -59,13 +60,33 @@ pub(crate) enum SortDir {
     Desc,
 }
 
+/// `StockChangeFilter` as far as it is simulated.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StockChangeFilter {
+    pub ids: Option<Vec<u64>>,
+    pub comment: Option<StringMatch>,
+    pub warehouse_ids: Option<Vec<u64>>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+/// Arguments of `stockChangeConnection`.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionArgs {
     pub first: Option<i64>,
     pub after: Option<String>,
+    pub last: Option<i64>,
+    pub before: Option<String>,
     pub sort: SortDir,
-    pub ids: Option<Vec<u64>>,
-    pub uses_backward_paging: bool,
+    pub filter: StockChangeFilter,
+}
+
+/// Arguments of `Warehouse.stockChanges(where:, sort:, limit:, page:)`.
+#[derive(Debug, Clone)]
+pub(crate) struct StockChangesArgs {
+    pub filter: StockChangeFilter,
+    pub sort: SortDir,
+    pub page: PageArgs,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -118,6 +139,7 @@ pub(crate) enum Call {
     StockChangeConnection(ConnectionArgs),
     Warehouses {
         ids: Option<Vec<u64>>,
+        name: Option<StringMatch>,
         page: PageArgs,
     },
     ProductSizes {
@@ -126,7 +148,11 @@ pub(crate) enum Call {
     },
     /// The catalogue read (`products`), see [`super::catalogue`].
     Products(super::catalogue::ProductsArgs),
-    RateLimits,
+    /// `rateLimits(where: {type, intervalSeconds})`: the wanted names, `None` for all.
+    RateLimits {
+        types: Option<Vec<String>>,
+        intervals: Option<Vec<String>>,
+    },
     Orders {
         filter: OrderFilter,
         page: PageArgs,
@@ -184,16 +210,25 @@ pub(crate) fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, V
             c.args(
                 field,
                 "Query",
-                &[("where", None), ("limit", None), ("page", None)],
+                &[
+                    ("where", None),
+                    ("sort", None),
+                    ("limit", None),
+                    ("page", None),
+                ],
             );
-            // Filter shape name UNVERIFIED per reference.
-            let ids = field
+            let filter = field
                 .arg("where")
-                .and_then(|w| c.object(w, "WarehouseFilter", &[("id", false)]))
-                .and_then(|w| w.get("id").filter(|v| !v.is_null()))
+                .and_then(|w| c.object(w, "WarehouseFilter", &[("id", false), ("name", false)]));
+            let ids = filter
+                .and_then(|w| present(w, "id"))
                 .map(|v| c.id_list(v, "WarehouseFilter.id"));
+            let name = filter
+                .and_then(|w| present(w, "name"))
+                .and_then(|v| string_match(&mut c, v));
+            // WarehouseSort has only id_ASC, the simulator's order anyway.
             let page = page_args(&mut c, field);
-            Some(Call::Warehouses { ids, page })
+            Some(Call::Warehouses { ids, name, page })
         }
         (OperationKind::Query, "productSizes") => {
             c.args(
@@ -212,8 +247,27 @@ pub(crate) fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, V
             return super::catalogue::plan_products(field).map(Call::Products)
         }
         (OperationKind::Query, "rateLimits") => {
-            c.args(field, "Query", &[]);
-            Some(Call::RateLimits)
+            c.args(field, "Query", &[("where", None)]);
+            let filter = field.arg("where").and_then(|w| {
+                c.object(
+                    w,
+                    "RateLimitFilter",
+                    &[("type", false), ("intervalSeconds", false)],
+                )
+            });
+            let names = |key: &str| {
+                filter.and_then(|f| present(f, key)).map(|v| match v {
+                    Value::Array(items) => items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_string))
+                        .collect(),
+                    single => single.as_str().map(str::to_string).into_iter().collect(),
+                })
+            };
+            Some(Call::RateLimits {
+                types: names("type"),
+                intervals: names("intervalSeconds"),
+            })
         }
         (OperationKind::Query, "orders") => {
             c.args(
@@ -253,10 +307,10 @@ pub(crate) fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, V
             })
         }
         _ => {
-            c.err(format!(
-                "Cannot query field \"{}\" on type \"{}\".",
-                field.name,
-                kind.type_name()
+            c.unsupported(format_args!(
+                "the root field \"{}.{}\"",
+                kind.type_name(),
+                field.name
             ));
             None
         }
@@ -396,38 +450,91 @@ fn size_ref(c: &mut Check, v: &Value) -> Option<SizeRef> {
 }
 
 fn connection_args(c: &mut Check, field: &SelectedField) -> ConnectionArgs {
-    let first = field.arg("first").and_then(|v| c.int(v, "first"));
-    let after = field.arg("after").and_then(|v| c.string(v, "after"));
-    // Sort and filter names UNVERIFIED per reference.
+    let int = |c: &mut Check, name: &str| field.arg(name).and_then(|v| c.int(v, name));
+    let string = |c: &mut Check, name: &str| field.arg(name).and_then(|v| c.string(v, name));
+    ConnectionArgs {
+        first: int(c, "first"),
+        after: string(c, "after"),
+        last: int(c, "last"),
+        before: string(c, "before"),
+        // Without `sort`, oldest first (UNVERIFIED): the only public example asks for `last: 10` to get
+        // the newest, which reads as an ascending default.
+        sort: field
+            .arg("sort")
+            .map_or(SortDir::Asc, |v| stock_change_sort(c, v)),
+        filter: field
+            .arg("where")
+            .map(|w| stock_change_filter(c, w))
+            .unwrap_or_default(),
+    }
+}
+
+fn stock_change_sort(c: &mut Check, v: &Value) -> SortDir {
+    let values: Vec<&Value> = match v {
+        Value::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
     let mut sort = SortDir::Desc;
-    if let Some(v) = field.arg("sort") {
-        let values: Vec<&Value> = match v {
-            Value::Array(items) => items.iter().collect(),
-            single => vec![single],
-        };
-        for v in values {
-            match c.enum_value(v, "StockChangeSort").as_deref() {
-                Some("id_DESC") => sort = SortDir::Desc,
-                Some("id_ASC") => sort = SortDir::Asc,
-                Some(other) => c.err(format!(
-                    "Value \"{other}\" does not exist in \"StockChangeSort\" enum."
-                )),
-                None => {}
-            }
+    for v in values {
+        match c.enum_value(v, "StockChangeSort").as_deref() {
+            Some("id_ASC") => sort = SortDir::Asc,
+            Some(_) | None => sort = SortDir::Desc,
         }
     }
-    let ids = field
-        .arg("where")
-        .and_then(|w| c.object(w, "StockChangeFilter", &[("id", false)]))
-        .and_then(|w| present(w, "id"))
-        .map(|v| c.id_list(v, "StockChangeFilter.id"));
-    ConnectionArgs {
-        first,
-        after,
-        sort,
-        ids,
-        uses_backward_paging: field.arg("last").is_some() || field.arg("before").is_some(),
+    sort
+}
+
+/// `StockChangeFilter`: `id`, `comment`, `warehouseId` and `createdAt` are simulated.
+pub(crate) fn stock_change_filter(c: &mut Check, v: &Value) -> StockChangeFilter {
+    let Some(o) = c.object(
+        v,
+        "StockChangeFilter",
+        &[
+            ("id", false),
+            ("comment", false),
+            ("warehouseId", false),
+            ("createdAt", false),
+        ],
+    ) else {
+        return StockChangeFilter::default();
+    };
+    let (created_from, created_to) = present(o, "createdAt")
+        .map(|r| date_range(c, r))
+        .unwrap_or_default();
+    StockChangeFilter {
+        ids: present(o, "id").map(|v| c.id_list(v, "StockChangeFilter.id")),
+        comment: present(o, "comment").and_then(|v| string_match(c, v)),
+        warehouse_ids: present(o, "warehouseId")
+            .map(|v| c.id_list(v, "StockChangeFilter.warehouseId")),
+        created_from,
+        created_to,
     }
+}
+
+/// `DateRange { from, to }`: ISO-8601 or Centra's "YYYY-MM-DD HH:MM:SS".
+fn date_range(c: &mut Check, v: &Value) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let Some(range) = c.object(v, "DateRange", &[("from", false), ("to", false)]) else {
+        return (None, None);
+    };
+    let date = |c: &mut Check, key: &str| {
+        let raw = c.string(present(range, key)?, &format!("DateRange.{key}"))?;
+        let parsed = super::orders::parse_date(&raw);
+        if parsed.is_none() {
+            c.err(format!(
+                "DateRange.{key}: \"{raw}\" is not an ISO-8601 date-time"
+            ));
+        }
+        parsed
+    };
+    (date(c, "from"), date(c, "to"))
+}
+
+fn string_match(c: &mut Check, v: &Value) -> Option<StringMatch> {
+    let m = c.object(v, "StringMatch", &[("equals", false), ("contains", false)])?;
+    Some(StringMatch {
+        equals: present(m, "equals").and_then(|s| c.string(s, "StringMatch.equals")),
+        contains: present(m, "contains").and_then(|s| c.string(s, "StringMatch.contains")),
+    })
 }
 
 fn page_args(c: &mut Check, field: &SelectedField) -> PageArgs {
@@ -437,7 +544,8 @@ fn page_args(c: &mut Check, field: &SelectedField) -> PageArgs {
     }
 }
 
-/// Check the arguments of a nested list field taking `limit`/`page` (e.g. `Warehouse.stock`).
+/// Check the arguments of a nested list field taking `limit`/`page` (`Warehouse.stock`,
+/// `ProductSize.stock`, `StockChange.lines`); its `where`/`sort` are not simulated.
 pub(crate) fn nested_page_args(
     field: &SelectedField,
     parent_type: &str,
@@ -445,10 +553,33 @@ pub(crate) fn nested_page_args(
     let mut c = Check::new(field.location);
     c.args(field, parent_type, &[("limit", None), ("page", None)]);
     let page = page_args(&mut c, field);
-    match c.errors.into_iter().next() {
-        Some(e) => Err(e),
-        None => Ok(page),
-    }
+    c.into_result(page)
+}
+
+/// `Warehouse.stockChanges(where:, sort: [id_DESC], limit: 20, page: 1)`.
+pub(crate) fn stock_changes_args(field: &SelectedField) -> Result<StockChangesArgs, GraphqlError> {
+    let mut c = Check::new(field.location);
+    c.args(
+        field,
+        "Warehouse",
+        &[
+            ("where", None),
+            ("sort", None),
+            ("limit", None),
+            ("page", None),
+        ],
+    );
+    let args = StockChangesArgs {
+        filter: field
+            .arg("where")
+            .map(|w| stock_change_filter(&mut c, w))
+            .unwrap_or_default(),
+        sort: field
+            .arg("sort")
+            .map_or(SortDir::Desc, |v| stock_change_sort(&mut c, v)),
+        page: page_args(&mut c, field),
+    };
+    c.into_result(args)
 }
 
 fn product_size_filter(c: &mut Check, v: &Value) -> ProductSizeFilter {
@@ -465,22 +596,11 @@ fn product_size_filter(c: &mut Check, v: &Value) -> ProductSizeFilter {
     ) else {
         return ProductSizeFilter::default();
     };
-    let string_match = |c: &mut Check, key: &str| {
-        // StringMatch field names UNVERIFIED per reference.
-        let m = c.object(
-            present(o, key)?,
-            "StringMatch",
-            &[("equals", false), ("contains", false)],
-        )?;
-        Some(StringMatch {
-            equals: present(m, "equals").and_then(|s| c.string(s, "StringMatch.equals")),
-            contains: present(m, "contains").and_then(|s| c.string(s, "StringMatch.contains")),
-        })
-    };
+    let by = |c: &mut Check, key: &str| present(o, key).and_then(|v| string_match(c, v));
     ProductSizeFilter {
-        sku: string_match(c, "SKU"),
-        ean: string_match(c, "EAN"),
-        upc: string_match(c, "UPC"),
+        sku: by(c, "SKU"),
+        ean: by(c, "EAN"),
+        upc: by(c, "UPC"),
         ids: present(o, "id").map(|v| c.id_list(v, "ProductSizeFilter.id")),
         is_active: present(o, "isActive").and_then(|v| {
             let b = v.as_bool();
@@ -511,21 +631,8 @@ fn order_filter(c: &mut Check, v: &Value) -> OrderFilter {
         search: present(o, "search").and_then(|v| c.string(v, "OrderFilter.search")),
         ..OrderFilter::default()
     };
-    if let Some(range) = present(o, "createdAt")
-        .and_then(|r| c.object(r, "DateRange", &[("from", false), ("to", false)]))
-    {
-        let date = |c: &mut Check, key: &str| {
-            let raw = c.string(present(range, key)?, &format!("DateRange.{key}"))?;
-            let parsed = super::orders::parse_date(&raw);
-            if parsed.is_none() {
-                c.err(format!(
-                    "DateRange.{key}: \"{raw}\" is not an ISO-8601 date-time"
-                ));
-            }
-            parsed
-        };
-        filter.created_from = date(c, "from");
-        filter.created_to = date(c, "to");
+    if let Some(range) = present(o, "createdAt") {
+        (filter.created_from, filter.created_to) = date_range(c, range);
     }
     filter
 }
@@ -534,8 +641,8 @@ fn present<'v>(o: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     o.get(key).filter(|v| !v.is_null())
 }
 
-/// Collects validation errors, all located at the root field.
-struct Check {
+/// Collects errors, all located at the field being planned.
+pub(crate) struct Check {
     errors: Vec<GraphqlError>,
     location: Location,
 }
@@ -553,12 +660,24 @@ impl Check {
             .push(GraphqlError::new(message).at(self.location));
     }
 
+    fn unsupported(&mut self, what: impl std::fmt::Display) {
+        self.errors
+            .push(GraphqlError::not_simulated(what).at(self.location));
+    }
+
+    fn into_result<T>(self, value: T) -> Result<T, GraphqlError> {
+        match self.errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+
     /// `allowed` is `(name, type if required)`.
     fn args(&mut self, field: &SelectedField, parent: &str, allowed: &[(&str, Option<&str>)]) {
         for name in field.args.keys() {
-            if !allowed.iter().any(|(a, _)| a == name) {
-                self.err(format!(
-                    "Unknown argument \"{name}\" on field \"{parent}.{}\".",
+            if !allowed.iter().any(|(a, _)| a == name) && field.arg(name).is_some() {
+                self.unsupported(format_args!(
+                    "the argument \"{name}\" of \"{parent}.{}\"",
                     field.name
                 ));
             }
@@ -587,11 +706,9 @@ impl Check {
             return None;
         };
         let before = self.errors.len();
-        for key in o.keys() {
-            if !fields.iter().any(|(f, _)| f == key) {
-                self.err(format!(
-                    "Field \"{key}\" is not defined by type \"{type_name}\"."
-                ));
+        for (key, value) in o {
+            if !fields.iter().any(|(f, _)| f == key) && !value.is_null() {
+                self.unsupported(format_args!("the input field \"{type_name}.{key}\""));
             }
         }
         for (name, required) in fields {
