@@ -239,6 +239,25 @@ struct Mutable {
 }
 
 impl Mutable {
+    /// A size under its own one-variant product numbered by its SKU.
+    fn add_lone_size(
+        &mut self,
+        sku: &str,
+        ean: Option<&str>,
+        upc: Option<&str>,
+        active: bool,
+    ) -> u64 {
+        let now = Utc::now();
+        let id = self.store.add_size(sku, ean, upc, active);
+        let product_id = self.catalogue.product_by_number(sku, now);
+        let variant_id = self.catalogue.variant_by_number(product_id, "-");
+        self.catalogue.add_variant_size(variant_id, id, "-");
+        self.catalogue.touch(product_id, now);
+        id
+    }
+}
+
+impl Mutable {
     fn rebuild_limiter(&mut self) {
         self.limiter = RateLimiter::new(
             self.tier,
@@ -434,8 +453,10 @@ impl CentraSim {
     }
 
     /// Add a size; returns its ProductSize id. Panics on a duplicate SKU.
+    /// A size of its own one-variant product (product number = the SKU), as every Centra size belongs to a
+    /// product: the catalogue read (`products`) lists it. [`CentraSim::add_product`] builds richer ones.
     pub fn add_size(&self, sku: &str, ean: Option<&str>, active: bool) -> u64 {
-        self.inner.lock().store.add_size(sku, ean, None, active)
+        self.add_size_with_upc(sku, ean, None, active)
     }
 
     /// Like [`CentraSim::add_size`], with a UPC as well.
@@ -446,7 +467,9 @@ impl CentraSim {
         upc: Option<&str>,
         active: bool,
     ) -> u64 {
-        self.inner.lock().store.add_size(sku, ean, upc, active)
+        let mut st = self.inner.lock();
+        let st = &mut *st;
+        st.add_lone_size(sku, ean, upc, active)
     }
 
     /// The ProductSize id of a SKU.

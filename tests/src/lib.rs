@@ -47,7 +47,11 @@ fn binary(package: &str, name: &str) -> PathBuf {
             assert!(status.success(), "building the binaries failed");
         });
     }
-    assert!(path.exists(), "{package} binary {name} not found at {}", path.display());
+    assert!(
+        path.exists(),
+        "{package} binary {name} not found at {}",
+        path.display()
+    );
     path
 }
 
@@ -169,7 +173,9 @@ fn mappings_toml(stores: &[Store]) -> String {
 impl World {
     pub async fn start(config: WorldConfig) -> World {
         let sim = SpawnedSim::spawn(
-            binary("simulators", "centra-sim").to_str().expect("utf-8 path"),
+            binary("simulators", "centra-sim")
+                .to_str()
+                .expect("utf-8 path"),
             &["--port", "0", "--token", TOKEN],
         )
         .expect("centra-sim starts");
@@ -221,7 +227,10 @@ impl World {
             .env("STORE_EVENTS_SECRET", SECRET)
             .env("MAPPINGS_PATH", &mappings)
             .env("PUSH_LEASE_SECONDS", config.lease_seconds.to_string())
-            .env("CENTRA_TIMEOUT_SECONDS", config.centra_timeout_seconds.to_string())
+            .env(
+                "CENTRA_TIMEOUT_SECONDS",
+                config.centra_timeout_seconds.to_string(),
+            )
             .env("RUST_LOG", "warn")
             .env_remove("CLOUDSHELF_API_URL")
             .stdin(Stdio::piped())
@@ -339,7 +348,11 @@ impl World {
         let deadline = Instant::now() + Duration::from_secs(90);
         let mut settled_in_a_row = 0;
         while settled_in_a_row < 2 {
-            assert!(Instant::now() < deadline, "the flow did not settle within 90 s: {}", self.get_json("/ops/status").await);
+            assert!(
+                Instant::now() < deadline,
+                "the flow did not settle within 90 s: {}",
+                self.get_json("/ops/status").await
+            );
             if self.get_json("/ops/status").await["settled"] == json!(true) {
                 self.centra.wait_idle().await.expect("sim idle");
                 settled_in_a_row += 1;
@@ -377,7 +390,10 @@ impl World {
             .iter()
             .filter(|(k, v)| expected.get(*k) != Some(*v))
             .map(|((wh, sku), v)| {
-                format!("warehouse {wh} {sku}: Centra {v}, expected {:?}", expected.get(&(*wh, sku.clone())))
+                format!(
+                    "warehouse {wh} {sku}: Centra {v}, expected {:?}",
+                    expected.get(&(*wh, sku.clone()))
+                )
             })
             .chain(
                 expected
@@ -386,7 +402,11 @@ impl World {
                     .map(|(wh, sku)| format!("warehouse {wh} {sku}: missing in Centra")),
             )
             .collect();
-        assert!(wrong.is_empty(), "Centra's stock is wrong:\n{}", wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "Centra's stock is wrong:\n{}",
+            wrong.join("\n")
+        );
     }
 
     /// The simulator's request log.
@@ -399,7 +419,8 @@ impl World {
     pub async fn assert_centra_rules_kept(&self) {
         let log = self.requests().await;
         for (i, limited) in log.iter().enumerate() {
-            let (Some(retry_at), RequestLogKind::Mutation) = (limited.retry_at_ms, &limited.kind) else {
+            let (Some(retry_at), RequestLogKind::Mutation) = (limited.retry_at_ms, &limited.kind)
+            else {
                 continue;
             };
             for later in &log[i + 1..] {
@@ -422,7 +443,10 @@ impl World {
             }
         }
         let twice: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(twice.is_empty(), "mutations applied more than once: {twice:?}");
+        assert!(
+            twice.is_empty(),
+            "mutations applied more than once: {twice:?}"
+        );
     }
 
     /// The expected stock before any event: the initial level everywhere.
@@ -440,6 +464,7 @@ impl World {
 
 /// An RFC 3339 instant `minutes_ago` before now (plus `ms` to order events within a minute).
 pub fn at(minutes_ago: i64, ms: i64) -> String {
-    (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago) + chrono::Duration::milliseconds(ms))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago)
+        + chrono::Duration::milliseconds(ms))
+    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -111,7 +111,10 @@ pub async fn send(world: &World, row: &Row) -> Answer {
     match verb {
         "patch" => {
             let mut body = example();
-            merge_patch(&mut body, &serde_json::from_str(rest).expect("patch is JSON"));
+            merge_patch(
+                &mut body,
+                &serde_json::from_str(rest).expect("patch is JSON"),
+            );
             world.send(&id, &body).await
         }
         "raw" => {
@@ -122,7 +125,11 @@ pub async fn send(world: &World, row: &Row) -> Answer {
         "header" => {
             let (name, value) = rest.split_once(':').expect("header <name>: <value>");
             world
-                .send_bytes(&id, example().to_string().as_bytes(), &[(name.trim(), value.trim())])
+                .send_bytes(
+                    &id,
+                    example().to_string().as_bytes(),
+                    &[(name.trim(), value.trim())],
+                )
                 .await
         }
         "padded" => {
@@ -147,15 +154,25 @@ pub async fn send(world: &World, row: &Row) -> Answer {
                 .send_bytes(
                     &id,
                     body.as_bytes(),
-                    &[("webhook-timestamp", &ts), ("webhook-signature", &signature)],
+                    &[
+                        ("webhook-timestamp", &ts),
+                        ("webhook-signature", &signature),
+                    ],
                 )
                 .await
         }
         "reuse" => {
             let first = world.send(&id, &example()).await;
-            assert_eq!(first.status, 202, "row {}: the first use is accepted", row.number);
+            assert_eq!(
+                first.status, 202,
+                "row {}: the first use is accepted",
+                row.number
+            );
             let mut body = example();
-            merge_patch(&mut body, &serde_json::from_str(rest).expect("patch is JSON"));
+            merge_patch(
+                &mut body,
+                &serde_json::from_str(rest).expect("patch is JSON"),
+            );
             world.send(&id, &body).await
         }
         other => panic!("row {}: unknown request kind {other}", row.number),

@@ -55,14 +55,25 @@ async fn a_duplicate_storm_naming_sizes_by_sku_and_by_ean_changes_centra_once() 
         let store = world.stores[rng.next(3) as usize].clone();
         let size = world.sizes[rng.next(6) as usize].clone();
         let other = world.sizes[rng.next(6) as usize].clone();
-        let (kind, sign) = if rng.next(4) == 0 { ("stock.return", 1) } else { ("stock.sale", -1) };
+        let (kind, sign) = if rng.next(4) == 0 {
+            ("stock.return", 1)
+        } else {
+            ("stock.sale", -1)
+        };
         let q1 = rng.next(3) as i64 + 1;
         let q2 = rng.next(2) as i64 + 1;
         // Two lines, possibly the same size under two names: one movement of one size either way.
         let lines = vec![line(&size, i, q1, true), line(&other, i + 1, q2, true)];
-        *expected.get_mut(&(store.warehouse, size.sku.clone())).unwrap() += sign * q1;
-        *expected.get_mut(&(store.warehouse, other.sku.clone())).unwrap() += sign * q2;
-        events.push((format!("storm-{i}"), event(kind, &store.code, &at(5, i as i64), lines)));
+        *expected
+            .get_mut(&(store.warehouse, size.sku.clone()))
+            .unwrap() += sign * q1;
+        *expected
+            .get_mut(&(store.warehouse, other.sku.clone()))
+            .unwrap() += sign * q2;
+        events.push((
+            format!("storm-{i}"),
+            event(kind, &store.code, &at(5, i as i64), lines),
+        ));
     }
     // Every event three times at once, as retrying tills do.
     let world = std::sync::Arc::new(world);
@@ -72,7 +83,11 @@ async fn a_duplicate_storm_naming_sizes_by_sku_and_by_ean_changes_centra_once() 
         let events = events.clone();
         tasks.push(tokio::spawn(async move {
             let mut answers = Vec::new();
-            for (id, body) in events.iter().skip(copy * 7 % 60).chain(events.iter().take(copy * 7 % 60)) {
+            for (id, body) in events
+                .iter()
+                .skip(copy * 7 % 60)
+                .chain(events.iter().take(copy * 7 % 60))
+            {
                 answers.push((id.clone(), world.deliver(id, body).await.status));
             }
             answers
@@ -88,7 +103,10 @@ async fn a_duplicate_storm_naming_sizes_by_sku_and_by_ean_changes_centra_once() 
         }
     }
     assert_eq!(accepted.len(), 60, "every event accepted");
-    assert!(accepted.values().all(|n| *n == 1), "each accepted exactly once: {accepted:?}");
+    assert!(
+        accepted.values().all(|n| *n == 1),
+        "each accepted exactly once: {accepted:?}"
+    );
     world.settle().await;
     world.assert_centra_stock(&expected).await;
     world.assert_centra_rules_kept().await;
@@ -98,7 +116,12 @@ async fn a_duplicate_storm_naming_sizes_by_sku_and_by_ean_changes_centra_once() 
         let n = skus.len();
         skus.sort_unstable();
         skus.dedup();
-        assert_eq!(skus.len(), n, "stock change {} names a size twice", change.id);
+        assert_eq!(
+            skus.len(),
+            n,
+            "stock change {} names a size twice",
+            change.id
+        );
     }
     assert!(world.exceptions().await.is_empty());
 }
@@ -118,15 +141,69 @@ async fn a_stale_count_never_overwrites_a_newer_state_whatever_name_it_uses() {
     };
     // Count by SKU 10 min ago, a sale by EAN after it, then a count by EAN from before it and a sale by SKU
     // older than the count: both late ones are stale.
-    send("count-new", event("stock.count", "LDN-01", &at(10, 0), vec![line(&a, 0, 20, false)])).await;
-    send("sale-after", event("stock.sale", "LDN-01", &at(8, 0), vec![line(&a, 1, 3, true)])).await;
-    send("count-old", event("stock.count", "LDN-01", &at(30, 0), vec![line(&a, 1, 99, false)])).await;
-    send("sale-old", event("stock.sale", "LDN-01", &at(20, 0), vec![line(&a, 0, 5, true)])).await;
+    send(
+        "count-new",
+        event(
+            "stock.count",
+            "LDN-01",
+            &at(10, 0),
+            vec![line(&a, 0, 20, false)],
+        ),
+    )
+    .await;
+    send(
+        "sale-after",
+        event(
+            "stock.sale",
+            "LDN-01",
+            &at(8, 0),
+            vec![line(&a, 1, 3, true)],
+        ),
+    )
+    .await;
+    send(
+        "count-old",
+        event(
+            "stock.count",
+            "LDN-01",
+            &at(30, 0),
+            vec![line(&a, 1, 99, false)],
+        ),
+    )
+    .await;
+    send(
+        "sale-old",
+        event(
+            "stock.sale",
+            "LDN-01",
+            &at(20, 0),
+            vec![line(&a, 0, 5, true)],
+        ),
+    )
+    .await;
     world.settle().await;
     expected.insert((wh, a.sku.clone()), 17);
     // The same the other way round, arriving in the wrong order: the sale was before the count.
-    send("b-sale", event("stock.sale", "LDN-01", &at(6, 0), vec![line(&b, 1, 4, true)])).await;
-    send("b-count", event("stock.count", "LDN-01", &at(7, 0), vec![line(&b, 2, 30, false)])).await;
+    send(
+        "b-sale",
+        event(
+            "stock.sale",
+            "LDN-01",
+            &at(6, 0),
+            vec![line(&b, 1, 4, true)],
+        ),
+    )
+    .await;
+    send(
+        "b-count",
+        event(
+            "stock.count",
+            "LDN-01",
+            &at(7, 0),
+            vec![line(&b, 2, 30, false)],
+        ),
+    )
+    .await;
     world.settle().await;
     expected.insert((wh, b.sku.clone()), 26);
     world.assert_centra_stock(&expected).await;
@@ -140,7 +217,11 @@ async fn every_refusal_of_the_contracts_table_is_answered_as_written_and_changes
     let world = World::start(config).await;
     let mut expected = world.initial_stock(50);
     let rows = contract_table::rows();
-    assert!(rows.len() >= 20, "the table lists the refusals: {}", rows.len());
+    assert!(
+        rows.len() >= 20,
+        "the table lists the refusals: {}",
+        rows.len()
+    );
     for row in &rows {
         let answer = contract_table::send(&world, row).await;
         assert_eq!(
@@ -152,12 +233,20 @@ async fn every_refusal_of_the_contracts_table_is_answered_as_written_and_changes
             answer.body
         );
         if answer.status >= 400 {
-            assert!(answer.code().is_some() && answer.body.pointer("/error/message").is_some(), "row {}: {}", row.number, answer.body);
+            assert!(
+                answer.code().is_some() && answer.body.pointer("/error/message").is_some(),
+                "row {}: {}",
+                row.number,
+                answer.body
+            );
         }
     }
     world.settle().await;
     // Only the example events that `reuse` rows had accepted first reached Centra: 2 + 1 units each.
-    let reused = rows.iter().filter(|r| r.request.starts_with("reuse")).count() as i64;
+    let reused = rows
+        .iter()
+        .filter(|r| r.request.starts_with("reuse"))
+        .count() as i64;
     let wh = world.warehouse("LDN-01");
     *expected.get_mut(&(wh, "Prod123Var123789S".into())).unwrap() -= 2 * reused;
     *expected.get_mut(&(wh, "Prod123Var123790M".into())).unwrap() -= reused;
@@ -205,8 +294,15 @@ async fn a_burst_that_meets_an_empty_rate_limit_bucket_waits_for_retry_after() {
     for i in 0..200 {
         let store = world.stores[rng.next(3) as usize].clone();
         let size = world.sizes[rng.next(20) as usize].clone();
-        *expected.get_mut(&(store.warehouse, size.sku.clone())).unwrap() -= 1;
-        let body = event("stock.sale", &store.code, &at(2, i), vec![line(&size, i as usize, 1, true)]);
+        *expected
+            .get_mut(&(store.warehouse, size.sku.clone()))
+            .unwrap() -= 1;
+        let body = event(
+            "stock.sale",
+            &store.code,
+            &at(2, i),
+            vec![line(&size, i as usize, 1, true)],
+        );
         let world = world.clone();
         tasks.push(tokio::spawn(async move {
             world.deliver(&format!("burst-{i}"), &body).await.status
@@ -219,8 +315,15 @@ async fn a_burst_that_meets_an_empty_rate_limit_bucket_waits_for_retry_after() {
     world.assert_centra_stock(&expected).await;
     world.assert_centra_rules_kept().await;
     let counters = world.centra.counters().await.unwrap();
-    assert!(counters.rate_limited >= 1, "the pusher met the empty bucket");
-    assert!(counters.mutations - spent as u64 <= 20, "200 sales coalesced: {} mutations", counters.mutations);
+    assert!(
+        counters.rate_limited >= 1,
+        "the pusher met the empty bucket"
+    );
+    assert!(
+        counters.mutations - spent as u64 <= 20,
+        "200 sales coalesced: {} mutations",
+        counters.mutations
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -242,10 +345,19 @@ async fn lost_answers_are_settled_from_the_audit_trail_of_a_busy_centra() {
         FaultJson::ServerError { status: 503 },
     ];
     for (round, fault) in faults.into_iter().enumerate() {
-        world.centra.inject(FaultTarget::Mutations, fault).await.unwrap();
+        world
+            .centra
+            .inject(FaultTarget::Mutations, fault)
+            .await
+            .unwrap();
         for (i, size) in world.sizes.clone().iter().enumerate() {
             let id = format!("lost-{round}-{i}");
-            let body = event("stock.sale", "MAN-01", &at(1, (round * 10 + i) as i64), vec![line(size, i, 2, true)]);
+            let body = event(
+                "stock.sale",
+                "MAN-01",
+                &at(1, (round * 10 + i) as i64),
+                vec![line(size, i, 2, true)],
+            );
             assert_eq!(world.deliver(&id, &body).await.status, 202);
             *expected.get_mut(&(13, size.sku.clone())).unwrap() -= 2;
         }
@@ -262,7 +374,11 @@ async fn parked_while_the_rest_arrive(refusal: RefusalKind, exception_kind: &str
     let refused = world.sizes[2].clone();
     world
         .centra
-        .refuse_size(&refused.sku, Some(refusal), "Product size is not available in this warehouse")
+        .refuse_size(
+            &refused.sku,
+            Some(refusal),
+            "Product size is not available in this warehouse",
+        )
         .await
         .unwrap();
     let lines: Vec<Value> = world
@@ -271,7 +387,13 @@ async fn parked_while_the_rest_arrive(refusal: RefusalKind, exception_kind: &str
         .enumerate()
         .map(|(i, s)| line(s, i, 1, true))
         .collect();
-    assert_eq!(world.deliver("sale-1", &event("stock.sale", "EDI-01", &at(3, 0), lines)).await.status, 202);
+    assert_eq!(
+        world
+            .deliver("sale-1", &event("stock.sale", "EDI-01", &at(3, 0), lines))
+            .await
+            .status,
+        202
+    );
     world.settle().await;
     for s in world.sizes.iter().filter(|s| s.sku != refused.sku) {
         *expected.get_mut(&(14, s.sku.clone())).unwrap() -= 1;
@@ -285,8 +407,17 @@ async fn parked_while_the_rest_arrive(refusal: RefusalKind, exception_kind: &str
     // The refused line cost Centra at most one more mutation (the resend of the others).
     assert!(world.centra.counters().await.unwrap().mutations <= 2);
     // Later sales of the parked size wait; the others keep flowing.
-    let more = vec![line(&refused, 0, 1, true), line(&world.sizes[0], 0, 1, true)];
-    assert_eq!(world.deliver("sale-2", &event("stock.sale", "EDI-01", &at(2, 0), more)).await.status, 202);
+    let more = vec![
+        line(&refused, 0, 1, true),
+        line(&world.sizes[0], 0, 1, true),
+    ];
+    assert_eq!(
+        world
+            .deliver("sale-2", &event("stock.sale", "EDI-01", &at(2, 0), more))
+            .await
+            .status,
+        202
+    );
     world.settle().await;
     *expected.get_mut(&(14, world.sizes[0].sku.clone())).unwrap() -= 1;
     world.assert_centra_stock(&expected).await;

@@ -3,8 +3,8 @@
 //!
 //! Sizes themselves stay in [`super::store::Store`] (so that stock, `productSizes` and the
 //! stock mutations find them by SKU or EAN); this module only groups them under products and
-//! variants and answers the catalogue query. Sizes added with [`CentraSim::add_size`] belong to
-//! no product and so are not listed by `products`.
+//! variants and answers the catalogue query. A size added with [`CentraSim::add_size`] gets a
+//! one-variant product of its own (numbered by its SKU), as every Centra size belongs to a product.
 //!
 //! UNVERIFIED (reference §4 names the query and `where:{status:[ACTIVE]}`, not these details):
 //! the filter type name `ProductFilter`, the `status` field on `Product` and `ProductVariant`
@@ -87,7 +87,7 @@ pub(crate) struct ProductsArgs {
 }
 
 impl Catalogue {
-    fn touch(&mut self, product_id: u64, now: DateTime<Utc>) {
+    pub(crate) fn touch(&mut self, product_id: u64, now: DateTime<Utc>) {
         self.seq += 1;
         let seq = self.seq;
         if let Some(p) = self.products.get_mut(&product_id) {
@@ -97,7 +97,7 @@ impl Catalogue {
     }
 
     /// The product with this number, created (ACTIVE) if new.
-    fn product_by_number(&mut self, number: &str, now: DateTime<Utc>) -> u64 {
+    pub(crate) fn product_by_number(&mut self, number: &str, now: DateTime<Utc>) -> u64 {
         if let Some(p) = self.products.values().find(|p| p.number == number) {
             return p.id;
         }
@@ -119,7 +119,13 @@ impl Catalogue {
     }
 
     /// The variant with this number under the product, created (ACTIVE) if new.
-    fn variant_by_number(&mut self, product_id: u64, number: &str) -> u64 {
+    pub(crate) fn add_variant_size(&mut self, variant_id: u64, size_id: u64, size_number: &str) {
+        if let Some(v) = self.variants.get_mut(&variant_id) {
+            v.sizes.push((size_id, size_number.to_string()));
+        }
+    }
+
+    pub(crate) fn variant_by_number(&mut self, product_id: u64, number: &str) -> u64 {
         let existing = self.products[&product_id]
             .variants
             .iter()
@@ -243,9 +249,7 @@ impl CentraSim {
         let mut size_ids = Vec::new();
         for (size_number, sku, ean, active) in sizes {
             let id = st.store.add_size(sku, *ean, None, *active);
-            if let Some(v) = st.catalogue.variants.get_mut(&variant_id) {
-                v.sizes.push((id, size_number.to_string()));
-            }
+            st.catalogue.add_variant_size(variant_id, id, size_number);
             size_ids.push(id);
         }
         st.catalogue.touch(product_id, now);

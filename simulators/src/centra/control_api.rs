@@ -57,7 +57,7 @@ async fn add_size(State(inner): St, Json(spec): Json<SizeSpec>) -> Response {
             format!("a size with SKU {:?} exists", spec.sku),
         );
     }
-    let id = st.store.add_size(
+    let id = st.add_lone_size(
         &spec.sku,
         spec.ean.as_deref(),
         spec.upc.as_deref(),
