@@ -91,7 +91,10 @@ fn iso(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The sample catalogue: five sizes, 20 units of each in every mapped store's warehouse.
+/// A sample size Centra knows but refuses in stock mutations (made inactive there, say).
+const REFUSED_SKU: &str = "Scarf02Grey-OS";
+
+/// The sample catalogue: six sizes, 20 units of each in every mapped store's warehouse.
 pub fn seed_simulator(sim: &CentraSim, mappings: &Mappings) {
     let catalogue = [
         ("Prod123Var123789S", Some("7350000000029")),
@@ -99,6 +102,7 @@ pub fn seed_simulator(sim: &CentraSim, mappings: &Mappings) {
         ("Tee01Black-M", None),
         ("Tee01Black-L", None),
         ("Jeans32Indigo-30", None),
+        (REFUSED_SKU, None),
     ];
     for store in mappings.stores() {
         sim.add_warehouse(
@@ -121,6 +125,13 @@ pub async fn run() -> anyhow::Result<()> {
     let (order_mappings, order_api_secrets) = crate::order_sims::seed_centra_orders(&sim)?;
     let mappings = Arc::new(order_mappings);
     seed_simulator(&sim, &mappings);
+    sim.refuse_size(
+        REFUSED_SKU,
+        Some(simulators::centra::SizeRefusal {
+            kind: simulators::centra::RefusalKind::Error,
+            message: format!("Product size {REFUSED_SKU} is inactive"),
+        }),
+    );
 
     let mut config = PipelineConfig::new(sim.graphql_url(), sim.token(), DEMO_SECRET);
     config.orders = Some(LocalOrderConfig {
@@ -199,11 +210,21 @@ pub async fn run() -> anyhow::Result<()> {
             signed: true,
         },
         Step {
-            label: "sale at EDI-01 with one SKU Centra does not know",
+            label: "sale naming a SKU Centra does not know",
             id: "evt_demo_sale_3".into(),
+            body: serde_json::json!({ "type": "stock.sale", "occurred_at": iso(now - 6 * minute), "store": "EDI-01",
+                "lines": [
+                    { "sku": "Tee01Black-M", "quantity": 1, "unit_price": "25.00", "currency": "GBP" },
+                    { "sku": "NOPE-404", "quantity": 1, "unit_price": "10.00", "currency": "GBP" }
+                ] }).to_string(),
+            signed: true,
+        },
+        Step {
+            label: "sale at EDI-01 of a size Centra then refuses",
+            id: "evt_demo_sale_4".into(),
             body: serde_json::json!({ "type": "stock.sale", "occurred_at": iso(now - 5 * minute), "store": "EDI-01",
                 "lines": [
-                    { "sku": "NOPE-404", "quantity": 1, "unit_price": "10.00", "currency": "GBP" },
+                    { "sku": REFUSED_SKU, "quantity": 1, "unit_price": "10.00", "currency": "GBP" },
                     { "sku": "Tee01Black-M", "quantity": 1, "unit_price": "25.00", "currency": "GBP" }
                 ] }).to_string(),
             signed: true,
@@ -256,6 +277,7 @@ pub async fn run() -> anyhow::Result<()> {
         ("MAN-01", "Tee01Black-L"),
         ("STO-01", "Jeans32Indigo-30"),
         ("EDI-01", "Tee01Black-M"),
+        ("EDI-01", REFUSED_SKU),
     ];
     let centra_stock = |store: &str, sku: &str| {
         let wh = mappings.store(store).expect("mapped").centra_warehouse_id;
@@ -364,7 +386,9 @@ pub async fn run() -> anyhow::Result<()> {
                 "movements {}, stale ignored {}, {}",
                 r.version,
                 r.stale_ignored,
-                if r.has_unpushed() {
+                if r.blocked.is_some() {
+                    "parked (see the exception below)"
+                } else if r.has_unpushed() {
                     "waiting for Centra"
                 } else {
                     "in Centra"

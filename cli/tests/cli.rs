@@ -34,7 +34,8 @@ fn local_run_reports_stock_orders_and_exceptions() {
         "Centra stock (physical) per store warehouse and SKU",
         "status PARTIALLY_REFUNDED, thirdPartyId 1000",
         "mapping key to add: stores.MAN-01.orders.shipping.home-express",
-        "[centra_rejected_line] store EDI-01 item sku:NOPE-404",
+        "[centra_rejected_line] store EDI-01 item sku:Scarf02Grey-OS",
+        "unknown_item",
         "Cloudshelf order updates: 2",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

@@ -10,7 +10,7 @@ use shared::ledger::{LedgerRow, PushRecord};
 use shared::metrics::names;
 use shared::ports::*;
 use shared::push::{PushSettings, StockPusher};
-use simulators::centra::{CentraSimConfig, Fault, RetryAfterStyle};
+use simulators::centra::{CentraSimConfig, Fault, RefusalKind, RetryAfterStyle, SizeRefusal};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,68 +195,71 @@ async fn many_events_coalesce_into_few_mutations() {
 }
 
 #[tokio::test]
-async fn unknown_sku_among_many_does_not_lose_the_others() {
-    let h = Harness::new(&["G-1", "G-2", "G-3", "G-4"], 10).await;
+async fn a_size_centra_refuses_among_many_does_not_lose_the_others() {
+    let h = Harness::new(&["G-1", "G-2", "G-3", "G-4", "G-5"], 10).await;
     let at = h.now_ms() - MIN;
+    // A name Centra does not know never reaches the queue, let alone Centra's budget.
+    let unknown = h
+        .send(
+            "unknown",
+            &sale("EDI-01", at, &[("G-1", 1), ("NOPE-404", 1)]),
+        )
+        .await;
+    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.body["error"]["field"], "lines[1].sku");
+    // A size Centra knows but refuses (here: not sold from this warehouse) is parked with Centra's words.
+    h.sim.refuse_size(
+        "G-3",
+        Some(SizeRefusal {
+            kind: RefusalKind::Error,
+            message: "Product size G-3 is not available in warehouse 14".into(),
+        }),
+    );
     let body = sale(
         "EDI-01",
         at,
-        &[
-            ("G-1", 1),
-            ("G-2", 1),
-            ("NOPE-404", 1),
-            ("G-3", 1),
-            ("G-4", 2),
-        ],
+        &[("G-1", 1), ("G-2", 1), ("G-3", 1), ("G-4", 2), ("G-5", 1)],
     );
     assert_eq!(h.send("mixed", &body).await.status, 202);
     h.settle().await;
     assert_eq!(
-        ["G-1", "G-2", "G-3", "G-4"].map(|s| h.centra("EDI-01", s)),
-        [9, 9, 9, 8]
+        ["G-1", "G-2", "G-3", "G-4", "G-5"].map(|s| h.centra("EDI-01", s)),
+        [9, 9, 10, 8, 9]
     );
     let exceptions = h.pipeline.ledger.list(Some("EDI-01")).await.unwrap();
     assert_eq!(exceptions.len(), 1);
     let e = &exceptions[0];
     assert_eq!(e.kind, "centra_rejected_line");
-    assert_eq!(e.item.as_deref(), Some("sku:NOPE-404"));
+    assert_eq!(e.item.as_deref(), Some("sku:G-3"));
     assert_eq!(e.event_ids, vec!["mixed".to_string()]);
     assert!(
-        e.centra_message
-            .as_deref()
-            .unwrap_or("")
-            .contains("NOPE-404"),
+        e.centra_message.as_deref().unwrap_or("").contains("G-3"),
         "{e:?}"
     );
     assert_eq!(h.pipeline.metrics.total(names::STOCK_EXCEPTIONS), 1.0);
-    // The refused item is parked, not retried on every push.
-    let row = LedgerStore::get(
-        h.pipeline.ledger.as_ref(),
-        &StoreCode::parse("EDI-01").unwrap(),
-        &ItemRef::Sku("NOPE-404".into()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(row.blocked.is_some());
+    // The refused line was split off at once: the refusal and one resend, no bisection.
     assert_eq!(h.sim.mutation_count(), 1);
-    // A later sale of the refused item waits with it instead of being refused again.
+    assert_eq!(h.calls_to("changeStock"), 2);
+    // The refused item is parked, not retried on every push; a later sale of it waits with it.
+    let (store, item) = (
+        StoreCode::parse("EDI-01").unwrap(),
+        ItemRef::Sku("G-3".into()),
+    );
+    let row = LedgerStore::get(h.pipeline.ledger.as_ref(), &store, &item)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.blocked.is_some());
     assert_eq!(
-        h.send("later", &sale("EDI-01", at + 1, &[("NOPE-404", 2)]))
+        h.send("later", &sale("EDI-01", at + 1, &[("G-3", 2)]))
             .await
             .status,
         202
     );
     h.settle().await;
-    assert_eq!(h.sim.mutation_count(), 1);
-    // The SKU is created in Centra; the operator clears the block and both sales go out together.
-    h.sim.add_size("NOPE-404", None, true);
-    h.sim
-        .set_physical(warehouse(&h.mappings, "EDI-01"), "NOPE-404", 10);
-    let (store, item) = (
-        StoreCode::parse("EDI-01").unwrap(),
-        ItemRef::Sku("NOPE-404".into()),
-    );
+    assert_eq!(h.calls_to("changeStock"), 2);
+    // Centra is fixed; the operator clears the block and both sales go out together.
+    h.sim.refuse_size("G-3", None);
     assert_eq!(
         shared::push::unblock(
             h.pipeline.ledger.as_ref(),
@@ -271,7 +274,7 @@ async fn unknown_sku_among_many_does_not_lose_the_others() {
         shared::push::UnblockOutcome::Unblocked
     );
     h.settle().await;
-    assert_eq!(h.centra("EDI-01", "NOPE-404"), 7);
+    assert_eq!(h.centra("EDI-01", "G-3"), 7);
 }
 
 #[tokio::test]

@@ -80,8 +80,6 @@ async fn centra_products_group_sizes_under_variants_and_filter_by_status() {
     assert_ne!(p1v2.variant_id, p1.variant_id);
     sim.set_product_status(p2.product_id, "INACTIVE");
     sim.set_variant_status(p1v2.variant_id, "INACTIVE");
-    // A size added alone belongs to no product.
-    sim.add_size("Loose1", None, true);
 
     let body = centra_gql(&sim, CENTRA_PRODUCTS, json!({"status": ["ACTIVE"]})).await;
     assert_eq!(
@@ -131,6 +129,20 @@ async fn centra_products_group_sizes_under_variants_and_filter_by_status() {
     assert_eq!(
         body["data"]["products"][0]["variants"][0]["productSizes"][0],
         json!({"SKU": "Prod1Var1S", "stock": [{"physicalQuantity": 4, "freeToAllocateQuantity": 4}]})
+    );
+}
+
+#[tokio::test]
+async fn a_size_added_alone_is_a_product_of_its_own() {
+    let sim = centra().await;
+    let id = sim.add_size("Loose1", Some("7350000000029"), true);
+    let body = centra_gql(&sim, CENTRA_PRODUCTS, json!({"status": ["ACTIVE"]})).await;
+    let products = body["data"]["products"].as_array().unwrap();
+    assert_eq!(products.len(), 1, "{body}");
+    assert_eq!(products[0]["productNumber"], "Loose1");
+    assert_eq!(
+        products[0]["variants"][0]["productSizes"],
+        json!([{"id": id, "SKU": "Loose1", "EAN": "7350000000029", "sizeNumber": "-", "isActive": true}])
     );
 }
 

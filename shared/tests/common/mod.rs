@@ -139,6 +139,15 @@ impl Harness {
         panic!("pipeline did not settle");
     }
 
+    /// Requests to Centra whose document names this root field (`changeStock`, `stockChangeConnection`…).
+    pub fn calls_to(&self, root_field: &str) -> usize {
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| r.root_fields.iter().any(|f| f == root_field))
+            .count()
+    }
+
     pub fn centra(&self, store: &str, sku: &str) -> i64 {
         self.sim
             .stock(warehouse(&self.mappings, store), sku)
