@@ -522,15 +522,16 @@ impl StockPusher {
                 MutationOutcome::Refused(bad) => {
                     record.mutations[index].status = MutationStatus::Split;
                     for (i, message) in &bad {
-                        self.reject_line(
+                        let line = &mutation.lines[*i];
+                        self.park(
                             &store,
-                            &mutation.lines[*i],
+                            line,
                             &push_id,
                             "centra_rejected_line",
                             message,
+                            report,
                         )
                         .await;
-                        report.lines_rejected += 1;
                     }
                     let bad: BTreeSet<usize> = bad.iter().map(|(i, _)| *i).collect();
                     let good: Vec<PushLine> = mutation
@@ -554,15 +555,9 @@ impl StockPusher {
                     if split_mutations + parts > self.settings.max_split_mutations {
                         // Halving costs Centra's budget: past the cap the lines are parked with Centra's words.
                         for line in &mutation.lines {
-                            self.reject_line(
-                                &store,
-                                line,
-                                &push_id,
-                                "centra_refused_unattributed",
-                                &message,
-                            )
-                            .await;
-                            report.lines_rejected += 1;
+                            let kind = "centra_refused_unattributed";
+                            self.park(&store, line, &push_id, kind, &message, report)
+                                .await;
                         }
                         self.save_record(record).await;
                         continue;
@@ -628,9 +623,15 @@ impl StockPusher {
     ) {
         for (i, line) in mutation.lines.iter().enumerate() {
             if let Some(skip) = mutation.skipped.iter().find(|s| s.line as usize == i) {
-                self.reject_line(store, line, push_id, "centra_skipped_line", &skip.message)
-                    .await;
-                report.lines_rejected += 1;
+                self.park(
+                    store,
+                    line,
+                    push_id,
+                    "centra_skipped_line",
+                    &skip.message,
+                    report,
+                )
+                .await;
                 continue;
             }
             match self
@@ -957,9 +958,13 @@ impl StockPusher {
                     .iter()
                     .find(|s| s.line as usize == line_index)
                 {
-                    self.reject_line(store, &line, push_id, "centra_skipped_line", &skip.message)
-                        .await;
-                    return Ok(Recovery::Done);
+                    if self
+                        .reject_line(store, &line, push_id, "centra_skipped_line", &skip.message)
+                        .await
+                    {
+                        return Ok(Recovery::Done);
+                    }
+                    return Ok(Recovery::Wait(self.clock.now_millis() + 5_000));
                 }
                 let covered = self.finish_row(store, item, push_id, Some(&line)).await?;
                 let now = self.clock.now_millis();
@@ -1129,8 +1134,26 @@ impl StockPusher {
         Ok(unchanged.then_some(records))
     }
 
+    /// [`Self::reject_line`], counted in the report; a row that could not be parked comes back.
+    async fn park(
+        &self,
+        store: &StoreCode,
+        line: &PushLine,
+        push_id: &str,
+        kind: &str,
+        message: &str,
+        report: &mut PushReport,
+    ) {
+        if self.reject_line(store, line, push_id, kind, message).await {
+            report.lines_rejected += 1;
+        } else {
+            report.retry(store, &line.item);
+        }
+    }
+
     /// Parks a line Centra refused or skipped: the row is blocked (its movements wait, nothing is lost) and an
-    /// operator gets an exception with Centra's words.
+    /// operator gets an exception with Centra's words. False when the row could not be written: its key must
+    /// come back, or the lease would outlive everyone's interest in the row.
     async fn reject_line(
         &self,
         store: &StoreCode,
@@ -1138,22 +1161,35 @@ impl StockPusher {
         push_id: &str,
         kind: &str,
         message: &str,
-    ) {
+    ) -> bool {
         let mut event_ids = Vec::new();
+        let mut parked = false;
         for _ in 0..20 {
             let Ok(Some(mut row)) = self.ledger.get(store, &line.item).await else {
                 break;
             };
             if row.lease.as_ref().map(|l| l.push_id.as_str()) != Some(push_id) {
-                break;
+                // Settled by someone else meanwhile.
+                return true;
             }
             let rev = row.rev;
             event_ids = row.pending.iter().map(|p| p.event_id.clone()).collect();
             row.blocked = Some(format!("Centra refused {}: {message}", line.item));
             release_lease(&mut row, push_id);
-            if matches!(self.ledger.put(&row, rev).await, Ok(true)) {
-                break;
+            match self.ledger.put(&row, rev).await {
+                Ok(true) => {
+                    parked = true;
+                    break;
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(%store, item = %line.item, error = %e, "could not park a refused line");
+                    break;
+                }
             }
+        }
+        if !parked {
+            return false;
         }
         self.record_exception(
             store,
@@ -1168,6 +1204,7 @@ impl StockPusher {
             Some(message.to_string()),
         )
         .await;
+        true
     }
 
     async fn record_exception(

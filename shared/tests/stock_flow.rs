@@ -761,3 +761,157 @@ async fn any_batching_and_redelivery_converges_to_the_same_centra_stock() {
         }
     }
 }
+
+#[tokio::test]
+async fn lines_split_off_a_refusal_are_not_sent_while_the_record_cannot_name_them() {
+    let h = Harness::new(&["V-1", "V-2", "V-3"], 10).await;
+    h.sim.refuse_size(
+        "V-2",
+        Some(SizeRefusal {
+            kind: RefusalKind::Error,
+            message: "Product size V-2 is inactive".into(),
+        }),
+    );
+    let body = sale(
+        "LDN-01",
+        h.now_ms() - MIN,
+        &[("V-1", 1), ("V-2", 1), ("V-3", 1)],
+    );
+    assert_eq!(h.send("e", &body).await.status, 202);
+    h.apply_all().await;
+    let p = &h.pipeline;
+    // The record is written once, before the first call; every later write of it fails, and so does the
+    // bookkeeping after any Centra call: a worker dying at the worst moments.
+    let dying = StockPusher {
+        ledger: Arc::new(CrashAfterCentra {
+            inner: p.ledger.clone(),
+            armed: AtomicBool::new(true),
+        }),
+        push_log: Arc::new(FirstWriteOnly {
+            inner: p.ledger.clone(),
+            writes: AtomicUsize::new(0),
+        }),
+        exceptions: p.ledger.clone(),
+        budget: p.pusher.budget.clone(),
+        push_queue: p.push_queue.clone(),
+        centra: p.pusher.centra.clone(),
+        catalogue: p.pusher.catalogue.clone(),
+        mappings: h.mappings.clone(),
+        metrics: p.metrics.clone(),
+        clock: p.clock.clone(),
+        settings: PushSettings::default(),
+        finance: p.pusher.finance.clone(),
+    };
+    let keys = p.push_queue.drain_ready(h.now_ms());
+    let report = dying.push_keys(keys, h.now_ms() + 30_000).await;
+    // SQS redelivers the keys whose push failed.
+    p.push_queue
+        .mark_dirty(&report.failed_keys, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.calls_to("changeStock"),
+        1,
+        "the lines split off the refusal were not sent: the record could not name them"
+    );
+    // After the lease a healthy worker settles the record's only mutation (refused: not in the trail) and
+    // pushes again; V-1 and V-3 reach Centra once.
+    h.clock
+        .advance_millis(PushSettings::default().lease_ms + 2_000);
+    h.settle().await;
+    assert_eq!(
+        ["V-1", "V-2", "V-3"].map(|s| h.centra("LDN-01", s)),
+        [9, 10, 9]
+    );
+}
+
+#[tokio::test]
+async fn a_legacy_row_named_by_ean_is_merged_into_its_sku_row_and_pushed_once() {
+    use shared::store_events::{StockEventType, StockLineMessage};
+    let h = Harness::with(&[], 0, CentraSimConfig::default(), |_| {}).await;
+    let wh = warehouse(&h.mappings, "LDN-01");
+    h.sim.add_size("M-1", Some("7350000000777"), true);
+    h.sim.set_physical(wh, "M-1", 10);
+    let store = StoreCode::parse("LDN-01").unwrap();
+    let (ean, sku) = (
+        ItemRef::Ean("7350000000777".into()),
+        ItemRef::Sku("M-1".into()),
+    );
+    // Movements queued before this version: one by SKU, two by EAN (their own ledger row then).
+    let legacy = |id: &str, item: &ItemRef, qty: i64, at: i64| StockLineMessage {
+        event_id: id.into(),
+        line: 0,
+        event_type: StockEventType::Sale,
+        store: store.clone(),
+        item: item.clone(),
+        movement: shared::domain::Movement::Delta(-qty),
+        position: shared::domain::EventPosition {
+            occurred_at_ms: at,
+            sequence: None,
+        },
+        received_at_ms: at,
+        reference: None,
+        values: vec![],
+        business_date: None,
+    };
+    let t = h.now_ms() - 10 * MIN;
+    for msg in [
+        legacy("old-1", &sku, 1, t),
+        legacy("old-2", &ean, 2, t + 1),
+        legacy("old-3", &ean, 3, t + 2),
+    ] {
+        h.pipeline.applier.apply(&msg).await.unwrap();
+    }
+    h.pipeline
+        .push_queue
+        .mark_dirty(
+            &[
+                DirtyKey {
+                    store: store.clone(),
+                    item: ean.clone(),
+                },
+                DirtyKey {
+                    store: store.clone(),
+                    item: sku.clone(),
+                },
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    // The catalogue knows the size once anything asked for it.
+    h.pipeline.catalogue.preload().await;
+    h.settle().await;
+    assert_eq!(h.centra("LDN-01", "M-1"), 4, "all three sales, once each");
+    for change in h.sim.stock_changes() {
+        assert_eq!(
+            change.lines.len(),
+            1,
+            "never the same size twice: {change:?}"
+        );
+    }
+    let legacy_row = LedgerStore::get(h.pipeline.ledger.as_ref(), &store, &ean)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(legacy_row.retired_into, Some(sku.clone()));
+    // A movement still queued under the EAN lands on the SKU row.
+    h.pipeline
+        .applier
+        .apply(&legacy("old-4", &ean, 1, t + 3))
+        .await
+        .unwrap();
+    h.pipeline
+        .push_queue
+        .mark_dirty(
+            &[DirtyKey {
+                store: store.clone(),
+                item: sku.clone(),
+            }],
+            0,
+        )
+        .await
+        .unwrap();
+    h.settle().await;
+    assert_eq!(h.centra("LDN-01", "M-1"), 3);
+}
