@@ -1,14 +1,22 @@
 //! `shelfsync serve`: the intake on a local port, with the applier and pusher running in process.
+//!
+//! Every answer of the HTTP layer is the contract's JSON error too: a body over 256 KiB (413, not axum's 2 MiB
+//! default), a body that cannot be read (400 `malformed_request`), an unknown path (404), another method (405
+//! with `Allow`). Only a request hyper cannot parse at all (request line, headers) gets hyper's own bare answer
+//! before any of this runs; docs/store-events-v1.md says exactly what.
 
 use crate::demo::DEMO_SECRET;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
 use shared::config::{env_opt, load_mappings, mutation_budget_from_env};
+use shared::intake::http_adapter;
 use shared::local::{LocalOrderConfig, Pipeline, PipelineConfig};
 use shared::orders::local::LocalOrderEndpoints;
+use shared::store_events::MAX_BODY_BYTES;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig};
 use std::sync::Arc;
@@ -23,11 +31,28 @@ pub struct ServeArgs {
     simulate_centra: bool,
 }
 
+/// The body, or the contract's error for a body axum could not hand over (too large, or unreadable).
+fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, axum::response::Response> {
+    body.map_err(|rejection| {
+        let response = if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            http_adapter::payload_too_large()
+        } else {
+            tracing::info!(error = %rejection.body_text(), "request body could not be read");
+            http_adapter::malformed_request()
+        };
+        response.map(axum::body::Body::from)
+    })
+}
+
 async fn centra_webhooks(
     State(p): State<Arc<Pipeline>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> axum::response::Response {
+    let body = match body_or_error(body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let response = match &p.orders {
         Some(stage) => {
             shared::intake::http_adapter::handle_centra(&stage.centra_webhooks, &headers, &body)
@@ -52,10 +77,29 @@ fn http_503(message: &str) -> axum::http::Response<String> {
 async fn store_events(
     State(p): State<Arc<Pipeline>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> axum::response::Response {
-    let response = shared::intake::http_adapter::handle(&p.intake, &headers, &body).await;
+    let body = match body_or_error(body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let response = http_adapter::handle(&p.intake, &headers, &body).await;
     response.map(axum::body::Body::from)
+}
+
+/// The routes of `serve`, with the contract's JSON errors for everything the HTTP layer refuses itself.
+pub fn router(pipeline: Arc<Pipeline>) -> Router {
+    Router::new()
+        .route(http_adapter::STORE_EVENTS_PATH, post(store_events))
+        .route(http_adapter::CENTRA_WEBHOOKS_PATH, post(centra_webhooks))
+        // After the routes: it applies to the routes already added. axum adds `Allow` to what it answers.
+        .method_not_allowed_fallback(|| async {
+            http_adapter::method_not_allowed().map(axum::body::Body::from)
+        })
+        .fallback(|| async { http_adapter::not_found().map(axum::body::Body::from) })
+        // The contract's limit; a larger body is refused as it arrives (Content-Length or streamed).
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(pipeline)
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -146,10 +190,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     });
-    let app = Router::new()
-        .route("/v1/store-events", post(store_events))
-        .route("/v1/centra-webhooks", post(centra_webhooks))
-        .with_state(pipeline);
+    let app = router(pipeline);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     tracing::info!(
         "listening on http://{}/v1/store-events",
