@@ -155,10 +155,10 @@ pub(crate) fn check_known_fields(
 ) -> Result<(), ValidationError> {
     for key in obj.keys() {
         if !known.contains(&key.as_str()) {
-            // The key is echoed once (in `field`), clipped: a sender may send anything as a key.
+            // The key is echoed once (in `field`), the path clipped: a sender may send anything as a key.
             return Err(invalid(
                 "unknown_field",
-                format!("{prefix}{}", clip(key)),
+                clip(&format!("{prefix}{}", clip(key))),
                 format!(
                     "is not a field of this object (known: {})",
                     known.join(", ")
@@ -497,8 +497,11 @@ fn parse_stock_lines(
                 ),
             ));
         }
-        // Lines naming one item become one movement: its size is bounded like a line's.
-        let sum = lines[..=i]
+        if lines[i + 1..].iter().any(|l| l.item == line.item) {
+            continue; // summed at the item's last line
+        }
+        // The lines naming one item become one movement: its size is bounded like a line's.
+        let sum = lines
             .iter()
             .filter(|l| l.item == line.item)
             .try_fold(0_i64, |acc, l| acc.checked_add(l.quantity));
@@ -506,7 +509,9 @@ fn parse_stock_lines(
             return Err(invalid(
                 "invalid_value",
                 format!("lines[{i}].quantity"),
-                format!("with lines[{j}] (same item) adds up to more than {MAX_QUANTITY} in size"),
+                format!(
+                    "with lines[{j}] and any other line naming the same item adds up to more than {MAX_QUANTITY} in size"
+                ),
             ));
         }
     }

@@ -24,7 +24,7 @@ pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrictJsonError {
-    /// An object holds this key twice; `path` names it (`lines[0].sku`, keys clipped).
+    /// An object holds this key twice; `path` names it (`lines[0].sku`; clipped to 64 characters).
     DuplicateKey { path: String },
     /// Not JSON at all (serde_json's message, which never quotes the input).
     Malformed(String),
@@ -130,7 +130,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         while let Some(key) = access.next_key::<String>()? {
             let path = Path::Key(self.path, &key);
             if map.contains_key(&key) {
-                *self.duplicate.borrow_mut() = Some(path.to_string());
+                // Clipped as a whole too: short keys nested deep make a long path.
+                *self.duplicate.borrow_mut() = Some(clip(&path.to_string()).into_owned());
                 return Err(A::Error::custom("duplicate key"));
             }
             let value = access.next_value_seed(ValueSeed {
@@ -184,11 +185,18 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_duplicate_key_is_clipped() {
+    fn a_huge_duplicate_key_or_deep_path_is_clipped() {
         let key = "k".repeat(10_000);
         let path = dup(&format!(r#"{{"{key}":1,"{key}":2}}"#));
         assert_eq!(path.chars().count(), MAX_ECHO_CHARS + 1);
         assert!(path.ends_with('…'));
+        let deep = format!(
+            "{}{{\"b\":1,\"b\":2}}{}",
+            "{\"a\":".repeat(100),
+            "}".repeat(100)
+        );
+        let path = dup(&deep);
+        assert_eq!(path, format!("{}…", &"a.".repeat(100)[..MAX_ECHO_CHARS]));
     }
 
     #[test]

@@ -461,7 +461,7 @@ async fn echoed_input_is_clipped_and_never_echoed_twice() {
     // Nested: the path stays exact, the key is clipped.
     v.as_object_mut().unwrap().remove(key.as_str());
     let r = f.send("long-nested-key", &v.to_string()).await;
-    assert_eq!(error_of(&r).2, format!("lines[0].{}…", &key[..64]));
+    assert_eq!(error_of(&r).2, format!("lines[0].{}…", &key[..64 - 9]));
 
     // A long unknown type is echoed in the message, clipped.
     let mut v: serde_json::Value =
