@@ -648,7 +648,7 @@ fn build_headers(case: &Case, n: u64, body: &[u8]) -> Request {
 
 /// The header as `handle` is given it (the first value of a repeated header) and as `route` sees it after
 /// `HeaderMap::get(..).to_str()` (visible ASCII only).
-fn seen<'a>(h: &'a Header, through_route: bool) -> Option<&'a str> {
+fn seen(h: &Header, through_route: bool) -> Option<&str> {
     let text = match h {
         Header::Missing | Header::Bytes(_) => return None,
         Header::Value(v) | Header::Twice(v, _) => v.as_str(),
@@ -777,7 +777,7 @@ fn occurred_ok(obj: &Map<String, Value>) -> bool {
     };
     chrono::DateTime::parse_from_rfc3339(text).is_ok_and(|t| {
         let ms = t.timestamp_millis();
-        ms <= NOW_MS + 5 * 60_000 && ms >= NOW_MS - 14 * DAY_MS
+        (NOW_MS - 14 * DAY_MS..=NOW_MS + 5 * 60_000).contains(&ms)
     })
 }
 
