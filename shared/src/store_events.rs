@@ -19,6 +19,8 @@ const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 /// older event could be the resend of one already forgotten and would be applied twice. A day of margin covers
 /// clock skew and the time a message waits in the queue.
 pub const MAX_EVENT_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
+// Kept below the applier's marker lifetime at compile time.
+const _: () = assert!(MAX_EVENT_AGE_MS < crate::apply::MOVEMENT_MARKER_TTL_S * 1000);
 /// Largest size of a line's quantity, and of the sum of the lines naming one item.
 const MAX_QUANTITY: u64 = 1_000_000;
 
@@ -861,6 +863,26 @@ mod tests {
         assert_eq!(
             field_of(count),
             ("lines[0].quantity".into(), "invalid_value")
+        );
+    }
+
+    #[test]
+    fn currency_list_is_sorted_and_current() {
+        assert!(ISO_4217_ACTIVE.windows(2).all(|w| w[0] < w[1]));
+        for c in ["GBP", "SEK", "DKK", "EUR", "USD", "ZWG", "XCG"] {
+            assert!(is_iso_currency(c), "{c}");
+        }
+        for c in ["ZZZ", "HRK", "gbp", "GB", "GBPX", ""] {
+            assert!(!is_iso_currency(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn events_older_than_the_forgotten_ids_are_refused() {
+        // An event id is remembered (intake) and its movements marked (applier) 15 days; accepting an older
+        // event could apply a resend of a forgotten one twice.
+        assert!(
+            MAX_EVENT_AGE_MS < crate::intake::IntakeSettings::default().idempotency_ttl_s * 1000
         );
     }
 
