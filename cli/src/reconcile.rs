@@ -230,12 +230,14 @@ const DEMO_MAPPINGS: &str = r#"
 name = "London Regent St"
 centra_warehouse_id = 12
 cloudshelf_location = "gid://external/CentraWarehouse/12"
+currency = "GBP"
 drift_policy = "report"
 
 [stores.MAN-01]
 name = "Manchester"
 centra_warehouse_id = 13
 cloudshelf_location = "gid://external/CentraWarehouse/13"
+currency = "GBP"
 "#;
 
 /// Two stores with 40 SKUs each, Centra and the ledger in agreement except for one SKU someone edited in
@@ -404,7 +406,7 @@ async fn demo_daybook(
         let accepted = [Accepted {
             kind,
             units,
-            gross: price.times(units),
+            gross: price.checked_times(units).expect("demo amounts are small"),
             currency: "GBP".into(),
             accepted_at_ms: 0,
         }];

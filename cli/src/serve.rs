@@ -1,14 +1,23 @@
 //! `shelfsync serve`: the intake on a local port, with the applier and pusher running in process.
+//!
+//! Every answer of the HTTP layer is the contract's JSON error too: a body over 256 KiB (413, not axum's 2 MiB
+//! default), a body that cannot be read (400 `malformed_request`), an unknown path (404), another method (405
+//! with `Allow`). Only a request hyper cannot parse at all (request line, headers) gets hyper's own bare answer
+//! before any of this runs; docs/store-events-v1.md says exactly what.
 
 use crate::demo::DEMO_SECRET;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
 use shared::config::{env_opt, load_mappings, mutation_budget_from_env};
+use shared::intake::http_adapter;
 use shared::local::{LocalOrderConfig, Pipeline, PipelineConfig};
 use shared::orders::local::LocalOrderEndpoints;
+use shared::store_events::MAX_BODY_BYTES;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig};
 use std::sync::Arc;
@@ -23,11 +32,43 @@ pub struct ServeArgs {
     simulate_centra: bool,
 }
 
+/// The headers and body, or the contract's error for a body that cannot be handed over: 413 when it is
+/// announced (Content-Length) or turns out (streamed) larger than the contract's limit, 400 when its framing
+/// is broken or the connection ends early.
+async fn read_request(request: Request) -> Result<(HeaderMap, Bytes), axum::response::Response> {
+    let announced = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    // Refused before reading a byte of it; `DefaultBodyLimit` alone would read 256 KiB first.
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(http_adapter::payload_too_large().map(Body::from));
+    }
+    let headers = request.headers().clone();
+    match Bytes::from_request(request, &()).await {
+        Ok(body) => Ok((headers, body)),
+        Err(rejection) => Err(body_rejection(rejection).map(Body::from)),
+    }
+}
+
+fn body_rejection(rejection: BytesRejection) -> axum::http::Response<String> {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        http_adapter::payload_too_large()
+    } else {
+        tracing::info!(error = %rejection.body_text(), "request body could not be read");
+        http_adapter::malformed_request()
+    }
+}
+
 async fn centra_webhooks(
     State(p): State<Arc<Pipeline>>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> axum::response::Response {
+    let (headers, body) = match read_request(request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
     let response = match &p.orders {
         Some(stage) => {
             shared::intake::http_adapter::handle_centra(&stage.centra_webhooks, &headers, &body)
@@ -35,7 +76,7 @@ async fn centra_webhooks(
         }
         None => http_503("orders are not configured (set CLOUDSHELF_API_URL and friends)"),
     };
-    response.map(axum::body::Body::from)
+    response.map(Body::from)
 }
 
 fn http_503(message: &str) -> axum::http::Response<String> {
@@ -51,11 +92,29 @@ fn http_503(message: &str) -> axum::http::Response<String> {
 
 async fn store_events(
     State(p): State<Arc<Pipeline>>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> axum::response::Response {
-    let response = shared::intake::http_adapter::handle(&p.intake, &headers, &body).await;
+    let (headers, body) = match read_request(request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let response = http_adapter::handle(&p.intake, &headers, &body).await;
     response.map(axum::body::Body::from)
+}
+
+/// The routes of `serve`, with the contract's JSON errors for everything the HTTP layer refuses itself.
+pub fn router(pipeline: Arc<Pipeline>) -> Router {
+    Router::new()
+        .route(http_adapter::STORE_EVENTS_PATH, post(store_events))
+        .route(http_adapter::CENTRA_WEBHOOKS_PATH, post(centra_webhooks))
+        // After the routes: it applies to the routes already added. axum adds `Allow` to what it answers.
+        .method_not_allowed_fallback(|| async {
+            http_adapter::method_not_allowed().map(axum::body::Body::from)
+        })
+        .fallback(|| async { http_adapter::not_found().map(axum::body::Body::from) })
+        // The contract's limit; a larger body is refused as it arrives (Content-Length or streamed).
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(pipeline)
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -146,10 +205,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     });
-    let app = Router::new()
-        .route("/v1/store-events", post(store_events))
-        .route("/v1/centra-webhooks", post(centra_webhooks))
-        .with_state(pipeline);
+    let app = router(pipeline);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     tracing::info!(
         "listening on http://{}/v1/store-events",
@@ -161,4 +217,232 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The HTTP layer over real TCP: what a sender sees for every refusal that never reaches the intake.
+    use super::*;
+    use shared::mappings::Mappings;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn start() -> SocketAddr {
+        // Intake never calls Centra: any URL will do.
+        let config = PipelineConfig::new("http://127.0.0.1:9/graphql", "token", DEMO_SECRET);
+        let pipeline =
+            Arc::new(Pipeline::new(config, Arc::new(Mappings::embedded_default())).unwrap());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(pipeline)).await });
+        addr
+    }
+
+    /// Sends raw bytes (then closes the sending half when `half_close`) and reads one response: its head, and
+    /// the body its Content-Length announces (the server may keep the connection open to drain a request body).
+    async fn exchange(addr: SocketAddr, request: &[u8], half_close: bool) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        if half_close {
+            stream.shutdown().await.unwrap();
+        }
+        let read = async {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let text = String::from_utf8_lossy(&out).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .expect("a content-length");
+                    if body.len() >= length {
+                        return text;
+                    }
+                }
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return text,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the server answers")
+    }
+
+    /// Status line, lower-cased headers, body.
+    fn parse(response: &str) -> (String, String, String) {
+        let (head, body) = response.split_once("\r\n\r\n").expect("a full response");
+        let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+        (
+            status.to_string(),
+            headers.to_ascii_lowercase(),
+            body.to_string(),
+        )
+    }
+
+    fn error_code(body: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert!(v["error"]["message"].is_string(), "{body}");
+        v["error"]["code"]
+            .as_str()
+            .expect("an error code")
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn http_layer_refusals_are_the_contracts_json_errors() {
+        let addr = start().await;
+        let cases: Vec<(&str, String, bool, &str, &str)> = vec![
+            (
+                "a body over 256 KiB (below axum's 2 MiB default)",
+                format!(
+                    "POST /v1/store-events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    300 * 1024
+                ),
+                false,
+                "HTTP/1.1 413",
+                "payload_too_large",
+            ),
+            (
+                "a streamed (chunked) body over 256 KiB",
+                format!(
+                    "POST /v1/store-events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+                    300 * 1024,
+                    "x".repeat(300 * 1024)
+                ),
+                false,
+                "HTTP/1.1 413",
+                "payload_too_large",
+            ),
+            (
+                "a chunked body with a broken chunk size",
+                "POST /v1/store-events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+                    .to_string(),
+                false,
+                "HTTP/1.1 400",
+                "malformed_request",
+            ),
+            (
+                "a body shorter than its Content-Length (connection closed)",
+                "POST /v1/store-events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{\"a\":"
+                    .to_string(),
+                true,
+                "HTTP/1.1 400",
+                "malformed_request",
+            ),
+            (
+                "an unknown path",
+                "GET /v2/store-events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string(),
+                false,
+                "HTTP/1.1 404",
+                "not_found",
+            ),
+            (
+                "another method",
+                "PUT /v1/store-events HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string(),
+                false,
+                "HTTP/1.1 405",
+                "method_not_allowed",
+            ),
+            (
+                "no content type",
+                "POST /v1/store-events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                    .to_string(),
+                false,
+                "HTTP/1.1 415",
+                "unsupported_media_type",
+            ),
+            (
+                "unsigned",
+                "POST /v1/store-events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+                    .to_string(),
+                false,
+                "HTTP/1.1 401",
+                "missing_signature_header",
+            ),
+        ];
+        for (what, request, half_close, status, code) in cases {
+            let (line, headers, body) =
+                parse(&exchange(addr, request.as_bytes(), half_close).await);
+            assert!(line.starts_with(status), "{what}: {line}");
+            assert!(
+                headers.contains("content-type: application/json"),
+                "{what}: {headers}"
+            );
+            assert_eq!(error_code(&body), code, "{what}");
+            if code == "method_not_allowed" {
+                assert!(headers.contains("allow: post"), "{what}: {headers}");
+            }
+        }
+    }
+
+    /// What hyper answers itself, before any handler runs, when it cannot parse a request: a bare status line
+    /// with an empty body, then it closes the connection. docs/store-events-v1.md documents exactly this.
+    #[tokio::test]
+    async fn hyper_answers_unparsable_requests_with_a_bare_status() {
+        let addr = start().await;
+        let huge_header = format!(
+            "POST /v1/store-events HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(512 * 1024)
+        );
+        let many_headers = format!(
+            "POST /v1/store-events HTTP/1.1\r\nHost: x\r\n{}\r\n",
+            (0..150)
+                .map(|i| format!("X-{i}: 1\r\n"))
+                .collect::<String>()
+        );
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "a malformed request line",
+                b"GARBAGE\r\n\r\n".to_vec(),
+                "HTTP/1.1 400 Bad Request",
+            ),
+            (
+                "a request line without a version",
+                b"POST /v1/store-events\r\n\r\n".to_vec(),
+                "HTTP/1.1 400 Bad Request",
+            ),
+            (
+                "a header without a colon",
+                b"POST /v1/store-events HTTP/1.1\r\nHost x\r\n\r\n".to_vec(),
+                "HTTP/1.1 400 Bad Request",
+            ),
+            (
+                "a NUL in a header value",
+                b"POST /v1/store-events HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n".to_vec(),
+                "HTTP/1.1 400 Bad Request",
+            ),
+            (
+                "headers over hyper's buffer (~400 KiB)",
+                huge_header.into_bytes(),
+                "HTTP/1.1 431 Request Header Fields Too Large",
+            ),
+            (
+                "more than 100 headers",
+                many_headers.into_bytes(),
+                "HTTP/1.1 431 Request Header Fields Too Large",
+            ),
+        ];
+        for (what, request, status) in cases {
+            let response = exchange(addr, &request, false).await;
+            let (line, headers, body) = parse(&response);
+            assert_eq!(line, status, "{what}: {response:?}");
+            assert!(headers.contains("content-length: 0"), "{what}: {headers}");
+            assert!(body.is_empty(), "{what}: {body}");
+        }
+    }
 }

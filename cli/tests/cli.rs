@@ -73,6 +73,24 @@ fn validate_exits_non_zero_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stores.LDN-01.orders.order_api"));
+
+    // A store with neither `currency` nor kiosk orders cannot check its events' currency.
+    let no_currency = dir.join("no-currency.toml");
+    std::fs::write(
+        &no_currency,
+        "[stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://x/1\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["validate", "--mappings", no_currency.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stores.LDN-01.currency"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Server(Child);

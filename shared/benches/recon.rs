@@ -288,7 +288,7 @@ fn mappings(shape: Shape) -> Mappings {
         let policy = if s % 2 == 0 { "correct" } else { "report" };
         let _ = writeln!(
             toml,
-            "[stores.{}]\ncentra_warehouse_id = {}\ncloudshelf_location = \"gid://external/CentraWarehouse/{}\"\ndrift_policy = \"{policy}\"",
+            "[stores.{}]\ncentra_warehouse_id = {}\ncloudshelf_location = \"gid://external/CentraWarehouse/{}\"\ncurrency = \"GBP\"\ndrift_policy = \"{policy}\"",
             store_code(s),
             FIRST_WAREHOUSE + s as u64,
             FIRST_WAREHOUSE + s as u64,

@@ -13,7 +13,7 @@
 //! | `CENTRA_MUTATIONS_PER_10S`, `CENTRA_MUTATIONS_PER_HOUR` | override the tier's mutation budget (e.g. to leave room for other integrations) |
 //! | `CENTRA_TIMEOUT_SECONDS` | HTTP timeout of Centra calls (default 10) |
 //! | `PUSH_LEASE_SECONDS` | how long a push owns its rows (default 150; > function timeout) |
-//! | `IDEMPOTENCY_TTL_DAYS` | how long accepted event ids are remembered (default 7) |
+//! | `IDEMPOTENCY_TTL_DAYS` | how long accepted event ids are remembered (default 15; at least 15, the applier's movement-marker TTL) |
 //! | `METRICS_NAMESPACE` | CloudWatch namespace (default `CloudshelfCentra`) |
 
 use crate::mappings::{MappingError, Mappings};

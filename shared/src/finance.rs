@@ -44,11 +44,19 @@ impl Money {
             frac.parse().ok()?
         };
         let frac_scaled = frac_value * 10_i128.pow(4 - frac.len() as u32);
-        Some(Money(whole * Self::SCALE + frac_scaled))
+        // Checked: the digits come from outside (a 35-digit whole overflows once scaled).
+        Some(Money(
+            whole.checked_mul(Self::SCALE)?.checked_add(frac_scaled)?,
+        ))
     }
 
-    pub fn times(self, n: i64) -> Money {
-        Money(self.0 * i128::from(n))
+    /// The amount of `n` units at this price; `None` on overflow (quantities and prices come from outside).
+    pub fn checked_times(self, n: i64) -> Option<Money> {
+        self.0.checked_mul(i128::from(n)).map(Money)
+    }
+
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
     }
 }
 
@@ -424,7 +432,12 @@ pub fn kiosk_order_record(
     let lines: Money = order
         .lines
         .iter()
-        .map(|l| to_money(l.unit_price).times(i64::from(l.quantity)))
+        // An i64 amount × 10 × a u32 quantity is below 2^99: cannot overflow i128.
+        .map(|l| {
+            to_money(l.unit_price)
+                .checked_times(i64::from(l.quantity))
+                .expect("i64 × u32 fits in i128")
+        })
         .fold(Money::default(), |a, b| a + b);
     let accepted = Accepted {
         kind: FinanceKind::KioskOrder,
@@ -587,12 +600,21 @@ mod tests {
     #[test]
     fn money_is_exact_and_round_trips() {
         let p = Money::parse("49.99").unwrap();
-        assert_eq!(p.times(3).to_string(), "149.97");
+        assert_eq!(p.checked_times(3).unwrap().to_string(), "149.97");
         assert_eq!(Money::parse("0.1234").unwrap().to_string(), "0.1234");
         assert_eq!(Money::parse("12").unwrap().to_string(), "12.00");
         for bad in ["", ".5", "1.23456", "-1", "1e3", "1.2.3"] {
             assert_eq!(Money::parse(bad), None, "{bad}");
         }
+        // Out-of-range input is `None`, not a panic (debug) or a wrapped value (release).
+        assert_eq!(Money::parse(&"9".repeat(38)), None);
+        assert_eq!(Money::parse(&"9".repeat(40)), None);
+        assert_eq!(Money(i128::MAX / 2).checked_times(3), None);
+        assert_eq!(
+            Money(1).checked_times(i64::MIN),
+            Some(Money(i128::from(i64::MIN)))
+        );
+        assert_eq!(Money(i128::MAX).checked_add(Money(1)), None);
         let json = serde_json::to_string(&Money(-12_500)).unwrap();
         assert_eq!(json, "\"-1.25\"");
         assert_eq!(
@@ -603,7 +625,7 @@ mod tests {
 
     fn store_in(zone: &str, closes: &str) -> crate::mappings::StoreMapping {
         let m = Mappings::from_toml(&format!(
-            "[stores.LDN-01]\ncentra_warehouse_id = 1\ncloudshelf_location = \"gid://x/1\"\ntimezone = \"{zone}\"\ncloses_at = \"{closes}\"\n"
+            "[stores.LDN-01]\ncentra_warehouse_id = 1\ncloudshelf_location = \"gid://x/1\"\ncurrency = \"GBP\"\ntimezone = \"{zone}\"\ncloses_at = \"{closes}\"\n"
         ))
         .unwrap();
         m.store("LDN-01").unwrap().clone()
@@ -651,13 +673,13 @@ mod tests {
             "2026-03-29T01:00:00+00:00"
         );
         let err = Mappings::from_toml(
-            "[stores.LDN-01]\ncentra_warehouse_id = 1\ncloudshelf_location = \"gid://x/1\"\ntimezone = \"Mars/Base\"\n",
+            "[stores.LDN-01]\ncentra_warehouse_id = 1\ncloudshelf_location = \"gid://x/1\"\ncurrency = \"GBP\"\ntimezone = \"Mars/Base\"\n",
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("stores.LDN-01.timezone"), "{err}");
         let err = Mappings::from_toml(
-            "[stores.LDN-01]\ncentra_warehouse_id = 1\ncloudshelf_location = \"gid://x/1\"\ncloses_at = \"25:00\"\n",
+            "[stores.LDN-01]\ncentra_warehouse_id = 1\ncloudshelf_location = \"gid://x/1\"\ncurrency = \"GBP\"\ncloses_at = \"25:00\"\n",
         )
         .unwrap_err()
         .to_string();

@@ -12,6 +12,7 @@ use crate::centra::{CentraClient, CentraError, SizeRecord};
 use crate::domain::ItemRef;
 use crate::recon::ports::ReportSink;
 use crate::store_events::{invalid, StockEvent, ValidationError};
+use crate::strict_json::clip;
 use crate::time::SharedClock;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -384,16 +385,6 @@ impl From<CatalogueError> for ResolveError {
     }
 }
 
-/// Shortens a name echoed in an error, so a sender's 10,000-character SKU is not sent back whole.
-fn shown(name: &str) -> String {
-    const MAX: usize = 64;
-    if name.chars().count() <= MAX {
-        name.to_string()
-    } else {
-        format!("{}…", name.chars().take(MAX).collect::<String>())
-    }
-}
-
 async fn known_size(
     catalogue: &ItemCatalogue,
     item: &ItemRef,
@@ -405,8 +396,8 @@ async fn known_size(
             "unknown_item",
             field,
             match item {
-                ItemRef::Sku(s) => format!("Centra has no product size with SKU \"{}\"", shown(s)),
-                ItemRef::Ean(e) => format!("Centra has no product size with EAN \"{}\"", shown(e)),
+                ItemRef::Sku(s) => format!("Centra has no product size with SKU \"{}\"", clip(s)),
+                ItemRef::Ean(e) => format!("Centra has no product size with EAN \"{}\"", clip(e)),
             },
         ))),
         Lookup::Ambiguous(sizes) => Err(ResolveError::Invalid(invalid(
@@ -454,9 +445,9 @@ pub async fn resolve_event(
                         ean_field,
                         format!(
                             "EAN \"{}\" is Centra size {}, not SKU \"{}\"",
-                            shown(ean),
+                            clip(ean),
                             canonical(&other).map_or(other.id.to_string(), |c| c.to_string()),
-                            shown(sku)
+                            clip(sku)
                         ),
                     )))
                 }
@@ -466,8 +457,8 @@ pub async fn resolve_event(
                         ean_field,
                         format!(
                             "Centra has no size with EAN \"{}\"; SKU \"{}\" has {}",
-                            shown(ean),
-                            shown(sku),
+                            clip(ean),
+                            clip(sku),
                             size.ean
                                 .as_deref()
                                 .map_or("no EAN".to_string(), |e| format!("EAN \"{e}\""))
@@ -484,21 +475,8 @@ pub async fn resolve_event(
             ))
         })?;
     }
-    if event.event_type == crate::store_events::StockEventType::Count {
-        // Two different absolute counts of one size in one event cannot both be true.
-        for i in 0..event.lines.len() {
-            if let Some(j) = event.lines[..i]
-                .iter()
-                .position(|l| l.item == event.lines[i].item)
-            {
-                return Err(ResolveError::Invalid(invalid(
-                    "duplicate_item",
-                    format!("lines[{i}]"),
-                    format!("{} is already counted in lines[{j}]", event.lines[i].item),
-                )));
-            }
-        }
-    }
+    crate::store_events::check_same_item_lines(event.event_type, &event.lines)
+        .map_err(ResolveError::Invalid)?;
     Ok(())
 }
 

@@ -55,7 +55,9 @@ impl IntakeResponse {
 
 #[derive(Debug, Clone)]
 pub struct IntakeSettings {
-    /// How long an accepted event id is remembered (≥ 7 days: beyond every sender's retry horizon).
+    /// How long an accepted event id is remembered: at least as long as the applier's movement markers
+    /// (`apply::MOVEMENT_MARKER_TTL_S`), or an id reused after it is forgotten here but not there would be
+    /// answered 202 and then dropped by the applier as a duplicate (the contract promises 409).
     pub idempotency_ttl_s: i64,
     /// How long one attempt owns an event id before another attempt may take it over.
     pub lease_ms: i64,
@@ -66,7 +68,7 @@ pub struct IntakeSettings {
 impl Default for IntakeSettings {
     fn default() -> Self {
         Self {
-            idempotency_ttl_s: 7 * 24 * 3600,
+            idempotency_ttl_s: crate::apply::MOVEMENT_MARKER_TTL_S,
             lease_ms: 30_000,
             in_progress_wait_ms: 2_000,
         }

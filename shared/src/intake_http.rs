@@ -42,8 +42,8 @@ pub async fn handle_centra(
     to_http(response)
 }
 
-/// Dispatches `POST …/v1/store-events` and `POST …/v1/centra-webhooks` (a stage prefix is allowed);
-/// anything else answers 404.
+/// Dispatches `POST …/v1/store-events` and `POST …/v1/centra-webhooks` (a stage prefix is allowed); another
+/// method on those paths answers 405 (with `Allow: POST`), any other path 404, both with the JSON error body.
 pub async fn route(
     intake: &WebhookIntake,
     method: &http::Method,
@@ -51,8 +51,12 @@ pub async fn route(
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> http::Response<String> {
-    if method != http::Method::POST {
+    let known = path.ends_with(STORE_EVENTS_PATH) || path.ends_with(CENTRA_WEBHOOKS_PATH);
+    if !known {
         return not_found();
+    }
+    if method != http::Method::POST {
+        return method_not_allowed();
     }
     if path.ends_with(STORE_EVENTS_PATH) {
         handle(&intake.store_events, headers, body).await
@@ -75,13 +79,41 @@ pub fn to_http(response: IntakeResponse) -> http::Response<String> {
         .expect("static response parts are valid")
 }
 
+/// The contract's JSON error as an HTTP response (also for errors of the HTTP layer itself).
+pub fn error(status: u16, code: &str, message: &str) -> http::Response<String> {
+    to_http(IntakeResponse::error(status, code, None, message))
+}
+
 pub fn not_found() -> http::Response<String> {
-    to_http(IntakeResponse {
-        status: 404,
-        body: serde_json::json!({ "error": {
-            "code": "not_found",
-            "message": "POST /v1/store-events or POST /v1/centra-webhooks"
-        } }),
-        retry_after: None,
-    })
+    error(
+        404,
+        "not_found",
+        "POST /v1/store-events or POST /v1/centra-webhooks",
+    )
+}
+
+pub fn method_not_allowed() -> http::Response<String> {
+    let mut response = error(
+        405,
+        "method_not_allowed",
+        "only POST is allowed on this path",
+    );
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+    response
+}
+
+/// 413 `payload_too_large`: for a layer that refuses the body before the intake sees it.
+pub fn payload_too_large() -> http::Response<String> {
+    error(413, "payload_too_large", "body exceeds 256 KiB")
+}
+
+/// 400 `malformed_request`: the request's framing or body could not be read (not a validation error).
+pub fn malformed_request() -> http::Response<String> {
+    error(
+        400,
+        "malformed_request",
+        "the request body could not be read (bad framing or a broken connection)",
+    )
 }

@@ -34,6 +34,7 @@ pub mod push;
 pub mod recon;
 pub mod signature;
 pub mod store_events;
+pub mod strict_json;
 pub mod telemetry;
 pub mod time;
 pub mod wiring;

@@ -37,6 +37,9 @@ pub struct PipelineConfig {
     pub orders: Option<LocalOrderConfig>,
     /// How names missing from the catalogue are looked up in Centra.
     pub catalogue: CatalogueSettings,
+    /// Centra's sizes when known up front (tests, benchmarks): no catalogue read and no lookups, a name not
+    /// among them is unknown. `None`: read from Centra on first use.
+    pub known_sizes: Option<Vec<crate::centra::SizeRecord>>,
 }
 
 pub struct LocalOrderConfig {
@@ -81,6 +84,7 @@ impl PipelineConfig {
             clock: crate::time::system_clock(),
             orders: None,
             catalogue: CatalogueSettings::default(),
+            known_sizes: None,
         }
     }
 }
@@ -131,12 +135,15 @@ impl Pipeline {
             config.centra_token,
             config.centra_timeout,
         );
-        let catalogue = Arc::new(ItemCatalogue::new(
-            Some(Arc::new(CatalogueRead(centra.clone()))),
-            Some(Arc::new(centra.clone())),
-            config.catalogue,
-            clock.clone(),
-        ));
+        let catalogue = Arc::new(match config.known_sizes {
+            Some(sizes) => ItemCatalogue::with_sizes(sizes, clock.clone()),
+            None => ItemCatalogue::new(
+                Some(Arc::new(CatalogueRead(centra.clone()))),
+                Some(Arc::new(centra.clone())),
+                config.catalogue,
+                clock.clone(),
+            ),
+        });
         let orders = match config.orders {
             None => None,
             Some(order_config) => {

@@ -59,6 +59,9 @@ struct RawStore {
     closes_at: Option<String>,
     #[serde(default)]
     finance_posting: FinancePosting,
+    /// ISO 4217 currency of the store's sales and returns; default: `orders.currency`.
+    #[serde(default)]
+    currency: Option<String>,
 }
 
 /// Exactly `HH:MM` (00:00–23:59), so that `9:00` or `21:00:00` fails at start-up rather than guessing.
@@ -116,6 +119,8 @@ pub struct StoreMapping {
     pub closes_at: chrono::NaiveTime,
     /// `finance_posting = "realtime" | "daily"` (default realtime).
     pub finance_posting: FinancePosting,
+    /// `currency` (ISO 4217), default `orders.currency`: the only currency its events may carry.
+    pub currency: String,
 }
 
 impl StoreMapping {
@@ -275,6 +280,7 @@ impl Mappings {
                 None => None,
                 Some(o) => Some(validate_store_orders(&key, o, &order_apis)?),
             };
+            let currency = store_currency(&key, store.currency, orders.as_ref())?;
             let timezone = match store.timezone.as_deref() {
                 None => chrono_tz::UTC,
                 Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
@@ -305,6 +311,7 @@ impl Mappings {
                     timezone,
                     closes_at,
                     finance_posting: store.finance_posting,
+                    currency,
                 },
             );
         }
@@ -363,12 +370,7 @@ fn validate_store_orders(
         .payment_plugin_id
         .map(|v| positive(v, "payment_plugin_id"))
         .transpose()?;
-    if raw.currency.len() != 3 || !raw.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(err(
-            format!("{key}.currency"),
-            "must be an ISO 4217 code such as GBP",
-        ));
-    }
+    check_currency(&format!("{key}.currency"), &raw.currency)?;
     for (method, uri) in &raw.shipping {
         if uri.trim().is_empty() {
             return Err(err(
@@ -388,6 +390,43 @@ fn validate_store_orders(
     })
 }
 
+fn check_currency(key: &str, code: &str) -> Result<(), MappingError> {
+    if crate::store_events::is_iso_currency(code) {
+        Ok(())
+    } else {
+        Err(err(key, "must be an active ISO 4217 code such as GBP"))
+    }
+}
+
+/// A store's currency: its own `currency`, else its kiosk orders' (pricelist) currency; the two must agree, as
+/// kiosk orders are paid at the store's till. A store with neither cannot check its events' currency: an error.
+fn store_currency(
+    store_key: &str,
+    own: Option<String>,
+    orders: Option<&StoreOrderMapping>,
+) -> Result<String, MappingError> {
+    match (own, orders) {
+        (Some(own), orders) => {
+            check_currency(&format!("{store_key}.currency"), &own)?;
+            if let Some(o) = orders.filter(|o| o.currency != own) {
+                return Err(err(
+                    format!("{store_key}.orders.currency"),
+                    format!(
+                        "is {} but the store's currency is {own}: kiosk orders are paid in the store's currency",
+                        o.currency
+                    ),
+                ));
+            }
+            Ok(own)
+        }
+        (None, Some(o)) => Ok(o.currency.clone()),
+        (None, None) => Err(err(
+            format!("{store_key}.currency"),
+            "is required (ISO 4217, e.g. GBP): the only currency the store's events may carry",
+        )),
+    }
+}
+
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/mappings.example.toml");
 
 #[cfg(test)]
@@ -398,6 +437,39 @@ mod tests {
     fn embedded_defaults_are_valid() {
         let m = Mappings::embedded_default();
         assert!(m.store("LDN-01").is_some());
+        assert_eq!(m.store("STO-01").unwrap().currency, "SEK");
+        assert_eq!(m.store("CPH-01").unwrap().currency, "DKK");
+    }
+
+    #[test]
+    fn store_currency_is_its_own_or_its_orders_and_required() {
+        let store = |extra: &str| {
+            Mappings::from_toml(&format!(
+                "[order_api.uk]\nbase_url = \"https://x.centra.com/api/order\"\nsecret = \"S\"\ncentra_store_id = 1\n\
+                 [stores.A]\ncentra_warehouse_id = 3\ncloudshelf_location = \"gid://x/1\"\n{extra}"
+            ))
+        };
+        let orders = "[stores.A.orders]\norder_api = \"uk\"\nmarket_id = 3\npricelist_id = 5\ncurrency = \"GBP\"\n";
+        let m = store("currency = \"EUR\"\n").unwrap();
+        assert_eq!(m.store("A").unwrap().currency, "EUR");
+        let m = store(orders).unwrap();
+        assert_eq!(
+            m.store("A").unwrap().currency,
+            "GBP",
+            "defaults to orders.currency"
+        );
+        let m = store(&format!("currency = \"GBP\"\n{orders}")).unwrap();
+        assert_eq!(m.store("A").unwrap().currency, "GBP");
+
+        let e = store("").unwrap_err();
+        assert_eq!(e.key, "stores.A.currency");
+        let e = store("currency = \"ZZZ\"\n").unwrap_err();
+        assert_eq!(e.key, "stores.A.currency");
+        let e = store("currency = \"gbp\"\n").unwrap_err();
+        assert_eq!(e.key, "stores.A.currency");
+        let e = store(&format!("currency = \"EUR\"\n{orders}")).unwrap_err();
+        assert_eq!(e.key, "stores.A.orders.currency");
+        assert!(e.message.contains("EUR"), "{e}");
     }
 
     #[test]
@@ -409,8 +481,8 @@ mod tests {
         assert_eq!(e.key, "stores.LDN-01.centra_warehouse_id");
 
         let e = Mappings::from_toml(
-            "[stores.A]\ncentra_warehouse_id = 3\ncloudshelf_location = \"gid://x/1\"\n\
-             [stores.B]\ncentra_warehouse_id = 3\ncloudshelf_location = \"gid://x/2\"\n",
+            "[stores.A]\ncentra_warehouse_id = 3\ncloudshelf_location = \"gid://x/1\"\ncurrency = \"GBP\"\n\
+             [stores.B]\ncentra_warehouse_id = 3\ncloudshelf_location = \"gid://x/2\"\ncurrency = \"GBP\"\n",
         )
         .unwrap_err();
         assert_eq!(e.key, "stores.B.centra_warehouse_id");
@@ -446,6 +518,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.key, "stores.A.orders.market_id");
         let e = orders("order_api = \"uk\"\nmarket_id = 3\npricelist_id = 5\ncurrency = \"gbp\"\n")
+            .unwrap_err();
+        assert_eq!(e.key, "stores.A.orders.currency");
+
+        let e = orders("order_api = \"uk\"\nmarket_id = 3\npricelist_id = 5\ncurrency = \"ZZZ\"\n")
             .unwrap_err();
         assert_eq!(e.key, "stores.A.orders.currency");
 

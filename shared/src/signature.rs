@@ -107,7 +107,9 @@ impl WebhookVerifier {
             .trim()
             .parse()
             .map_err(|_| SignatureError::BadTimestamp)?;
-        if (now_seconds - ts).abs() > TOLERANCE_SECONDS {
+        // Checked: `ts` is anything a sender put in a header (i64::MIN overflowed the subtraction and panicked).
+        let skew = now_seconds.checked_sub(ts).and_then(i64::checked_abs);
+        if skew.is_none_or(|s| s > TOLERANCE_SECONDS) {
             return Err(SignatureError::StaleTimestamp);
         }
         let candidates: Vec<Vec<u8>> = signature
@@ -219,6 +221,36 @@ mod tests {
         assert!(v
             .verify(Some("evt_1"), Some("1000"), Some(&sig), b"{}", 1300)
             .is_ok());
+    }
+
+    #[test]
+    fn extreme_timestamps_are_out_of_tolerance_not_a_panic() {
+        let v = WebhookVerifier::new(&[SECRET]).unwrap();
+        for (ts, now) in [
+            (i64::MIN, 1_795_867_200),
+            (i64::MAX, 1_795_867_200),
+            (i64::MIN, i64::MAX),
+            (i64::MAX, i64::MIN),
+            (i64::MIN + 1, 0),
+        ] {
+            let t = ts.to_string();
+            assert_eq!(
+                v.verify(Some("evt_1"), Some(&t), Some("v1,Zm9v"), b"{}", now),
+                Err(SignatureError::StaleTimestamp),
+                "{ts} at {now}"
+            );
+        }
+        // Past i64: not a number of seconds at all.
+        assert_eq!(
+            v.verify(
+                Some("a"),
+                Some("-9223372036854775809"),
+                Some("v1,x"),
+                b"",
+                1
+            ),
+            Err(SignatureError::BadTimestamp)
+        );
     }
 
     #[test]

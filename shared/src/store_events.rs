@@ -6,6 +6,7 @@
 use crate::domain::{EventPosition, ItemRef, Movement, StoreCode};
 use crate::mappings::Mappings;
 use crate::orders::model::KioskOrder;
+use crate::strict_json::{clip, StrictJsonError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -14,6 +15,14 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const MAX_LINES: usize = 500;
 /// A sender's clock may run ahead a little; more than this is a broken clock, refused.
 const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+/// The oldest `occurred_at` accepted. Event ids (and the applier's movement markers) are remembered 15 days: an
+/// older event could be the resend of one already forgotten and would be applied twice. A day of margin covers
+/// clock skew and the time a message waits in the queue.
+pub const MAX_EVENT_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
+// Kept below the applier's marker lifetime at compile time.
+const _: () = assert!(MAX_EVENT_AGE_MS < crate::apply::MOVEMENT_MARKER_TTL_S * 1000);
+/// Largest size of a line's quantity, and of the sum of the lines naming one item.
+const MAX_QUANTITY: u64 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StockEventType {
@@ -148,9 +157,10 @@ pub(crate) fn check_known_fields(
 ) -> Result<(), ValidationError> {
     for key in obj.keys() {
         if !known.contains(&key.as_str()) {
+            // The key is echoed once (in `field`), the path clipped: a sender may send anything as a key.
             return Err(invalid(
                 "unknown_field",
-                format!("{prefix}{key}"),
+                clip(&format!("{prefix}{}", clip(key))),
                 format!(
                     "is not a field of this object (known: {})",
                     known.join(", ")
@@ -196,11 +206,59 @@ fn check_price(price: &str) -> Result<(), String> {
     }
 }
 
+/// ISO 4217 currency codes in use (List One), sorted (binary-searched). Source: Debian `iso-codes` 4.15.0
+/// (`iso_4217.json`), plus XCG (Caribbean guilder, 2025) and ZWG (Zimbabwe Gold, 2024) assigned after it, less
+/// HRK (replaced by EUR on 2023-01-01). Codes in a transition (ANG, SLL, ZWL) stay until it ends; funds and
+/// metals (XAU, XDR, …) are listed because ISO lists them, and a store currency rules them out anyway.
+const ISO_4217_ACTIVE: [&str; 182] = [
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
+    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",
+    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
+    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS",
+    "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW",
+    "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD",
+    "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN",
+    "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR",
+    "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL",
+    "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY",
+    "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES",
+    "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XCG", "XDR",
+    "XOF", "XPD", "XPF", "XPT", "XSU", "XTS", "XUA", "XXX", "YER", "ZAR", "ZMW", "ZWG", "ZWL",
+];
+
+/// Is `code` an active ISO 4217 code (upper case)?
+pub fn is_iso_currency(code: &str) -> bool {
+    ISO_4217_ACTIVE.binary_search(&code).is_ok()
+}
+
 pub(crate) fn check_currency(code: &str) -> Result<(), String> {
-    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err("must be an ISO 4217 code such as \"GBP\"".into())
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err("must be an ISO 4217 code such as \"GBP\"".into());
+    }
+    if !is_iso_currency(code) {
+        return Err(format!(
+            "\"{code}\" is not an active ISO 4217 currency code"
+        ));
+    }
+    Ok(())
+}
+
+/// A line's or payment's `currency` must be the store's (`[stores.X] currency`): the finance day of a store is
+/// kept in its currency, and a kiosk order is priced on the store's pricelist.
+pub(crate) fn check_store_currency(
+    currency: &str,
+    store: &StoreCode,
+    mappings: &Mappings,
+    path: &str,
+) -> Result<(), ValidationError> {
+    match mappings.store(store.as_str()) {
+        Some(m) if m.currency != currency => Err(invalid(
+            "currency_mismatch",
+            path,
+            format!("is {currency} but store {store} trades in {}", m.currency),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -212,11 +270,17 @@ pub enum StoreEvent {
     OrderPlaced(Box<KioskOrder>),
 }
 
-fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, ValidationError> {
-    match serde_json::from_slice(body) {
+/// The body as a JSON object, refusing duplicate keys (`duplicate_key`, naming the key's path).
+pub(crate) fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, ValidationError> {
+    match crate::strict_json::from_slice(body) {
         Ok(Value::Object(obj)) => Ok(obj),
         Ok(_) => Err(invalid("invalid_type", "$", "body must be a JSON object")),
-        Err(e) => Err(invalid(
+        Err(StrictJsonError::DuplicateKey { path }) => Err(invalid(
+            "duplicate_key",
+            path,
+            "appears more than once in its object",
+        )),
+        Err(StrictJsonError::Malformed(e)) => Err(invalid(
             "malformed_json",
             "$",
             format!("body is not valid JSON: {e}"),
@@ -251,7 +315,7 @@ pub fn parse_stock_event(
     stock_event_from_object(id, &parse_json_object(body)?, mappings, now_ms)
 }
 
-/// `occurred_at`: required RFC 3339, at most 5 minutes ahead of `now_ms`.
+/// `occurred_at`: required RFC 3339, at most 5 minutes ahead of `now_ms` and at most 14 days behind it.
 pub(crate) fn parse_occurred_at(
     obj: &Map<String, Value>,
     now_ms: i64,
@@ -266,11 +330,19 @@ pub(crate) fn parse_occurred_at(
             )
         })?
         .with_timezone(&Utc);
-    if occurred_at.timestamp_millis() > now_ms + MAX_FUTURE_SKEW_MS {
+    let at_ms = occurred_at.timestamp_millis();
+    if at_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
         return Err(invalid(
             "invalid_value",
             "occurred_at",
             "is more than 5 minutes in the future",
+        ));
+    }
+    if at_ms < now_ms.saturating_sub(MAX_EVENT_AGE_MS) {
+        return Err(invalid(
+            "invalid_value",
+            "occurred_at",
+            "is more than 14 days in the past (event ids are remembered 15 days); send a stock.count instead",
         ));
     }
     Ok(occurred_at)
@@ -331,7 +403,7 @@ fn stock_event_from_object(
             return Err(invalid(
                 "unknown_type",
                 "type",
-                format!("\"{other}\" is not one of stock.sale, stock.return, stock.adjustment, stock.count, order.placed"),
+                format!("\"{}\" is not one of stock.sale, stock.return, stock.adjustment, stock.count, order.placed", clip(other)),
             ))
         }
     };
@@ -364,106 +436,7 @@ fn stock_event_from_object(
         ));
     }
 
-    let lines_value =
-        field(obj, "lines").ok_or_else(|| invalid("missing_field", "lines", "is required"))?;
-    let lines_arr = lines_value
-        .as_array()
-        .ok_or_else(|| invalid("invalid_type", "lines", "must be an array"))?;
-    if lines_arr.is_empty() || lines_arr.len() > MAX_LINES {
-        return Err(invalid(
-            "invalid_value",
-            "lines",
-            format!("must hold 1-{MAX_LINES} lines"),
-        ));
-    }
-    let priced = matches!(event_type, StockEventType::Sale | StockEventType::Return);
-    let mut lines = Vec::with_capacity(lines_arr.len());
-    for (i, line) in lines_arr.iter().enumerate() {
-        let p = format!("lines[{i}]");
-        let LineParts {
-            object: lo,
-            sku,
-            ean,
-            item,
-            quantity,
-        } = parse_line_parts(line, &p)?;
-        let qpath = format!("{p}.quantity");
-        if quantity.abs() > 1_000_000 {
-            return Err(invalid(
-                "invalid_value",
-                &qpath,
-                "must be at most 1000000 in size",
-            ));
-        }
-        match event_type {
-            StockEventType::Sale | StockEventType::Return if quantity <= 0 => {
-                return Err(invalid(
-                    "invalid_value",
-                    &qpath,
-                    format!("must be > 0 for {}", event_type.as_str()),
-                ))
-            }
-            StockEventType::Adjustment if quantity == 0 => {
-                return Err(invalid(
-                    "invalid_value",
-                    &qpath,
-                    "must not be 0 for stock.adjustment",
-                ))
-            }
-            StockEventType::Count if quantity < 0 => {
-                return Err(invalid(
-                    "invalid_value",
-                    &qpath,
-                    "must be >= 0 for stock.count",
-                ))
-            }
-            _ => {}
-        }
-        let unit_price = string_field(lo, "unit_price", &format!("{p}.unit_price"))?;
-        let currency = string_field(lo, "currency", &format!("{p}.currency"))?;
-        if let Some(price) = &unit_price {
-            check_price(price)
-                .map_err(|m| invalid("invalid_value", format!("{p}.unit_price"), m))?;
-        }
-        if let Some(c) = &currency {
-            check_currency(c).map_err(|m| invalid("invalid_value", format!("{p}.currency"), m))?;
-        }
-        if priced {
-            if unit_price.is_none() {
-                return Err(invalid(
-                    "missing_field",
-                    format!("{p}.unit_price"),
-                    format!("is required on {}", event_type.as_str()),
-                ));
-            }
-            if currency.is_none() {
-                return Err(invalid(
-                    "missing_field",
-                    format!("{p}.currency"),
-                    format!("is required on {}", event_type.as_str()),
-                ));
-            }
-        }
-        lines.push(EventLine {
-            item,
-            ean: if sku.is_some() { ean } else { None },
-            quantity,
-            unit_price,
-            currency,
-        });
-    }
-    if event_type == StockEventType::Count {
-        // Two different absolute counts of one item in one event cannot both be true.
-        for (i, line) in lines.iter().enumerate() {
-            if let Some(j) = lines[..i].iter().position(|l| l.item == line.item) {
-                return Err(invalid(
-                    "duplicate_item",
-                    format!("lines[{i}]"),
-                    format!("{} is already counted in lines[{j}]", line.item),
-                ));
-            }
-        }
-    }
+    let lines = parse_stock_lines(obj, event_type, &store, mappings)?;
     let business_date = mappings
         .store(store.as_str())
         .map(|m| m.business_date(occurred_at.timestamp_millis()))
@@ -481,6 +454,166 @@ fn stock_event_from_object(
     })
 }
 
+/// `lines` of a stock event: each line's item, quantity (sign and size by type), price and currency; then the
+/// rules across lines (one count per item; the lines naming one item add up within bounds).
+fn parse_stock_lines(
+    obj: &Map<String, Value>,
+    event_type: StockEventType,
+    store: &StoreCode,
+    mappings: &Mappings,
+) -> Result<Vec<EventLine>, ValidationError> {
+    let lines_value =
+        field(obj, "lines").ok_or_else(|| invalid("missing_field", "lines", "is required"))?;
+    let lines_arr = lines_value
+        .as_array()
+        .ok_or_else(|| invalid("invalid_type", "lines", "must be an array"))?;
+    if lines_arr.is_empty() || lines_arr.len() > MAX_LINES {
+        return Err(invalid(
+            "invalid_value",
+            "lines",
+            format!("must hold 1-{MAX_LINES} lines"),
+        ));
+    }
+    let mut lines = Vec::with_capacity(lines_arr.len());
+    for (i, line) in lines_arr.iter().enumerate() {
+        lines.push(parse_stock_line(
+            line,
+            &format!("lines[{i}]"),
+            event_type,
+            store,
+            mappings,
+        )?);
+    }
+    check_same_item_lines(event_type, &lines)?;
+    Ok(lines)
+}
+
+/// Lines naming one item become one movement: two counts of it cannot both be true, and deltas add up to a size
+/// bounded like a line's. Run on the names as sent, and again once they are resolved to Centra sizes (two names
+/// of one size are one item).
+pub(crate) fn check_same_item_lines(
+    event_type: StockEventType,
+    lines: &[EventLine],
+) -> Result<(), ValidationError> {
+    for (i, line) in lines.iter().enumerate() {
+        let Some(j) = lines[..i].iter().position(|l| l.item == line.item) else {
+            continue;
+        };
+        if event_type == StockEventType::Count {
+            // Two different absolute counts of one item in one event cannot both be true.
+            return Err(invalid(
+                "duplicate_item",
+                format!("lines[{i}]"),
+                format!(
+                    "{} is already counted in lines[{j}]",
+                    clip(&line.item.to_string())
+                ),
+            ));
+        }
+        if lines[i + 1..].iter().any(|l| l.item == line.item) {
+            continue; // summed at the item's last line
+        }
+        // The lines naming one item become one movement: its size is bounded like a line's.
+        let sum = lines
+            .iter()
+            .filter(|l| l.item == line.item)
+            .try_fold(0_i64, |acc, l| acc.checked_add(l.quantity));
+        if sum.is_none_or(|s| s.unsigned_abs() > MAX_QUANTITY) {
+            return Err(invalid(
+                "invalid_value",
+                format!("lines[{i}].quantity"),
+                format!(
+                    "with lines[{j}] and any other line naming the same item adds up to more than {MAX_QUANTITY} in size"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One line of a stock event at path `p`.
+fn parse_stock_line(
+    line: &Value,
+    p: &str,
+    event_type: StockEventType,
+    store: &StoreCode,
+    mappings: &Mappings,
+) -> Result<EventLine, ValidationError> {
+    let LineParts {
+        object: lo,
+        sku,
+        ean,
+        item,
+        quantity,
+    } = parse_line_parts(line, p)?;
+    let qpath = format!("{p}.quantity");
+    // `unsigned_abs`: `abs` of i64::MIN overflows.
+    if quantity.unsigned_abs() > MAX_QUANTITY {
+        return Err(invalid(
+            "invalid_value",
+            &qpath,
+            format!("must be at most {MAX_QUANTITY} in size"),
+        ));
+    }
+    match event_type {
+        StockEventType::Sale | StockEventType::Return if quantity <= 0 => {
+            return Err(invalid(
+                "invalid_value",
+                &qpath,
+                format!("must be > 0 for {}", event_type.as_str()),
+            ))
+        }
+        StockEventType::Adjustment if quantity == 0 => {
+            return Err(invalid(
+                "invalid_value",
+                &qpath,
+                "must not be 0 for stock.adjustment",
+            ))
+        }
+        StockEventType::Count if quantity < 0 => {
+            return Err(invalid(
+                "invalid_value",
+                &qpath,
+                "must be >= 0 for stock.count",
+            ))
+        }
+        _ => {}
+    }
+    let unit_price = string_field(lo, "unit_price", &format!("{p}.unit_price"))?;
+    let currency = string_field(lo, "currency", &format!("{p}.currency"))?;
+    if let Some(price) = &unit_price {
+        check_price(price).map_err(|m| invalid("invalid_value", format!("{p}.unit_price"), m))?;
+    }
+    if let Some(c) = &currency {
+        let cpath = format!("{p}.currency");
+        check_currency(c).map_err(|m| invalid("invalid_value", &cpath, m))?;
+        check_store_currency(c, store, mappings, &cpath)?;
+    }
+    if matches!(event_type, StockEventType::Sale | StockEventType::Return) {
+        if unit_price.is_none() {
+            return Err(invalid(
+                "missing_field",
+                format!("{p}.unit_price"),
+                format!("is required on {}", event_type.as_str()),
+            ));
+        }
+        if currency.is_none() {
+            return Err(invalid(
+                "missing_field",
+                format!("{p}.currency"),
+                format!("is required on {}", event_type.as_str()),
+            ));
+        }
+    }
+    Ok(EventLine {
+        item,
+        ean: if sku.is_some() { ean } else { None },
+        quantity,
+        unit_price,
+        currency,
+    })
+}
+
 impl StockEvent {
     /// One message per (store, item): lines naming the same item are summed (they are deltas).
     pub fn stock_messages(&self, received_at_ms: i64) -> Vec<StockLineMessage> {
@@ -491,14 +624,16 @@ impl StockEvent {
         let mut out: Vec<StockLineMessage> = Vec::with_capacity(self.lines.len());
         for (i, line) in self.lines.iter().enumerate() {
             let signed = match self.event_type {
-                StockEventType::Sale => -line.quantity,
+                // Parsing bounds the quantity, so the negation cannot overflow.
+                StockEventType::Sale => line.quantity.saturating_neg(),
                 StockEventType::Return | StockEventType::Adjustment => line.quantity,
                 StockEventType::Count => line.quantity,
             };
             let value = line_value(self.event_type, line);
             if let Some(existing) = out.iter_mut().find(|m| m.item == line.item) {
                 if let Movement::Delta(d) = &mut existing.movement {
-                    *d += signed;
+                    // Parsing bounds the sum; saturating keeps a hand-built event from panicking.
+                    *d = d.saturating_add(signed);
                 }
                 if let Some(v) = value {
                     add_value(&mut existing.values, v);
@@ -535,7 +670,7 @@ fn line_value(event_type: StockEventType, line: &EventLine) -> Option<crate::fin
     let price = crate::finance::Money::parse(line.unit_price.as_deref()?)?;
     Some(crate::finance::LineValue {
         units: line.quantity,
-        gross: price.times(line.quantity),
+        gross: price.checked_times(line.quantity)?,
         currency: line.currency.clone()?,
     })
 }
@@ -543,8 +678,9 @@ fn line_value(event_type: StockEventType, line: &EventLine) -> Option<crate::fin
 fn add_value(values: &mut Vec<crate::finance::LineValue>, value: crate::finance::LineValue) {
     match values.iter_mut().find(|v| v.currency == value.currency) {
         Some(v) => {
-            v.units += value.units;
-            v.gross += value.gross;
+            // Parsing bounds units and prices far below these types' limits.
+            v.units = v.units.saturating_add(value.units);
+            v.gross = v.gross.checked_add(value.gross).unwrap_or(v.gross);
         }
         None => values.push(value),
     }
@@ -738,6 +874,26 @@ mod tests {
         assert_eq!(
             field_of(count),
             ("lines[0].quantity".into(), "invalid_value")
+        );
+    }
+
+    #[test]
+    fn currency_list_is_sorted_and_current() {
+        assert!(ISO_4217_ACTIVE.windows(2).all(|w| w[0] < w[1]));
+        for c in ["GBP", "SEK", "DKK", "EUR", "USD", "ZWG", "XCG"] {
+            assert!(is_iso_currency(c), "{c}");
+        }
+        for c in ["ZZZ", "HRK", "gbp", "GB", "GBPX", ""] {
+            assert!(!is_iso_currency(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn events_older_than_the_forgotten_ids_are_refused() {
+        // An event id is remembered (intake) and its movements marked (applier) 15 days; accepting an older
+        // event could apply a resend of a forgotten one twice.
+        assert!(
+            MAX_EVENT_AGE_MS < crate::intake::IntakeSettings::default().idempotency_ttl_s * 1000
         );
     }
 

@@ -78,14 +78,7 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, Con
         name: "STORE_EVENTS_SECRET".into(),
         message: e.to_string(),
     })?;
-    let ttl_days: i64 = env_parse("IDEMPOTENCY_TTL_DAYS", 7)?;
-    if ttl_days < 4 {
-        // Shorter than common senders' retry horizons: a late retry would be accepted twice.
-        return Err(ConfigError::Invalid {
-            name: "IDEMPOTENCY_TTL_DAYS".into(),
-            message: "must be at least 4".into(),
-        });
-    }
+    let idempotency_ttl_s = idempotency_ttl_seconds(env_parse("IDEMPOTENCY_TTL_DAYS", 15)?)?;
     let centra_verifier = match resolve_secret("CENTRA_WEBHOOK_SECRET").await {
         Ok(secret) => Some(CentraSignatureVerifier::from_config(&secret).map_err(|e| {
             ConfigError::Invalid {
@@ -110,7 +103,7 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, Con
     let clock = system_clock();
     let catalogue = catalogue_from_env(&c.sdk, centra_from_env().await?).await;
     let settings = IntakeSettings {
-        idempotency_ttl_s: ttl_days * 24 * 3600,
+        idempotency_ttl_s,
         ..IntakeSettings::default()
     };
     Ok(WebhookIntake {
@@ -138,6 +131,26 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, Con
             },
         },
     })
+}
+
+/// `IDEMPOTENCY_TTL_DAYS` in seconds. Never shorter than the applier's movement markers: an event id forgotten
+/// here but remembered there would be answered 202 on reuse and then dropped as a duplicate (the contract
+/// promises 409).
+pub fn idempotency_ttl_seconds(days: i64) -> Result<i64, ConfigError> {
+    const DAY_S: i64 = 24 * 3600;
+    let min_days = (crate::apply::MOVEMENT_MARKER_TTL_S + DAY_S - 1) / DAY_S;
+    let invalid = || {
+        ConfigError::Invalid {
+        name: "IDEMPOTENCY_TTL_DAYS".into(),
+        message: format!(
+            "must be at least {min_days} (the applier remembers movements {min_days} days) and at most 3650"
+        ),
+    }
+    };
+    if !(min_days..=3650).contains(&days) {
+        return Err(invalid());
+    }
+    days.checked_mul(DAY_S).ok_or_else(invalid)
 }
 
 pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, ConfigError> {
@@ -223,4 +236,23 @@ pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, Confi
             ..PushSettings::default()
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_ttl_is_at_least_the_movement_marker_ttl() {
+        assert_eq!(
+            idempotency_ttl_seconds(15).unwrap(),
+            crate::apply::MOVEMENT_MARKER_TTL_S
+        );
+        for days in [14, 7, 0, -1, i64::MAX] {
+            match idempotency_ttl_seconds(days) {
+                Err(ConfigError::Invalid { name, .. }) => assert_eq!(name, "IDEMPOTENCY_TTL_DAYS"),
+                other => panic!("{days}: {other:?}"),
+            }
+        }
+    }
 }

@@ -109,7 +109,7 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
     let mappings = Arc::new(
         Mappings::from_toml(&format!(
             "[order_api.uk]\nbase_url = \"{}\"\nsecret = \"S\"\ncentra_store_id = 1\n\
-             [stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://external/CentraWarehouse/12\"\n\
+             [stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://external/CentraWarehouse/12\"\ncurrency = \"GBP\"\n\
              [stores.LDN-01.orders]\norder_api = \"uk\"\nmarket_id = 3\npricelist_id = 5\ncurrency = \"GBP\"\n\
              [stores.LDN-01.orders.shipping]\nhome-standard = \"home-delivery-uk\"\n",
             centra.order_api_base("uk")

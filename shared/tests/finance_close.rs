@@ -208,6 +208,7 @@ const DAILY: &str = r#"
 [stores.LDN-01]
 centra_warehouse_id = 12
 cloudshelf_location = "gid://external/CentraWarehouse/12"
+currency = "GBP"
 timezone = "Europe/London"
 closes_at = "21:00"
 finance_posting = "daily"
@@ -215,6 +216,7 @@ finance_posting = "daily"
 [stores.MAN-01]
 centra_warehouse_id = 13
 cloudshelf_location = "gid://external/CentraWarehouse/13"
+currency = "GBP"
 "#;
 
 #[tokio::test]

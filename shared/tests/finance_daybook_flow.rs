@@ -65,9 +65,18 @@ async fn sales_accepted_by_the_applier_are_posted_by_the_pusher_and_the_day_vali
     assert_eq!(h.send("evt_s1", &body).await.status, 202);
     // The till's retry of the same event counts once.
     assert!(h.send("evt_s1", &body).await.status < 300);
+    // A store keeps its day in its own currency: a line in another is refused, and not in the daybook.
+    let foreign = h
+        .send(
+            "evt_s_eur",
+            &priced_sale("LDN-01", at + 500, &[("CAP-1", 1, "10.00", "EUR")]),
+        )
+        .await;
+    assert_eq!(foreign.status, 400);
+    assert_eq!(foreign.body["error"]["code"], "currency_mismatch");
     h.send(
         "evt_s2",
-        &priced_sale("LDN-01", at + 1_000, &[("CAP-1", 3, "12.345", "EUR")]),
+        &priced_sale("LDN-01", at + 1_000, &[("CAP-1", 3, "12.345", "GBP")]),
     )
     .await;
     h.send(
@@ -109,11 +118,12 @@ async fn sales_accepted_by_the_applier_are_posted_by_the_pusher_and_the_day_vali
     assert!(after.validated, "{:?}", after.differences);
     assert_eq!(
         totals(&after, FinanceKind::Sale, "GBP"),
-        (2, 3, "113.50".into(), 2, 3, "113.50".into())
+        (3, 6, "150.535".into(), 3, 6, "150.535".into())
     );
-    assert_eq!(
-        totals(&after, FinanceKind::Sale, "EUR"),
-        (1, 3, "37.035".into(), 1, 3, "37.035".into())
+    assert!(
+        after.totals.iter().all(|t| t.currency == "GBP"),
+        "{:?}",
+        after.totals
     );
     assert_eq!(totals(&after, FinanceKind::Return, "GBP").3, 1);
     let entries = h
@@ -156,6 +166,7 @@ const DAILY: &str = r#"
 [stores.LDN-01]
 centra_warehouse_id = 12
 cloudshelf_location = "gid://external/CentraWarehouse/12"
+currency = "GBP"
 timezone = "Europe/London"
 closes_at = "21:00"
 finance_posting = "daily"
@@ -163,6 +174,7 @@ finance_posting = "daily"
 [stores.MAN-01]
 centra_warehouse_id = 13
 cloudshelf_location = "gid://external/CentraWarehouse/13"
+currency = "GBP"
 "#;
 
 #[tokio::test]

@@ -371,3 +371,271 @@ fn test_sizes() -> Vec<shared::centra::SizeRecord> {
         })
         .collect()
 }
+
+// ---- Defects found by fuzzing: each test below failed (or panicked) before its fix. ----
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+fn error_of(r: &IntakeResponse) -> (u16, &str, &str) {
+    (
+        r.status,
+        r.body["error"]["code"].as_str().unwrap_or("-"),
+        r.body["error"]["field"].as_str().unwrap_or("-"),
+    )
+}
+
+#[tokio::test]
+async fn duplicate_keys_are_refused_naming_the_key() {
+    let f = fixture();
+    // serde_json writes keys sorted: `type` comes last, so a `type` put first is the one a last-wins parser drops.
+    let b = movement(
+        "stock.return",
+        "LDN-01",
+        f.now() - 60_000,
+        &[("Prod123Var123789S", 1)],
+    );
+    let teleport = format!("{{\"type\":\"stock.teleport\",{}", &b[1..]);
+    let r = f.send("dup-type", &teleport).await;
+    assert_eq!(error_of(&r), (400, "duplicate_key", "type"), "{:?}", r.body);
+
+    let sku = b.replacen("\"sku\":", "\"sku\":\"Tee01Black-M\",\"sku\":", 1);
+    let r = f.send("dup-sku", &sku).await;
+    assert_eq!(error_of(&r), (400, "duplicate_key", "lines[0].sku"));
+    assert_eq!(f.fifo.len(), 0, "nothing queued");
+    assert_eq!(f.send("clean", &b).await.status, 202);
+}
+
+#[tokio::test]
+async fn currency_must_be_iso_4217_and_the_stores() {
+    let f = fixture();
+    let at = f.now() - 60_000;
+    let priced = |store: &str, currency: &str| {
+        serde_json::json!({ "type": "stock.sale", "occurred_at": iso(at), "store": store,
+            "lines": [{ "sku": "Tee01Black-M", "quantity": 1, "unit_price": "25.00", "currency": currency }] })
+        .to_string()
+    };
+    let r = f.send("zzz", &priced("LDN-01", "ZZZ")).await;
+    assert_eq!(
+        error_of(&r),
+        (400, "invalid_value", "lines[0].currency"),
+        "{:?}",
+        r.body
+    );
+    let r = f.send("eur", &priced("LDN-01", "EUR")).await;
+    assert_eq!(
+        error_of(&r),
+        (400, "currency_mismatch", "lines[0].currency")
+    );
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("GBP"));
+    // An unpriced adjustment may still name a currency: the store's only.
+    let adj = serde_json::json!({ "type": "stock.adjustment", "occurred_at": iso(at), "store": "STO-01",
+        "reason": "damaged", "lines": [{ "sku": "Tee01Black-M", "quantity": -1, "currency": "GBP" }] });
+    let r = f.send("adj", &adj.to_string()).await;
+    assert_eq!(
+        error_of(&r),
+        (400, "currency_mismatch", "lines[0].currency")
+    );
+    assert_eq!(f.send("sek", &priced("STO-01", "SEK")).await.status, 202);
+    assert_eq!(f.send("dkk", &priced("CPH-01", "DKK")).await.status, 202);
+}
+
+#[tokio::test]
+async fn occurred_at_must_be_within_14_days_back_and_5_minutes_ahead() {
+    let f = fixture();
+    let sku = [("Tee01Black-M", 1)];
+    let mut year_one: serde_json::Value =
+        serde_json::from_str(&sale("LDN-01", f.now(), &sku)).unwrap();
+    year_one["occurred_at"] = serde_json::json!("0001-01-01T00:00:00Z");
+    let r = f.send("y1", &year_one.to_string()).await;
+    assert_eq!(error_of(&r), (400, "invalid_value", "occurred_at"));
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("stock.count"));
+
+    let too_old = sale("LDN-01", f.now() - 14 * DAY_MS - 1_000, &sku);
+    assert_eq!(
+        error_of(&f.send("old", &too_old).await),
+        (400, "invalid_value", "occurred_at")
+    );
+    let too_new = sale("LDN-01", f.now() + 5 * 60_000 + 1_000, &sku);
+    assert_eq!(
+        error_of(&f.send("new", &too_new).await),
+        (400, "invalid_value", "occurred_at")
+    );
+    let oldest = sale("LDN-01", f.now() - 14 * DAY_MS + 60_000, &sku);
+    assert_eq!(f.send("oldest", &oldest).await.status, 202);
+    let ahead = sale("LDN-01", f.now() + 4 * 60_000, &sku);
+    assert_eq!(f.send("ahead", &ahead).await.status, 202);
+}
+
+#[tokio::test]
+async fn echoed_input_is_clipped_and_never_echoed_twice() {
+    let f = fixture();
+    let key = "k".repeat(10_000);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&sale("LDN-01", f.now(), &[("Tee01Black-M", 1)])).unwrap();
+    v[key.as_str()] = serde_json::json!(1);
+    v["lines"][0][key.as_str()] = serde_json::json!(1);
+    let r = f.send("long-key", &v.to_string()).await;
+    let (status, code, field) = error_of(&r);
+    assert_eq!((status, code), (400, "unknown_field"));
+    assert_eq!(field, format!("{}…", &key[..64]));
+    let text = r.body.to_string();
+    assert!(text.len() < 600, "{} bytes: {text}", text.len());
+    assert_eq!(text.matches(&key[..64]).count(), 1, "{text}");
+
+    // Nested: the path stays exact, the key is clipped.
+    v.as_object_mut().unwrap().remove(key.as_str());
+    let r = f.send("long-nested-key", &v.to_string()).await;
+    assert_eq!(error_of(&r).2, format!("lines[0].{}…", &key[..64 - 9]));
+
+    // A long unknown type is echoed in the message, clipped.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&sale("LDN-01", f.now(), &[("Tee01Black-M", 1)])).unwrap();
+    v["type"] = serde_json::json!("t".repeat(10_000));
+    let r = f.send("long-type", &v.to_string()).await;
+    assert_eq!(error_of(&r), (400, "unknown_type", "type"));
+    assert!(r.body.to_string().len() < 600);
+    // Normal input keeps its exact path.
+    v["type"] = serde_json::json!("stock.sale");
+    v["lines"][0]["quantiy"] = serde_json::json!(1);
+    assert_eq!(
+        error_of(&f.send("typo", &v.to_string()).await).2,
+        "lines[0].quantiy"
+    );
+}
+
+#[tokio::test]
+async fn an_extreme_webhook_timestamp_is_401_not_a_panic() {
+    let f = fixture();
+    let b = body(&f);
+    for ts in [i64::MIN.to_string(), i64::MAX.to_string()] {
+        let r = f
+            .intake
+            .handle(IntakeRequest {
+                content_type: Some("application/json"),
+                webhook_id: Some("evt_ts"),
+                webhook_timestamp: Some(&ts),
+                webhook_signature: Some("v1,garbage"),
+                body: b.as_bytes(),
+            })
+            .await;
+        assert_eq!(error_of(&r), (401, "timestamp_out_of_tolerance", "-"));
+    }
+}
+
+#[tokio::test]
+async fn extreme_quantities_are_refused_not_wrapped() {
+    let f = fixture();
+    let at = f.now() - 60_000;
+    let adjustment = |q: serde_json::Value| {
+        serde_json::json!({ "type": "stock.adjustment", "occurred_at": iso(at), "store": "LDN-01",
+            "reason": "found", "lines": [{ "sku": "Tee01Black-M", "quantity": q }] })
+        .to_string()
+    };
+    for (i, q) in [
+        serde_json::json!(i64::MIN),
+        serde_json::json!(i64::MAX),
+        serde_json::json!(-1_000_001),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = f.send(&format!("q{i}"), &adjustment(q)).await;
+        assert_eq!(
+            error_of(&r),
+            (400, "invalid_value", "lines[0].quantity"),
+            "{:?}",
+            r.body
+        );
+    }
+    for (i, q) in [serde_json::json!(u64::MAX), serde_json::json!(1e300)]
+        .into_iter()
+        .enumerate()
+    {
+        let r = f.send(&format!("t{i}"), &adjustment(q)).await;
+        assert_eq!(error_of(&r), (400, "invalid_type", "lines[0].quantity"));
+    }
+    // Two lines of one item add up to one movement: bounded like a line.
+    let two = sale(
+        "LDN-01",
+        at,
+        &[("Tee01Black-M", 600_000), ("Tee01Black-M", 600_000)],
+    );
+    assert_eq!(
+        error_of(&f.send("sum", &two).await),
+        (400, "invalid_value", "lines[1].quantity")
+    );
+    assert_eq!(
+        f.send("max", &adjustment(serde_json::json!(-1_000_000)))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(f.fifo.len(), 1);
+}
+
+#[tokio::test]
+async fn an_id_reused_on_day_8_with_another_body_is_409() {
+    let f = fixture();
+    let first = sale("LDN-01", f.now() - 60_000, &[("Tee01Black-M", 1)]);
+    assert_eq!(f.send("evt_reused", &first).await.status, 202);
+    // Past the old 7-day idempotency TTL, inside the applier's 15-day movement markers: a 202 here would be
+    // dropped by the applier as a duplicate of the first event's movement.
+    f.clock.advance_millis(8 * DAY_MS);
+    let other = sale("LDN-01", f.now() - 60_000, &[("Tee01Black-L", 2)]);
+    let r = f.send("evt_reused", &other).await;
+    assert_eq!(error_of(&r), (409, "id_reused", "-"));
+    assert_eq!(f.send("evt_reused", &first).await.status, 200);
+    assert_eq!(f.fifo.len(), 1);
+    assert!(
+        IntakeSettings::default().idempotency_ttl_s >= shared::apply::MOVEMENT_MARKER_TTL_S,
+        "the intake remembers ids at least as long as the applier"
+    );
+}
+
+#[tokio::test]
+async fn the_lambda_route_answers_404_and_405_as_json() {
+    use shared::intake::http_adapter::route;
+    let f = fixture();
+    let intake = shared::intake::WebhookIntake {
+        store_events: f.intake,
+        centra_webhooks: shared::centra_webhooks::CentraWebhookIntake {
+            verifier: None,
+            idempotency: f.store.clone(),
+            orders: None,
+            clock: Arc::new(f.clock.clone()),
+            metrics: f.metrics.clone(),
+            settings: IntakeSettings::default(),
+        },
+    };
+    let headers = http::HeaderMap::new();
+    let json = |r: &http::Response<String>| -> serde_json::Value {
+        assert_eq!(r.headers()["content-type"], "application/json");
+        serde_json::from_str(r.body()).unwrap()
+    };
+    for path in ["/v1/store-events", "/prod/v1/centra-webhooks"] {
+        for method in [http::Method::GET, http::Method::PUT, http::Method::HEAD] {
+            let r = route(&intake, &method, path, &headers, b"").await;
+            assert_eq!(r.status(), 405, "{method} {path}");
+            assert_eq!(r.headers()["allow"], "POST");
+            assert_eq!(json(&r)["error"]["code"], "method_not_allowed");
+        }
+    }
+    for method in [http::Method::GET, http::Method::POST] {
+        let r = route(&intake, &method, "/v1/nothing", &headers, b"").await;
+        assert_eq!(r.status(), 404);
+        assert_eq!(json(&r)["error"]["code"], "not_found");
+    }
+    let r = route(
+        &intake,
+        &http::Method::POST,
+        "/v1/store-events",
+        &headers,
+        b"{}",
+    )
+    .await;
+    assert_eq!(r.status(), 415);
+    assert_eq!(json(&r)["error"]["code"], "unsupported_media_type");
+}

@@ -50,6 +50,7 @@ centra_store_id = {UK_STORE_ID}
 [stores.LDN-01]
 centra_warehouse_id = 12
 cloudshelf_location = "gid://external/CentraWarehouse/12"
+currency = "GBP"
 [stores.LDN-01.orders]
 order_api = "uk"
 market_id = 3
@@ -63,6 +64,7 @@ home-standard = "home-delivery-uk"
 [stores.EDI-01]
 centra_warehouse_id = 14
 cloudshelf_location = "gid://external/CentraWarehouse/14"
+currency = "GBP"
 "#
     )
 }

@@ -676,6 +676,48 @@ async fn every_rule_refuses_with_the_exact_field() {
             "lines[2].currency",
             "currency_mismatch",
         ),
+        // Fuzzing defects: currency not in ISO 4217, a currency other than the store's, year 0001, i64::MIN.
+        (
+            set("/payment/currency", json!("ZZZ")),
+            "payment.currency",
+            "invalid_value",
+        ),
+        (
+            set("/lines/0/currency", json!("ZZZ")),
+            "lines[0].currency",
+            "invalid_value",
+        ),
+        (
+            Box::new(|v: &mut Value| {
+                v["payment"]["currency"] = json!("EUR");
+                v["lines"][0]["currency"] = json!("EUR");
+            }),
+            "payment.currency",
+            "currency_mismatch",
+        ),
+        (
+            set("/occurred_at", json!("0001-01-01T00:00:00Z")),
+            "occurred_at",
+            "invalid_value",
+        ),
+        (
+            set("/occurred_at", json!("2026-11-14T11:59:00Z")),
+            "occurred_at",
+            "invalid_value",
+        ),
+        (
+            set("/lines/0/quantity", json!(i64::MIN)),
+            "lines[0].quantity",
+            "invalid_value",
+        ),
+        (
+            Box::new(|v: &mut Value| {
+                v[&"x".repeat(10_000)] = json!(1);
+            }),
+            // Clipped to 64 characters.
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…",
+            "unknown_field",
+        ),
     ];
     let f = fixture();
     for (i, (mutate, field, code)) in cases.iter().enumerate() {
@@ -868,4 +910,35 @@ fn test_sizes() -> Vec<shared::centra::SizeRecord> {
             sku: Some(sku),
         })
         .collect()
+}
+
+#[tokio::test]
+async fn duplicate_keys_in_an_order_are_refused_naming_the_key() {
+    let f = fixture();
+    let body = order().to_string();
+    // A stock type first and `order.placed` last: a last-wins parser would take it as an order.
+    let two_types = format!("{{\"type\":\"stock.sale\",{}", &body[1..]);
+    let amount = body.replacen("\"amount\":", "\"amount\":\"0.00\",\"amount\":", 1);
+    let email = body.replacen("\"email\":", "\"email\":\"eve@example.com\",\"email\":", 1);
+    for (i, (text, field)) in [
+        (two_types, "type"),
+        (amount, "payment.amount"),
+        (email, "customer.email"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = f.send(&format!("dup-{i}"), text).await;
+        assert_eq!(
+            (
+                r.status,
+                r.body["error"]["code"].as_str(),
+                r.body["error"]["field"].as_str()
+            ),
+            (400, Some("duplicate_key"), Some(*field)),
+            "{text}"
+        );
+    }
+    assert!(f.orders.sent().is_empty());
+    assert!(f.stock.sent().is_empty());
 }

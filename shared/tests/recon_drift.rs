@@ -41,11 +41,13 @@ const RECON_MAPPINGS: &str = r#"
 [stores.LDN-01]
 centra_warehouse_id = 12
 cloudshelf_location = "gid://external/CentraWarehouse/12"
+currency = "GBP"
 drift_policy = "correct"
 
 [stores.MAN-01]
 centra_warehouse_id = 13
 cloudshelf_location = "gid://external/CentraWarehouse/13"
+currency = "GBP"
 "#;
 
 fn sku(i: usize) -> String {
@@ -773,7 +775,7 @@ async fn a_warehouse_centra_does_not_know_is_an_exception_not_a_stop() {
     let h = seeded().await;
     let mappings = Arc::new(
         Mappings::from_toml(&format!(
-            "{RECON_MAPPINGS}\n[stores.OSL-01]\ncentra_warehouse_id = 99\ncloudshelf_location = \"gid://x/99\"\n"
+            "{RECON_MAPPINGS}\n[stores.OSL-01]\ncentra_warehouse_id = 99\ncloudshelf_location = \"gid://x/99\"\ncurrency = \"GBP\"\n"
         ))
         .unwrap(),
     );

@@ -36,6 +36,7 @@ const MAPPINGS: &str = r#"
 [stores.LDN-01]
 centra_warehouse_id = 12
 cloudshelf_location = "gid://external/CentraWarehouse/12"
+currency = "GBP"
 "#;
 
 struct Env {

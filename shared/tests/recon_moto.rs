@@ -252,8 +252,8 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
     let clock = ManualClock::at(chrono::Utc::now().timestamp_millis());
     let mappings = Arc::new(
         Mappings::from_toml(
-            "[stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://x/12\"\n\
-             [stores.MAN-01]\ncentra_warehouse_id = 13\ncloudshelf_location = \"gid://x/13\"\n",
+            "[stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://x/12\"\ncurrency = \"GBP\"\n\
+             [stores.MAN-01]\ncentra_warehouse_id = 13\ncloudshelf_location = \"gid://x/13\"\ncurrency = \"GBP\"\n",
         )
         .unwrap(),
     );

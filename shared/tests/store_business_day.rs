@@ -6,7 +6,7 @@ use shared::mappings::{FinancePosting, Mappings, StoreMapping};
 
 fn store(extra: &str) -> Result<StoreMapping, String> {
     Mappings::from_toml(&format!(
-        "[stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://x/12\"\n{extra}\n"
+        "[stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://x/12\"\ncurrency = \"GBP\"\n{extra}\n"
     ))
     .map(|m| m.store("LDN-01").unwrap().clone())
     .map_err(|e| e.to_string())

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 mod contract_table;
 
-
 fn line(size: &Size, by: usize, quantity: i64, priced: bool) -> Value {
     let mut l = match by % 3 {
         0 => json!({ "sku": size.sku }),

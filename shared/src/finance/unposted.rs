@@ -111,7 +111,7 @@ mod tests {
     #[tokio::test]
     async fn each_unposted_record_says_where_it_waits() {
         let mappings = Mappings::from_toml(
-            "[stores.LDN-01]\ncentra_warehouse_id = 1\ncloudshelf_location = \"gid://x/1\"\nfinance_posting = \"daily\"\n",
+            "[stores.LDN-01]\ncentra_warehouse_id = 1\ncloudshelf_location = \"gid://x/1\"\ncurrency = \"GBP\"\nfinance_posting = \"daily\"\n",
         )
         .unwrap();
         let mapping = mappings.store("LDN-01").unwrap().clone();

@@ -11,8 +11,9 @@ use super::model::{
 use crate::mappings::Mappings;
 use crate::ports::FifoMessage;
 use crate::store_events::{
-    check_currency, check_known_fields, field, invalid, parse_line_parts, parse_occurred_at,
-    parse_store, required_string, string_field, LineParts, ValidationError, MAX_LINES,
+    check_currency, check_known_fields, check_store_currency, field, invalid, parse_json_object,
+    parse_line_parts, parse_occurred_at, parse_store, required_string, string_field, LineParts,
+    ValidationError, MAX_LINES,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -134,17 +135,9 @@ pub fn parse_order_placed(
     mappings: &Mappings,
     now_ms: i64,
 ) -> Result<KioskOrder, ValidationError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        invalid(
-            "malformed_json",
-            "$",
-            format!("body is not valid JSON: {e}"),
-        )
-    })?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| invalid("invalid_type", "$", "body must be a JSON object"))?;
-    order_from_object(id, obj, mappings, now_ms)
+    // Duplicate keys are refused here too (`duplicate_key`), as for stock events.
+    let obj = parse_json_object(body)?;
+    order_from_object(id, &obj, mappings, now_ms)
 }
 
 fn object<'a>(
@@ -335,7 +328,10 @@ fn parse_payment(obj: &Map<String, Value>) -> Result<KioskPayment, ValidationErr
             return Err(invalid(
                 "invalid_value",
                 "payment.status",
-                format!("\"{other}\" is not one of captured, authorized"),
+                format!(
+                    "\"{}\" is not one of captured, authorized",
+                    crate::strict_json::clip(other)
+                ),
             ))
         }
     };
@@ -470,6 +466,9 @@ pub(crate) fn order_from_object(
     };
 
     let payment = parse_payment(obj)?;
+    // The store's currency is its pricelist's (the mappings enforce it): checked on the payment, and each line
+    // must match the payment.
+    check_store_currency(&payment.currency, &store, mappings, "payment.currency")?;
     let lines = parse_lines(obj, &payment.currency)?;
 
     let overflow = || invalid("invalid_value", "lines", "the order total is too large");

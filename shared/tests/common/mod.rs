@@ -166,12 +166,20 @@ pub fn sale(store: &str, at_ms: i64, lines: &[(&str, i64)]) -> String {
     movement("stock.sale", store, at_ms, lines)
 }
 
+/// The currency events of `store` carry: its currency in the embedded mappings (GBP for other stores).
+pub fn store_currency(store: &str) -> String {
+    Mappings::embedded_default()
+        .store(store)
+        .map_or_else(|| "GBP".to_string(), |m| m.currency.clone())
+}
+
 pub fn movement(kind: &str, store: &str, at_ms: i64, lines: &[(&str, i64)]) -> String {
+    let currency = store_currency(store);
     let lines: Vec<serde_json::Value> = lines
         .iter()
         .map(|(sku, q)| {
             if kind == "stock.sale" || kind == "stock.return" {
-                serde_json::json!({ "sku": sku, "quantity": q, "unit_price": "10.00", "currency": "GBP" })
+                serde_json::json!({ "sku": sku, "quantity": q, "unit_price": "10.00", "currency": currency })
             } else {
                 serde_json::json!({ "sku": sku, "quantity": q })
             }
