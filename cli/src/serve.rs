@@ -25,11 +25,15 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
+    /// 0 picks a free port; the first line on stdout says which (`{"url": "http://127.0.0.1:…"}`).
     #[arg(long, default_value_t = 8080)]
     port: u16,
     /// Start a Centra simulator (seeded with the sample SKUs) instead of using CENTRA_API_URL.
     #[arg(long)]
     simulate_centra: bool,
+    /// Stop when stdin closes (a test harness that dies leaves no server behind).
+    #[arg(long)]
+    exit_with_stdin: bool,
 }
 
 /// The headers and body, or the contract's error for a body that cannot be handed over: 413 when it is
@@ -102,11 +106,40 @@ async fn store_events(
     response.map(axum::body::Body::from)
 }
 
+/// `GET /ops/status`: whether everything accepted has reached Centra (or is parked), for an operator or a
+/// black-box test waiting for the flow to settle.
+async fn ops_status(State(p): State<Arc<Pipeline>>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "settled": p.is_settled(),
+        "stock_queue": p.stock_queue.len(),
+        "push_queue": p.push_queue.len(),
+    }))
+}
+
+/// `GET /ops/exceptions`: what an operator must look at (`shelfsync exceptions` of the deployed stack).
+async fn ops_exceptions(State(p): State<Arc<Pipeline>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use shared::ports::ExceptionLog;
+    match p.ledger.list(None).await {
+        Ok(list) => axum::Json(list).into_response(),
+        Err(e) => http_adapter::to_http(shared::intake::IntakeResponse::error(
+            503,
+            "unavailable",
+            None,
+            e.to_string(),
+        ))
+        .map(Body::from),
+    }
+}
+
 /// The routes of `serve`, with the contract's JSON errors for everything the HTTP layer refuses itself.
+/// `/ops/*` is the local operator's view (serve listens on loopback only).
 pub fn router(pipeline: Arc<Pipeline>) -> Router {
     Router::new()
         .route(http_adapter::STORE_EVENTS_PATH, post(store_events))
         .route(http_adapter::CENTRA_WEBHOOKS_PATH, post(centra_webhooks))
+        .route("/ops/status", axum::routing::get(ops_status))
+        .route("/ops/exceptions", axum::routing::get(ops_exceptions))
         // After the routes: it applies to the routes already added. axum adds `Allow` to what it answers.
         .method_not_allowed_fallback(|| async {
             http_adapter::method_not_allowed().map(axum::body::Body::from)
@@ -187,6 +220,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.mutations_per_10s = per_10s;
     config.mutations_per_hour = per_hour;
     config.push_window = Duration::from_millis(500);
+    // The same settings, and the same rule between them, as the stock-push function.
+    let lease_seconds: i64 = shared::config::env_parse("PUSH_LEASE_SECONDS", 150)?;
+    let timeout_seconds: u64 = shared::config::env_parse("CENTRA_TIMEOUT_SECONDS", 10)?;
+    anyhow::ensure!(
+        lease_seconds > timeout_seconds as i64,
+        "PUSH_LEASE_SECONDS must exceed CENTRA_TIMEOUT_SECONDS"
+    );
+    config.push.lease_ms = lease_seconds * 1000;
+    config.centra_timeout = Duration::from_secs(timeout_seconds);
     config.orders = orders;
     let pipeline = Arc::new(Pipeline::new(config, mappings)?);
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -207,13 +249,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let app = router(pipeline);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    tracing::info!(
-        "listening on http://{}/v1/store-events",
-        listener.local_addr()?
-    );
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}/v1/store-events");
+    // The one line on stdout (logs go to stderr): where to send events.
+    println!("{}", serde_json::json!({ "url": format!("http://{addr}") }));
+    let stdin_closed = async move {
+        if !args.exit_with_stdin {
+            return std::future::pending().await;
+        }
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+        })
+        .await;
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = stdin_closed => {}
+            }
         })
         .await?;
     Ok(())

@@ -27,9 +27,15 @@ pub fn init_json_logs() {
         .try_init();
 }
 
+/// Human-readable logs on stderr (stdout is the command's own output).
 pub fn init_text_logs(default_filter: &str) {
     let _ = tracing_subscriber::registry()
-        .with(fmt::layer().compact().with_target(false))
+        .with(
+            fmt::layer()
+                .compact()
+                .with_target(false)
+                .with_writer(std::io::stderr),
+        )
         .with(filter_from_env(default_filter))
         .try_init();
 }

@@ -231,7 +231,7 @@ impl World {
                 "CENTRA_TIMEOUT_SECONDS",
                 config.centra_timeout_seconds.to_string(),
             )
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .env_remove("CLOUDSHELF_API_URL")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
