@@ -3,7 +3,6 @@
 
 use shared::local::{Pipeline, PipelineConfig};
 use shared::mappings::Mappings;
-use shared::signature::sign;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -144,19 +143,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let p = pipeline.clone();
         tokio::spawn(async move {
             for (id, body) in bodies {
-                let ts = chrono::Utc::now().timestamp();
-                let sig = sign(SECRET, &id, ts, body.as_bytes());
-                let ts = ts.to_string();
-                let r = p
-                    .intake
-                    .handle(shared::intake::IntakeRequest {
-                        content_type: Some("application/json"),
-                        webhook_id: Some(&id),
-                        webhook_timestamp: Some(&ts),
-                        webhook_signature: Some(&sig),
-                        body: body.as_bytes(),
-                    })
-                    .await;
+                let r = p.send_signed(SECRET, &id, body.as_bytes()).await;
                 assert_eq!(r.status, 202, "{}", r.body);
             }
         })
@@ -296,19 +283,7 @@ async fn send_unknown_items(p: &Pipeline, store: &str, items: usize) -> PoisonRe
         let mut again = Vec::new();
         let mut wait = 0u32;
         for (id, body) in pending {
-            let ts = chrono::Utc::now().timestamp();
-            let sig = sign(SECRET, &id, ts, body.as_bytes());
-            let ts = ts.to_string();
-            let r = p
-                .intake
-                .handle(shared::intake::IntakeRequest {
-                    content_type: Some("application/json"),
-                    webhook_id: Some(&id),
-                    webhook_timestamp: Some(&ts),
-                    webhook_signature: Some(&sig),
-                    body: body.as_bytes(),
-                })
-                .await;
+            let r = p.send_signed(SECRET, &id, body.as_bytes()).await;
             match r.status {
                 400 => report.refused += 1,
                 503 => {

@@ -126,14 +126,8 @@ fn post(port: u16, path: &str, headers: &[(&str, String)], body: &str) -> (u16, 
 
 #[test]
 fn serve_answers_signed_store_events_and_centra_webhooks() {
-    // Port 0 is not offered by the command; pick a free one and hand it over.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut child = Command::new(BIN)
-        .args(["serve", "--simulate-centra", "--port", &port.to_string()])
+        .args(["serve", "--simulate-centra", "--port", "0"])
         .env("RUST_LOG", "info")
         .env_remove("STORE_EVENTS_SECRET")
         .env_remove("CENTRA_WEBHOOK_SECRET")
@@ -142,19 +136,20 @@ fn serve_answers_signed_store_events_and_centra_webhooks() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The server logs its address once it listens: wait for that line rather than for a fixed time.
+    // Its first line on stdout, once it listens, says where (logs go to stderr).
     let stdout = child.stdout.take().unwrap();
     let _server = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .unwrap();
-        if line.contains("listening on") {
-            break;
-        }
-    }
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("serve exited before listening")
+        .unwrap();
+    let url: serde_json::Value = serde_json::from_str(&first).expect("the address as JSON");
+    let port: u16 = url["url"]
+        .as_str()
+        .and_then(|u| u.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the url");
 
     let body = serde_json::json!({
         "type": "stock.sale", "occurred_at": chrono::Utc::now().to_rfc3339(), "store": "LDN-01",

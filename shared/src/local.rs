@@ -232,6 +232,28 @@ impl Pipeline {
         })
     }
 
+    /// Signs `body` as a store system would (Standard Webhooks, `secret`, this pipeline's clock) and hands it to
+    /// the intake: the local run, benchmarks and tests send events this way.
+    pub async fn send_signed(
+        &self,
+        secret: &str,
+        id: &str,
+        body: &[u8],
+    ) -> crate::intake::IntakeResponse {
+        let ts = self.clock.now_seconds();
+        let signature = crate::signature::sign(secret, id, ts, body);
+        let ts = ts.to_string();
+        self.intake
+            .handle(crate::intake::IntakeRequest {
+                content_type: Some("application/json"),
+                webhook_id: Some(id),
+                webhook_timestamp: Some(&ts),
+                webhook_signature: Some(&signature),
+                body,
+            })
+            .await
+    }
+
     /// One order round: like the orders FIFO trigger, up to 10 messages, partial batch response. A failed
     /// message becomes visible again after `retry_after_ms` (the queue's visibility timeout, shortened).
     pub async fn order_round(&self, retry_after_ms: i64) -> usize {

@@ -398,20 +398,32 @@ impl StockPusher {
         // A holder that crashed re-queues nothing: look again once its lease has ended.
         let now = self.clock.now_millis();
         for (item, until) in busy {
-            let key = DirtyKey {
-                store: store.clone(),
-                item,
-            };
-            if self
-                .push_queue
-                .mark_dirty(std::slice::from_ref(&key), delay_seconds(until, now))
-                .await
-                .is_err()
-            {
-                report.failed_keys.push(key);
-            }
+            self.look_again(store, item, delay_seconds(until, now), report)
+                .await;
         }
         lines
+    }
+
+    /// Marks the key dirty again after `delay_seconds`; if even that fails, the caller's message comes back.
+    async fn look_again(
+        &self,
+        store: &StoreCode,
+        item: ItemRef,
+        delay_seconds: u32,
+        report: &mut PushReport,
+    ) {
+        let key = DirtyKey {
+            store: store.clone(),
+            item,
+        };
+        if self
+            .push_queue
+            .mark_dirty(std::slice::from_ref(&key), delay_seconds)
+            .await
+            .is_err()
+        {
+            report.failed_keys.push(key);
+        }
     }
 
     /// Centra skips a size named twice in one mutation: keep one line per size (by Centra size id where the
@@ -436,13 +448,7 @@ impl StockPusher {
             }
             tracing::warn!(%store, item = %line.item, "size already in this push under another name; deferred");
             let _ = self.finish_row(store, &line.item, push_id, None).await;
-            let key = DirtyKey {
-                store: store.clone(),
-                item: line.item.clone(),
-            };
-            if self.push_queue.mark_dirty(&[key], 1).await.is_err() {
-                report.retry(store, &line.item);
-            }
+            self.look_again(store, line.item, 1, report).await;
         }
         kept
     }

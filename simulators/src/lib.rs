@@ -6,4 +6,5 @@ pub mod cloudshelf;
 pub mod control;
 pub mod graphql;
 pub mod http;
+pub mod process;
 pub mod schema;

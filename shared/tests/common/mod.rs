@@ -1,10 +1,9 @@
 //! Test harness: the embedded pipeline around a loopback Centra simulator, driven step by step (no sleeps).
 #![allow(dead_code)]
 
-use shared::intake::{IntakeRequest, IntakeResponse};
+use shared::intake::IntakeResponse;
 use shared::local::{Pipeline, PipelineConfig};
 use shared::mappings::Mappings;
-use shared::signature::sign;
 use shared::time::{OffsetClock, SharedClock};
 use simulators::centra::{CentraSim, CentraSimConfig};
 use std::sync::Arc;
@@ -99,19 +98,7 @@ impl Harness {
     }
 
     pub async fn send(&self, id: &str, body: &str) -> IntakeResponse {
-        let ts = self.now_ms().div_euclid(1000);
-        let signature = sign(SECRET, id, ts, body.as_bytes());
-        let ts = ts.to_string();
-        self.pipeline
-            .intake
-            .handle(IntakeRequest {
-                content_type: Some("application/json"),
-                webhook_id: Some(id),
-                webhook_timestamp: Some(&ts),
-                webhook_signature: Some(&signature),
-                body: body.as_bytes(),
-            })
-            .await
+        self.pipeline.send_signed(SECRET, id, body.as_bytes()).await
     }
 
     /// Applies everything queued (batches of 10, like the FIFO trigger).
