@@ -76,6 +76,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .stores()
         .map(|s| (s.store.to_string(), s.centra_warehouse_id))
         .collect();
+    let currency = |store: &str| mappings.store(store).expect("mapped").currency.clone();
     let sim = CentraSim::start(CentraSimConfig::default()).await;
     sim.set_latency(Duration::from_millis(args.centra_latency_ms));
     let skus: Vec<String> = (0..args.skus).map(|i| format!("BENCH-{i:05}")).collect();
@@ -90,7 +91,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let mut config = PipelineConfig::new(sim.graphql_url(), sim.token(), SECRET);
     config.push_window = Duration::from_millis(args.push_window_ms);
-    let pipeline = Arc::new(Pipeline::new(config, mappings)?);
+    let pipeline = Arc::new(Pipeline::new(config, mappings.clone())?);
 
     // Workload: 90 % sales, 8 % returns, 2 % counts; one line each; times increase with the send order.
     let mut rng = Lcg(42);
@@ -122,7 +123,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             };
             *level += if kind == "stock.sale" { -qty } else { qty };
             let mut line =
-                serde_json::json!({ "quantity": qty, "unit_price": "10.00", "currency": "GBP" });
+                serde_json::json!({ "quantity": qty, "unit_price": "10.00", "currency": currency(&stores[store].0) });
             name_line(&mut line, &skus[sku], sku, by_ean);
             serde_json::json!({ "type": kind, "occurred_at": at, "store": stores[store].0,
                 "lines": [line] })
@@ -151,15 +152,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let poison = (args.unknown_items > 0).then(|| {
         let p = pipeline.clone();
         let store = stores[0].0.clone();
+        let currency = currency(&store);
         let items = args.unknown_items;
-        tokio::spawn(async move { send_unknown_items(&p, &store, items).await })
+        tokio::spawn(async move { send_unknown_items(&p, &store, &currency, items).await })
     });
     sender.await?;
     let intake_done = started.elapsed();
-    let poison = match poison {
-        Some(task) => Some(task.await?),
-        None => None,
-    };
     if args.apply_only {
         let apply_started = Instant::now();
         let workers = pipeline.spawn_apply_workers(args.apply_workers, stop_rx);
@@ -210,6 +208,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The unknown items' sender goes on at the lookup pace after the known items have settled.
+    let poison = match poison {
+        Some(task) => Some((task.await?, started.elapsed())),
+        None => None,
+    };
     let _ = stop_tx.send(true);
     for w in workers {
         let _ = w.await;
@@ -237,10 +240,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!("Centra final stock after   {:.2} s", final_at.as_secs_f64());
     println!("Centra mutations           {}", sim.mutation_count());
     println!("Centra requests (all)      {}", sim.request_count());
-    if let Some(p) = poison {
+    if let Some((p, done)) = poison {
         println!(
-            "unknown items              {} events: {} refused (400), {} retries after 503",
-            args.unknown_items, p.refused, p.retries
+            "unknown items              {} events: {} refused (400) by {:.1} s, {} retries after 503; 0 reached Centra's mutations",
+            args.unknown_items,
+            p.refused,
+            done.as_secs_f64(),
+            p.retries
         );
     }
     println!("Centra 429 answers         {}", sim.rate_limited_count());
@@ -262,7 +268,12 @@ struct PoisonReport {
 
 /// Events naming items Centra does not know, half by lower-case SKU and half by zero-padded EAN; each is sent
 /// until intake gives a final answer, honouring `Retry-After` like a real sender.
-async fn send_unknown_items(p: &Pipeline, store: &str, items: usize) -> PoisonReport {
+async fn send_unknown_items(
+    p: &Pipeline,
+    store: &str,
+    currency: &str,
+    items: usize,
+) -> PoisonReport {
     let mut report = PoisonReport {
         refused: 0,
         retries: 0,
@@ -270,9 +281,9 @@ async fn send_unknown_items(p: &Pipeline, store: &str, items: usize) -> PoisonRe
     let mut pending: Vec<(String, String)> = (0..items)
         .map(|i| {
             let line = if i % 2 == 0 {
-                serde_json::json!({ "sku": format!("bench-{i:05}"), "quantity": 1, "unit_price": "10.00", "currency": "GBP" })
+                serde_json::json!({ "sku": format!("bench-{i:05}"), "quantity": 1, "unit_price": "10.00", "currency": currency })
             } else {
-                serde_json::json!({ "ean": format!("0{}", ean_of(i)), "quantity": 1, "unit_price": "10.00", "currency": "GBP" })
+                serde_json::json!({ "ean": format!("0{}", ean_of(i)), "quantity": 1, "unit_price": "10.00", "currency": currency })
             };
             let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let body = serde_json::json!({ "type": "stock.sale", "occurred_at": at, "store": store, "lines": [line] });
@@ -285,7 +296,10 @@ async fn send_unknown_items(p: &Pipeline, store: &str, items: usize) -> PoisonRe
         for (id, body) in pending {
             let r = p.send_signed(SECRET, &id, body.as_bytes()).await;
             match r.status {
-                400 => report.refused += 1,
+                400 => {
+                    assert_eq!(r.body["error"]["code"], "unknown_item", "{}", r.body);
+                    report.refused += 1
+                }
                 503 => {
                     wait = wait.max(r.retry_after.unwrap_or(1));
                     again.push((id, body));

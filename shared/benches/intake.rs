@@ -1,4 +1,5 @@
-//! Intake CPU per event: signature verification, strict validation and building the queue messages.
+//! Intake CPU per event: signature verification, strict validation, resolving each line to its Centra size
+//! (from the in-memory catalogue) and building the queue messages.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use shared::intake::build_messages;
@@ -24,6 +25,15 @@ fn bench(c: &mut Criterion) {
     let verifier = WebhookVerifier::from_config(SECRET).unwrap();
     let mappings = Mappings::embedded_default();
     let now_s = 1_795_860_900;
+    // 20,000 sizes, as a mid-size catalogue.
+    let catalogue = shared::identity::ItemCatalogue::with_sizes(
+        (0..20_000u64).map(|i| shared::centra::SizeRecord {
+            id: i + 1,
+            sku: Some(format!("Prod123Var{i:06}S")),
+            ean: Some(format!("735{i:010}")),
+        }),
+        shared::time::system_clock(),
+    );
     for lines in [2usize, 20] {
         let body = event_body(lines);
         let sig = sign(SECRET, "evt_bench", now_s, body.as_bytes());
@@ -39,8 +49,12 @@ fn bench(c: &mut Criterion) {
                         now_s,
                     )
                     .unwrap();
-                let event =
+                let mut event =
                     parse_stock_event(id, body.as_bytes(), &mappings, now_s * 1000).unwrap();
+                futures::executor::block_on(shared::identity::resolve_event(
+                    &mut event, &catalogue,
+                ))
+                .unwrap();
                 black_box(build_messages(&event, now_s * 1000))
             })
         });
