@@ -122,8 +122,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "stock.sale"
             };
             *level += if kind == "stock.sale" { -qty } else { qty };
-            let mut line =
-                serde_json::json!({ "quantity": qty, "unit_price": "10.00", "currency": currency(&stores[store].0) });
+            let mut line = serde_json::json!({ "quantity": qty, "unit_price": "10.00", "currency": currency(&stores[store].0) });
             name_line(&mut line, &skus[sku], sku, by_ean);
             serde_json::json!({ "type": kind, "occurred_at": at, "store": stores[store].0,
                 "lines": [line] })

@@ -475,7 +475,8 @@ pub async fn resolve_event(
             ))
         })?;
     }
-    crate::store_events::check_same_item_lines(event.event_type, &event.lines)
+    crate::store_events::check_counted_once(event.event_type, &event.lines)
+        .and_then(|()| crate::store_events::check_item_sums(&event.lines))
         .map_err(ResolveError::Invalid)?;
     Ok(())
 }

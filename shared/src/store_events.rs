@@ -484,23 +484,21 @@ fn parse_stock_lines(
             mappings,
         )?);
     }
-    check_same_item_lines(event_type, &lines)?;
+    check_counted_once(event_type, &lines)?;
     Ok(lines)
 }
 
-/// Lines naming one item become one movement: two counts of it cannot both be true, and deltas add up to a size
-/// bounded like a line's. Run on the names as sent, and again once they are resolved to Centra sizes (two names
-/// of one size are one item).
-pub(crate) fn check_same_item_lines(
+/// Two counts of one item in one event cannot both be true. Run on the names as sent, and again once they are
+/// resolved to Centra sizes (two names of one size are one item).
+pub(crate) fn check_counted_once(
     event_type: StockEventType,
     lines: &[EventLine],
 ) -> Result<(), ValidationError> {
+    if event_type != StockEventType::Count {
+        return Ok(());
+    }
     for (i, line) in lines.iter().enumerate() {
-        let Some(j) = lines[..i].iter().position(|l| l.item == line.item) else {
-            continue;
-        };
-        if event_type == StockEventType::Count {
-            // Two different absolute counts of one item in one event cannot both be true.
+        if let Some(j) = lines[..i].iter().position(|l| l.item == line.item) {
             return Err(invalid(
                 "duplicate_item",
                 format!("lines[{i}]"),
@@ -510,10 +508,21 @@ pub(crate) fn check_same_item_lines(
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// The lines naming one item become one movement: its size is bounded like a line's. Only meaningful once the
+/// lines are resolved to Centra sizes (a sum per name could pass a bound the size's total does not, or the
+/// reverse), so intake runs it after resolution.
+pub(crate) fn check_item_sums(lines: &[EventLine]) -> Result<(), ValidationError> {
+    for (i, line) in lines.iter().enumerate() {
+        let Some(j) = lines[..i].iter().position(|l| l.item == line.item) else {
+            continue;
+        };
         if lines[i + 1..].iter().any(|l| l.item == line.item) {
             continue; // summed at the item's last line
         }
-        // The lines naming one item become one movement: its size is bounded like a line's.
         let sum = lines
             .iter()
             .filter(|l| l.item == line.item)

@@ -370,3 +370,33 @@ async fn a_flood_of_unknown_names_is_answered_retry_beyond_the_lookup_pace() {
         .await;
     assert_eq!(known.status, 202);
 }
+
+#[tokio::test]
+async fn the_lines_of_one_size_are_bounded_by_their_total_under_any_names() {
+    let f = fixture();
+    // Per name one side of the bound, in total the other: the total of the size decides (found by fuzzing).
+    let within = event(
+        "stock.adjustment",
+        json!([
+            { "ean": "7350000000012", "quantity": 2 },
+            { "sku": "Tee-M", "quantity": -1 },
+            { "ean": "7350000000012", "quantity": 999_999 },
+        ]),
+    );
+    assert_eq!(f.send("e1", &within).await.status, 202);
+    assert_eq!(
+        f.queued()[0].1.movement,
+        shared::domain::Movement::Delta(1_000_000)
+    );
+    let beyond = event(
+        "stock.adjustment",
+        json!([
+            { "sku": "Tee-M", "quantity": 600_000 },
+            { "ean": "7350000000012", "quantity": 600_000 },
+        ]),
+    );
+    assert_eq!(
+        error_of(&f.send("e2", &beyond).await),
+        (400, "invalid_value".into(), "lines[1].quantity".into())
+    );
+}
