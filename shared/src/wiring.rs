@@ -1,6 +1,12 @@
 //! Builds each function's service from its environment (see `config`), so the Lambda mains stay a few lines.
+//! Each builder exists when the AWS clients it needs are built in (features of this crate).
+#![cfg_attr(
+    not(all(feature = "dynamodb", feature = "sqs", feature = "s3")),
+    allow(unused_imports)
+)]
 
 use crate::apply::StockApplier;
+#[cfg(all(feature = "dynamodb", feature = "sqs"))]
 use crate::aws::{
     DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
 };
@@ -17,12 +23,15 @@ use crate::time::system_clock;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(all(feature = "dynamodb", feature = "sqs"))]
 struct Clients {
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     sdk: aws_config::SdkConfig,
     dynamo: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
 }
 
+#[cfg(all(feature = "dynamodb", feature = "sqs"))]
 async fn clients() -> Clients {
     let sdk = crate::aws::sdk_config().await;
     Clients {
@@ -34,6 +43,7 @@ async fn clients() -> Clients {
 
 /// The item catalogue of a function: the SKU audit's snapshot in `REPORTS_BUCKET` (loaded on first use;
 /// optional) and `CENTRA_API_URL` for names the snapshot lacks.
+#[cfg(feature = "s3")]
 async fn catalogue_from_env(
     sdk: &aws_config::SdkConfig,
     centra: CentraClient,
@@ -56,6 +66,7 @@ async fn catalogue_from_env(
 }
 
 /// The Centra client of a function (`CENTRA_API_URL`, `CENTRA_API_TOKEN`, `CENTRA_TIMEOUT_SECONDS`).
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 async fn centra_from_env() -> Result<CentraClient, ConfigError> {
     let timeout_seconds: u64 = env_parse("CENTRA_TIMEOUT_SECONDS", 10)?;
     Ok(CentraClient::new(
@@ -71,6 +82,7 @@ async fn centra_from_env() -> Result<CentraClient, ConfigError> {
 /// and Centra webhooks 503 `orders_disabled`. `CENTRA_WEBHOOK_SECRET` (optional; or `…_SECRET_ARN` /
 /// `…_SSM_PARAMETER`): the Centra Webhook plugin's endpoint secret(s), comma-separated; unset, Centra webhooks
 /// answer 503 `centra_webhooks_disabled`.
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, ConfigError> {
     let c = clients().await;
     let secret = resolve_secret("STORE_EVENTS_SECRET").await?;
@@ -153,6 +165,7 @@ pub fn idempotency_ttl_seconds(days: i64) -> Result<i64, ConfigError> {
     days.checked_mul(DAY_S).ok_or_else(invalid)
 }
 
+#[cfg(all(feature = "dynamodb", feature = "sqs"))]
 pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, ConfigError> {
     let c = clients().await;
     let stock_table = env_required("STOCK_TABLE")?;
@@ -177,6 +190,7 @@ pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, Con
     })
 }
 
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, ConfigError> {
     let c = clients().await;
     let idempotency_table = env_required("IDEMPOTENCY_TABLE")?;

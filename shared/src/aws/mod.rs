@@ -3,24 +3,85 @@
 //! No code path is special to local emulators: the SDK follows `AWS_ENDPOINT_URL`, so the same clients reach
 //! moto in tests and the real services in Lambda.
 
+#[cfg(feature = "dynamodb")]
 mod attrs;
+#[cfg(feature = "dynamodb")]
 pub mod budget;
+#[cfg(feature = "dynamodb")]
 pub mod daybook;
+#[cfg(feature = "dynamodb")]
 pub mod idempotency;
+#[cfg(feature = "dynamodb")]
 pub mod ledger;
+#[cfg(feature = "dynamodb")]
 pub mod orders;
+#[cfg(all(feature = "dynamodb", feature = "sqs"))]
 pub mod provision;
 pub mod secrets;
+#[cfg(feature = "sqs")]
 pub mod sqs;
 
+#[cfg(feature = "dynamodb")]
 pub use budget::DynamoMutationBudget;
+#[cfg(feature = "dynamodb")]
 pub use daybook::DynamoDaybook;
+#[cfg(feature = "dynamodb")]
 pub use idempotency::DynamoIdempotencyStore;
+#[cfg(feature = "dynamodb")]
 pub use ledger::DynamoLedgerStore;
+#[cfg(feature = "dynamodb")]
 pub use orders::DynamoOrderOutbox;
+#[cfg(feature = "sqs")]
 pub use sqs::{ReceivedMessage, SqsPushQueue, SqsStockQueue};
 
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`), latest behavior.
+///
+/// In Lambda the region and the role's credentials are environment variables and there is no `~/.aws`, so the
+/// loader is told exactly that: no profile files (they would be looked for on every cold start) and credentials
+/// from the environment only (not the whole default chain: profile, SSO, web identity, ECS, IMDS). Elsewhere
+/// (the CLI, tests) the full default chain applies.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    config_loader(in_lambda()).load().await
+}
+
+/// Whether this process runs as a Lambda function (the runtime sets `AWS_LAMBDA_FUNCTION_NAME`).
+pub fn in_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+}
+
+fn config_loader(lambda: bool) -> aws_config::ConfigLoader {
+    use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+    let loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client());
+    if !lambda {
+        return loader;
+    }
+    loader
+        .profile_files(
+            EnvConfigFiles::builder()
+                .with_contents(EnvConfigFileKind::Config, "")
+                .build(),
+        )
+        .credentials_provider(
+            aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new(),
+        )
+}
+
+/// The SDK's HTTPS client: the SDK's default hyper 1.x client (proxy from the environment, connector settings
+/// and sleep from the runtime components), with rustls on `ring` instead of aws-lc, which keeps ~2 MB of
+/// aws-lc out of every function (BENCHMARKS.md). Like the default, its TLS connector is built on the first
+/// request, not here.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    use aws_smithy_http_client::{proxy::ProxyConfig, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }

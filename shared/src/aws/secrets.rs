@@ -1,9 +1,12 @@
 //! Secret values from Secrets Manager and SSM Parameter Store. Values never reach a log or an error message.
 
+#[cfg(any(feature = "secretsmanager", feature = "ssm"))]
 use crate::ports::BackendError;
+#[cfg(any(feature = "secretsmanager", feature = "ssm"))]
 use aws_config::SdkConfig;
 
 /// The `SecretString` of a Secrets Manager secret (ARN or name).
+#[cfg(feature = "secretsmanager")]
 pub async fn secrets_manager_value(cfg: &SdkConfig, arn: &str) -> Result<String, BackendError> {
     let output = aws_sdk_secretsmanager::Client::new(cfg)
         .get_secret_value()
@@ -28,6 +31,7 @@ pub async fn secrets_manager_value(cfg: &SdkConfig, arn: &str) -> Result<String,
 }
 
 /// The value of an SSM parameter, decrypted when it is a SecureString.
+#[cfg(feature = "ssm")]
 pub async fn ssm_parameter(cfg: &SdkConfig, name: &str) -> Result<String, BackendError> {
     let output = aws_sdk_ssm::Client::new(cfg)
         .get_parameter()

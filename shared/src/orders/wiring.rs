@@ -1,5 +1,7 @@
 //! Builds the order-sync service from its environment.
+#![cfg_attr(not(feature = "dynamodb"), allow(unused_imports))]
 
+#[cfg(feature = "dynamodb")]
 use crate::aws::{DynamoLedgerStore, DynamoOrderOutbox};
 use crate::centra::CentraClient;
 use crate::centra_orders::CentraOrderApi;
@@ -58,6 +60,7 @@ pub async fn order_api_secrets(
     Ok(out)
 }
 
+#[cfg(feature = "dynamodb")]
 pub async fn order_sync_from_env(metrics: Arc<Metrics>) -> Result<OrderSync, ConfigError> {
     let sdk = crate::aws::sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
