@@ -69,12 +69,12 @@ fn config_loader(lambda: bool) -> aws_config::ConfigLoader {
 
 /// The SDK's HTTPS client: the SDK's default hyper 1.x client (proxy from the environment, connector settings
 /// and sleep from the runtime components), with rustls on `ring` instead of aws-lc, which keeps ~2 MB of
-/// aws-lc out of every function (BENCHMARKS.md). Like the default, its TLS connector is built on the first
-/// request, not here.
+/// aws-lc out of every function (BENCHMARKS.md), and its TLS connector (the platform's CA roots, read and parsed)
+/// built on the first request instead of when each client is created.
 pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     use aws_smithy_http_client::{proxy::ProxyConfig, Builder, ConnectorBuilder};
-    Builder::new().build_with_connector_fn(|settings, components| {
+    let client = Builder::new().build_with_connector_fn(|settings, components| {
         let mut connector =
             ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
         connector.set_connector_settings(settings.cloned());
@@ -83,5 +83,29 @@ pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
         }
         connector.set_proxy_config(Some(ProxyConfig::from_env()));
         connector.build()
-    })
+    });
+    aws_smithy_runtime_api::client::http::SharedHttpClient::new(ConnectOnFirstRequest(client))
+}
+
+/// Delegates to the SDK's client, except that it does not build a connector when a client is created: the
+/// hyper client does so on purpose ("so that native certs load at client initialization"), which put the CA
+/// bundle's reading and parsing (~4 ms of a 9 ms cold init here) into every function's init, even one whose
+/// invocation then makes no AWS call for a while. The first request builds it instead (once per instance).
+#[derive(Debug)]
+struct ConnectOnFirstRequest(aws_smithy_runtime_api::client::http::SharedHttpClient);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for ConnectOnFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
