@@ -85,8 +85,10 @@ for arg in "$@"; do
     esac
 done
 
-# The deployment template: cfn-lint plus the project's checks of the settings cfn-lint does not catch.
+# The deployment template: cfn-lint plus the project's checks of the settings cfn-lint does not catch, and the
+# checks' own tests (each rule catches a template that breaks it).
 "$venv/bin/python" scripts/check-template.py --cfn-lint
+"$venv/bin/python" -m unittest --quiet scripts/test_check_template.py
 
 # Each function's role and environment as the SAM translator deploys them: the AWS flow tests run every function
 # under exactly these (shared/tests/deployed).
