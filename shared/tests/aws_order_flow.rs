@@ -90,6 +90,7 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
     let body = order_body();
     let send = || async { post_store_event(&intake, "evt-order-1", &body).await.0 };
     let statuses = futures::future::join_all([send(), send(), send()]).await;
+    stack.assert_no_denials();
     assert!(
         statuses.iter().all(|s| [200, 202, 503].contains(s)),
         "{statuses:?}"
@@ -100,9 +101,11 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
     assert_eq!(batch.len(), 1, "one orders message for three sends");
     assert_eq!(batch[0].group_id.as_deref(), Some(ORDER_ID));
     let failed = sync.process_batch(items(&batch)).await;
+    stack.assert_no_denials();
     assert!(failed.is_empty());
     // The trigger's delete is lost: SQS redelivers the same batch. No second Centra order.
     let failed = sync.process_batch(items(&batch)).await;
+    stack.assert_no_denials();
     assert!(failed.is_empty());
     delete_messages(&sqs, &orders_url, &[batch[0].receipt_handle.clone()])
         .await
@@ -130,11 +133,14 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
     .to_string();
     for _ in 0..3 {
         let (status, answer) = post_centra_webhook(&intake, &payload).await;
+        stack.assert_no_denials();
         assert_eq!(status, 200, "{answer}");
     }
     let batch = receive_batch(&sqs, &orders_url, 10, 30).await.unwrap();
     assert_eq!(batch.len(), 1, "three webhook calls, one queued event");
-    assert!(sync.process_batch(items(&batch)).await.is_empty());
+    let failed = sync.process_batch(items(&batch)).await;
+    stack.assert_no_denials();
+    assert!(failed.is_empty());
     delete_messages(&sqs, &orders_url, &[batch[0].receipt_handle.clone()])
         .await
         .unwrap();

@@ -302,8 +302,9 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await;
+        stack.assert_no_denials();
+        let run = run.unwrap();
         let finished = run.finished;
         invocations.push(run);
         if finished {
@@ -420,13 +421,14 @@ finance_posting = "daily"
 /// One scheduled invocation, as reconcile's main handles it.
 async fn invoke(
     ctx: &shared::recon::ReconContext,
+    watch: &deployed::Watch,
     request: serde_json::Value,
 ) -> shared::recon::request::ReconResponse {
     let request: shared::recon::request::ReconRequest = serde_json::from_value(request).unwrap();
     let deadline_ms = ctx.clock.now_millis() + 600_000;
-    let response = shared::recon::request::handle_request(ctx, &request, deadline_ms)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", request.job));
+    let response = shared::recon::request::handle_request(ctx, &request, deadline_ms).await;
+    watch.assert_no_denials();
+    let response = response.unwrap_or_else(|e| panic!("{}: {e}", request.job));
     assert!(response.finished, "{response:?}");
     response
 }
@@ -478,11 +480,12 @@ async fn every_job_runs_under_the_reconcile_role() {
     let bucket = stack.resources["ReportsBucket"].reference.clone();
     let sink = S3ReportSink::new(stack.admin.s3(), &bucket);
     let mut ctx = stack.reconcile().await;
+    let watch = stack.watch();
     ctx.settings.page_interval = Duration::ZERO;
     ctx.settings.retry_pause = Duration::ZERO;
 
     // The nightly SKU audit writes the catalogue snapshot intake resolves names from.
-    let audit = invoke(&ctx, serde_json::json!({"job": "sku_audit"})).await;
+    let audit = invoke(&ctx, &watch, serde_json::json!({"job": "sku_audit"})).await;
     assert_eq!(audit.counters.get("matched"), 4, "{audit:?}");
     assert!(sink
         .get(shared::identity::SNAPSHOT_KEY)
@@ -527,6 +530,7 @@ async fn every_job_runs_under_the_reconcile_role() {
     centra.set_physical(12, "P2S", 3);
     let drift = invoke(
         &ctx,
+        &watch,
         serde_json::json!({"job": "stock_drift", "full": true}),
     )
     .await;
@@ -534,7 +538,7 @@ async fn every_job_runs_under_the_reconcile_role() {
     pipeline.settle().await;
     assert_eq!(centra.stock(12, "P2S").unwrap().physical, 10, "corrected");
 
-    let availability = invoke(&ctx, serde_json::json!({"job": "availability"})).await;
+    let availability = invoke(&ctx, &watch, serde_json::json!({"job": "availability"})).await;
     assert!(
         availability.counters.get("levels_pushed") > 0,
         "{availability:?}"
@@ -545,14 +549,14 @@ async fn every_job_runs_under_the_reconcile_role() {
         .unwrap()
         .is_some());
 
-    let stalled = invoke(&ctx, serde_json::json!({"job": "stalled_orders"})).await;
+    let stalled = invoke(&ctx, &watch, serde_json::json!({"job": "stalled_orders"})).await;
     assert!(!stalled.report_keys.is_empty());
 
     // An hour after MAN-01's close: its held sales are handed to the pusher, LDN-01's day validates.
     let man = ctx.mappings.store("MAN-01").unwrap().clone();
     let close = man.close_instant(man.business_date(at)).timestamp_millis();
     ctx.clock = Arc::new(ManualClock::at(close + 3_600_000)) as SharedClock;
-    let finance = invoke(&ctx, serde_json::json!({"job": "finance_close"})).await;
+    let finance = invoke(&ctx, &watch, serde_json::json!({"job": "finance_close"})).await;
     assert_eq!(finance.counters.get("rows_flushed"), 2, "{finance:?}");
     pipeline.push_all().await;
     assert_eq!(
@@ -561,7 +565,7 @@ async fn every_job_runs_under_the_reconcile_role() {
         "posted by the close"
     );
     ctx.clock = Arc::new(ManualClock::at(close + 2 * 3_600_000)) as SharedClock;
-    let finance = invoke(&ctx, serde_json::json!({"job": "finance_close"})).await;
+    let finance = invoke(&ctx, &watch, serde_json::json!({"job": "finance_close"})).await;
     assert_eq!(finance.counters.get("unvalidated"), 0, "{finance:?}");
     stack.assert_deployable();
 }

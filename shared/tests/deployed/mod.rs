@@ -150,6 +150,49 @@ pub struct Deployed {
     pub recorder: Arc<Recorder>,
 }
 
+/// The functions of a stack, to check right after an invocation that none was denied a call: the test then fails
+/// naming function, action and resource, not at a later assertion the denial made false.
+#[derive(Clone, Default)]
+pub struct Watch(Arc<Mutex<Vec<Arc<Recorder>>>>);
+
+impl Watch {
+    pub fn denials(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|r| {
+                r.denied()
+                    .into_iter()
+                    .map(move |call| describe_denial(&r.function, &call))
+            })
+            .collect()
+    }
+
+    pub fn assert_no_denials(&self) {
+        let denials = self.denials();
+        assert!(
+            denials.is_empty(),
+            "a function was denied a call by its role in template.yaml:\n  {}",
+            denials.join("\n  ")
+        );
+    }
+}
+
+fn describe_denial(function: &str, call: &recorder::Call) -> String {
+    format!(
+        "{function}: {} on {} is denied by its role in template.yaml ({}, {:?}){}",
+        call.permission.action,
+        call.permission.resource,
+        call.operation,
+        call.decision,
+        call.note
+            .as_ref()
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default()
+    )
+}
+
 pub struct Stack {
     /// The test's own clients (creating resources, driving the queues as the Lambda triggers do): full rights,
     /// not checked.
@@ -160,7 +203,7 @@ pub struct Stack {
     parameters: BTreeMap<String, String>,
     pub resources: BTreeMap<String, Physical>,
     order_api_secret_names: BTreeSet<String>,
-    deployed: Mutex<Vec<Arc<Recorder>>>,
+    deployed: Watch,
 }
 
 impl Stack {
@@ -214,7 +257,7 @@ impl Stack {
             parameters: values,
             resources: BTreeMap::new(),
             order_api_secret_names,
-            deployed: Mutex::new(Vec::new()),
+            deployed: Watch::default(),
         };
         stack.create_resources().await;
         stack
@@ -633,7 +676,7 @@ impl Stack {
             &self.account,
             spec.environment.clone(),
         ));
-        self.deployed.lock().unwrap().push(recorder.clone());
+        self.deployed.0.lock().unwrap().push(recorder.clone());
         let variables = spec.environment;
         let reads = recorder.clone();
         Deployed {
@@ -735,8 +778,17 @@ impl Stack {
             .expect("put the catalogue snapshot");
     }
 
+    /// A handle that checks, at any time, that no function of this stack was denied a call.
+    pub fn watch(&self) -> Watch {
+        self.deployed.clone()
+    }
+
+    pub fn assert_no_denials(&self) {
+        self.deployed.assert_no_denials();
+    }
+
     pub fn recorders(&self) -> Vec<Arc<Recorder>> {
-        self.deployed.lock().unwrap().clone()
+        self.deployed.0.lock().unwrap().clone()
     }
 
     /// Whether a read of the unset variable `name` by `r`'s function is one the template may leave unset.
@@ -770,15 +822,7 @@ impl Stack {
         let mut problems = Vec::new();
         for r in self.recorders() {
             for call in r.denied() {
-                problems.push(format!(
-                    "{}: {} on {} is denied by its role in template.yaml ({}, {:?}){}",
-                    r.function,
-                    call.permission.action,
-                    call.permission.resource,
-                    call.operation,
-                    call.decision,
-                    call.note.map(|n| format!(": {n}")).unwrap_or_default()
-                ));
+                problems.push(describe_denial(&r.function, &call));
             }
             let reads = r.reads();
             for (name, set) in &reads {
@@ -947,11 +991,13 @@ pub struct StockPipeline {
     pub sqs: aws_sdk_sqs::Client,
     pub stock_queue: String,
     pub push_queue: String,
+    watch: Watch,
 }
 
 impl StockPipeline {
     pub async fn new(stack: &Stack) -> Self {
         Self {
+            watch: stack.watch(),
             intake: stack.webhook_intake().await,
             applier: stack.stock_apply().await,
             pusher: stack.stock_push().await,
@@ -964,6 +1010,7 @@ impl StockPipeline {
     /// A signed store event through intake's HTTP route; its status (a 5xx fails the test: intake is broken).
     pub async fn send(&self, id: &str, body: &str) -> u16 {
         let (status, answer) = post_store_event(&self.intake, id, body).await;
+        self.watch.assert_no_denials();
         assert!(status < 500, "{status} {answer}");
         status
     }
@@ -983,6 +1030,7 @@ impl StockPipeline {
             })
             .collect();
         let failed = self.applier.process_batch(items).await;
+        self.watch.assert_no_denials();
         for m in &got {
             if failed.contains(&m.message_id) || !delete {
                 change_visibility(&self.sqs, &self.stock_queue, &m.receipt_handle, 0)
@@ -1023,6 +1071,7 @@ impl StockPipeline {
                 .pusher
                 .push_keys(keys, self.pusher.clock.now_millis() + 30_000)
                 .await;
+            self.watch.assert_no_denials();
             assert!(report.failed_keys.is_empty(), "{report:?}");
             let handles: Vec<String> = got.iter().map(|m| m.receipt_handle.clone()).collect();
             delete_messages(&self.sqs, &self.push_queue, &handles)
