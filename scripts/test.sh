@@ -5,6 +5,8 @@ set -euo pipefail
 
 MOTO_VERSION="5.2.1"
 CFN_LINT_VERSION="1.58.0"
+# Translates the SAM template to CloudFormation (scripts/template-roles.py): the roles the tests hold functions to.
+SAM_TRANSLATOR_VERSION="1.115.0"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
@@ -16,9 +18,10 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 # Pinned so a new moto release cannot change emulator behaviour under the tests.
 if ! "$venv/bin/python" -m pip show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION" \
-    || ! "$venv/bin/python" -m pip show cfn-lint 2>/dev/null | grep -qx "Version: $CFN_LINT_VERSION"; then
+    || ! "$venv/bin/python" -m pip show cfn-lint 2>/dev/null | grep -qx "Version: $CFN_LINT_VERSION" \
+    || ! "$venv/bin/python" -m pip show aws-sam-translator 2>/dev/null | grep -qx "Version: $SAM_TRANSLATOR_VERSION"; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
 fi
 
 port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
@@ -36,7 +39,7 @@ finish() {
     if [[ $status -ne 0 ]]; then
         echo "tests failed (exit $status); moto server log: $moto_log" >&2
     else
-        rm -f "$moto_log"
+        rm -f "$moto_log" "$moto_dir/template-roles-$port.json"
     fi
     exit "$status"
 }
@@ -82,8 +85,16 @@ for arg in "$@"; do
     esac
 done
 
-# The deployment template: cfn-lint plus the project's checks of the settings cfn-lint does not catch.
+# The deployment template: cfn-lint plus the project's checks of the settings cfn-lint does not catch, and the
+# checks' own tests (each rule catches a template that breaks it).
 "$venv/bin/python" scripts/check-template.py --cfn-lint
+"$venv/bin/python" -m unittest --quiet scripts/test_check_template.py
+
+# Each function's role and environment as the SAM translator deploys them: the AWS flow tests run every function
+# under exactly these (shared/tests/deployed).
+roles_json="$moto_dir/template-roles-$port.json"
+"$venv/bin/python" scripts/template-roles.py template.yaml -o "$roles_json"
+export TEMPLATE_ROLES_JSON="$roles_json"
 
 echo "moto $MOTO_VERSION on $endpoint (pid $moto_pid)"
 test_log="$moto_dir/cargo-test-$port.log"

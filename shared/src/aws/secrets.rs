@@ -1,11 +1,13 @@
 //! Secret values from Secrets Manager and SSM Parameter Store. Values never reach a log or an error message.
 
 use crate::ports::BackendError;
-use aws_config::SdkConfig;
 
 /// The `SecretString` of a Secrets Manager secret (ARN or name).
-pub async fn secrets_manager_value(cfg: &SdkConfig, arn: &str) -> Result<String, BackendError> {
-    let output = aws_sdk_secretsmanager::Client::new(cfg)
+pub async fn secrets_manager_value(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<String, BackendError> {
+    let output = client
         .get_secret_value()
         .secret_id(arn)
         .send()
@@ -28,8 +30,11 @@ pub async fn secrets_manager_value(cfg: &SdkConfig, arn: &str) -> Result<String,
 }
 
 /// The value of an SSM parameter, decrypted when it is a SecureString.
-pub async fn ssm_parameter(cfg: &SdkConfig, name: &str) -> Result<String, BackendError> {
-    let output = aws_sdk_ssm::Client::new(cfg)
+pub async fn ssm_parameter(
+    client: &aws_sdk_ssm::Client,
+    name: &str,
+) -> Result<String, BackendError> {
+    let output = client
         .get_parameter()
         .name(name)
         .with_decryption(true)
