@@ -200,10 +200,7 @@ pub async fn pusher_from(
     let centra_url = env.required("CENTRA_API_URL")?;
     let centra = centra_from(env, aws).await?;
     let (per_10s, per_hour) = mutation_budget_in(env)?;
-    // The pusher only reads its catalogue from memory (legacy EAN rows, one line per size), and in Lambda no
-    // intake fills it: load the snapshot at start-up.
     let catalogue = catalogue_from(env, aws, centra.clone());
-    catalogue.preload().await;
     // One budget per Centra environment, whichever stack or function spends it.
     let scope = reqwest::Url::parse(&centra_url)
         .ok()
