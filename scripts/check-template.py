@@ -7,8 +7,11 @@ cfn-lint accepts a misspelt `ReportBatchItemFailures`, a wrong runtime name or a
 function's, and each of those loses or delays stock silently. This script fails (exit 1) naming the resource and the
 setting when:
 
-- a function is not provided.al2023 / arm64 / Handler bootstrap / BuildMethod rust-cargolambda with a Binary that
-  is a binary target of the Cargo workspace at its CodeUri (and unique across functions);
+- a function is not provided.al2023 / Handler bootstrap / BuildMethod rust-cargolambda with a Binary that is a
+  binary target of the Cargo workspace at its CodeUri (and unique across functions), or its Architectures is not
+  [!Ref Architecture], a parameter allowing exactly arm64 (the default) and x86_64;
+- a function behind a public API (HttpApi/Api event) has no ReservedConcurrentExecutions from a Number parameter
+  with a default of at least 1 (`!Ref P`, or `!If [cond, !Ref P, !Ref AWS::NoValue]`);
 - an SQS trigger lacks FunctionResponseTypes [ReportBatchItemFailures] (exact spelling), does not name a queue of
   this template, or its queue has no RedrivePolicy (failed messages must park in a DLQ, not expire);
 - a queue's VisibilityTimeout is less than 6 × the Timeout of a function it triggers;
@@ -18,11 +21,12 @@ setting when:
   or not of the same type (a FIFO queue needs a FIFO DLQ, a standard queue a standard one);
 - a FIFO queue sets only one of the two high-throughput settings (DeduplicationScope messageGroup,
   FifoThroughputLimit perMessageGroupId), which silently falls back to the normal limits;
-- a DynamoDB table is not PAY_PER_REQUEST or has no point-in-time recovery; the IdempotencyTable has no TTL on
-  `expiration`;
+- a DynamoDB table is not PAY_PER_REQUEST, has no point-in-time recovery or no DeletionProtectionEnabled; the
+  IdempotencyTable has no TTL on `expiration`;
 - an IAM statement grants a dynamodb/sqs action (or `*`) on Resource "*";
 - PUSH_LEASE_SECONDS is not above the Timeout of the function it configures;
-- an alarm does not notify (AlarmActions) or does not treat missing data as notBreaching; an alarm on a custom
+- an alarm does not notify (AlarmActions), does not say it recovered (OKActions) or does not treat missing data as
+  notBreaching; an alarm on a custom
   namespace does not use the functions' METRICS_NAMESPACE; a DLQ has no ApproximateNumberOfMessagesVisible alarm;
   a function has no Errors alarm; an alarm on a custom metric lacks the Service dimension the functions' EMF
   documents carry (shared/src/metrics.rs; without it the alarm never sees data) or names a metric no Rust
@@ -40,7 +44,13 @@ setting when:
 - a dashboard body is not valid JSON once its !Sub variables are filled, names a resource or parameter the
   template does not have, or graphs a custom metric without the functions' namespace and Service dimension or
   under an undeclared name;
-- a sample event events/reconcile-*.json is not a valid reconciliation request, or a job has no sample.
+- a sample event events/reconcile-*.json is not a valid reconciliation request, or a job has no sample;
+- an SNS topic has no KmsMasterKeyId; a topic an alarm notifies is not under a key of this template (KMS::Key with
+  rotation) whose policy allows cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey* (alarms cannot use
+  the AWS-managed alias/aws/sns key and are lost silently);
+- stock-push's CENTRA_MUTATIONS_PER_10S / CENTRA_MUTATIONS_PER_HOUR are not each a !Ref of a parameter, or the
+  CentraRateLimited alarm's description does not name those parameters (it tells operators to lower them);
+- an output has no Description, or the DLQ of a queue (a redrive source) has no output of its ARN.
 
 Prints "template checks passed (N checks)" on success. Needs Python 3.11+ (tomllib) and PyYAML, which cfn-lint
 installs (`pip install cfn-lint`). With --cfn-lint it also runs `cfn-lint` on the template.
@@ -71,7 +81,9 @@ except ImportError:  # Python < 3.11: the Cargo binary check is skipped.
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNTIME = "provided.al2023"
-ARCHITECTURES = ["arm64"]
+# Every function's Architectures is [!Ref Architecture]; the parameter allows exactly these, arm64 by default.
+ARCHITECTURE_PARAMETER = "Architecture"
+ARCHITECTURES = ["arm64", "x86_64"]
 BUILD_METHOD = "rust-cargolambda"
 BATCH_FAILURES = "ReportBatchItemFailures"
 MAX_RECEIVE_COUNT = 5
@@ -79,6 +91,10 @@ VISIBILITY_FACTOR = 6
 SAM_DEFAULT_TIMEOUT = 3
 SQS_DEFAULT_VISIBILITY = 30
 FIFO_MAX_BATCH = 10
+
+# The pusher's share of the Centra mutation budget comes from parameters (shared/src/config.rs reads these).
+PUSHER_BINARY = "stock-push"
+MUTATION_BUDGET_ENV = ("CENTRA_MUTATIONS_PER_10S", "CENTRA_MUTATIONS_PER_HOUR")
 
 # Reconciliation (shared/src/recon/request.rs and wiring.rs; keep in step with them).
 RECONCILE_BINARY = "reconcile"
@@ -105,7 +121,6 @@ RECONCILE_ENV = {
     "ALERT_TOPIC_ARN",
     "CENTRA_API_URL",
     "CENTRA_API_TOKEN_SECRET_ARN",
-    "CENTRA_RATE_TIER",
     "CLOUDSHELF_API_URL",
     "CLOUDSHELF_API_KEY_SECRET_ARN",
     "RECON_PAGE_INTERVAL_MS",
@@ -308,7 +323,8 @@ def check_functions(t: Template, c: Checks) -> None:
         runtime = t.function_prop(fn, "Runtime")
         c.expect(runtime == RUNTIME, fn, "Runtime", f"is {display(runtime)}, must be {RUNTIME}")
         arch = t.function_prop(fn, "Architectures")
-        c.expect(arch == ARCHITECTURES, fn, "Architectures", f"is {display(arch)}, must be {ARCHITECTURES}")
+        c.expect(arch == [{"Ref": ARCHITECTURE_PARAMETER}], fn, "Architectures",
+                 f"is {display(arch)}, must be [!Ref {ARCHITECTURE_PARAMETER}] (one choice for every function)")
         handler = t.function_prop(fn, "Handler")
         c.expect(handler == "bootstrap", fn, "Handler", f"is {display(handler)}, must be bootstrap")
         metadata = res.get("Metadata") or {}
@@ -339,6 +355,47 @@ def check_functions(t: Template, c: Checks) -> None:
                     c.expect(binary in known, fn, "Metadata.BuildProperties.Binary",
                              f"{binary!r} is not a binary of the Cargo workspace at {code_uri!r} "
                              f"(binaries: {', '.join(sorted(known)) or 'none'})")
+
+
+def check_architecture_parameter(t: Template, c: Checks) -> None:
+    param = (t.doc.get("Parameters") or {}).get(ARCHITECTURE_PARAMETER)
+    if not c.expect(isinstance(param, dict), "Parameters", ARCHITECTURE_PARAMETER,
+                    "missing: every function's Architectures comes from it"):
+        return
+    allowed = as_list(param.get("AllowedValues"))
+    c.expect(sorted(allowed) == sorted(ARCHITECTURES), ARCHITECTURE_PARAMETER, "AllowedValues",
+             f"is {display(allowed)}, must be exactly {ARCHITECTURES} (both build and deploy)")
+    c.expect(param.get("Default") == ARCHITECTURES[0], ARCHITECTURE_PARAMETER, "Default",
+             f"is {display(param.get('Default'))}, must be {ARCHITECTURES[0]}")
+
+
+def reserved_concurrency_parameter(value):
+    """The parameter a ReservedConcurrentExecutions comes from: `!Ref P`, or `!If [c, !Ref P, !Ref AWS::NoValue]`
+    (reserving nothing when the condition is false); else None."""
+    if isinstance(value, dict) and isinstance(value.get("Ref"), str):
+        return value["Ref"]
+    branches = value.get("Fn::If") if isinstance(value, dict) else None
+    if isinstance(branches, list) and len(branches) == 3 and branches[2] == {"Ref": "AWS::NoValue"} \
+            and isinstance(branches[1], dict) and isinstance(branches[1].get("Ref"), str):
+        return branches[1]["Ref"]
+    return None
+
+
+def check_public_concurrency(t: Template, c: Checks) -> None:
+    """A public endpoint's function reserves (and so caps) its concurrency: a flood, even of unsigned requests,
+    must not take the account's concurrency from the queue consumers."""
+    for fn, res in t.of_type("AWS::Serverless::Function"):
+        events = ((res.get("Properties") or {}).get("Events") or {}).values()
+        if not any(isinstance(e, dict) and e.get("Type") in ("HttpApi", "Api") for e in events):
+            continue
+        value = t.props(fn).get("ReservedConcurrentExecutions")
+        name = reserved_concurrency_parameter(value)
+        param = (t.doc.get("Parameters") or {}).get(name) if name else None
+        c.expect(isinstance(param, dict) and param.get("Type") == "Number"
+                 and (as_int(param.get("Default")) or 0) >= 1,
+                 fn, "ReservedConcurrentExecutions",
+                 f"is {display(value)}; a public endpoint's function needs it from a Number parameter with a "
+                 "default of at least 1, so a flood cannot starve the queue consumers")
 
 
 def check_triggers(t: Template, c: Checks) -> None:
@@ -427,6 +484,9 @@ def check_tables(t: Template, c: Checks) -> None:
         pitr = (props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")
         c.expect(truthy(pitr), table, "PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled",
                  f"is {display(pitr)}, must be true")
+        c.expect(truthy(props.get("DeletionProtectionEnabled")), table, "DeletionProtectionEnabled",
+                 f"is {display(props.get('DeletionProtectionEnabled'))}, must be true (the ledger and idempotency "
+                 "records cannot be rebuilt)")
     if c.expect("IdempotencyTable" in t.resources
                 and t.resources["IdempotencyTable"].get("Type") == "AWS::DynamoDB::Table",
                 "IdempotencyTable", "Type", "the template must define IdempotencyTable as AWS::DynamoDB::Table"):
@@ -490,6 +550,8 @@ def check_alarms(t: Template, c: Checks, dlqs: set, namespace: str | None, facts
         c.expect(props.get("TreatMissingData") == "notBreaching", alarm, "TreatMissingData",
                  f"is {display(props.get('TreatMissingData'))}, must be notBreaching")
         c.expect(bool(as_list(props.get("AlarmActions"))), alarm, "AlarmActions", "missing: nobody would be told")
+        c.expect(bool(as_list(props.get("OKActions"))), alarm, "OKActions",
+                 "missing: nobody would be told the alarm cleared")
         ns = props.get("Namespace")
         dims = {d.get("Name"): d.get("Value") for d in as_list(props.get("Dimensions")) if isinstance(d, dict)}
         if isinstance(ns, str) and not ns.startswith("AWS/") and namespace is not None:
@@ -781,6 +843,95 @@ def check_dashboards(t: Template, c: Checks, namespace: str | None, facts: RustF
                     check_custom_metric(c, f"{where} {metric_name}", ns, facts, metric_name, dims)
 
 
+def statement_allows(statement: dict, actions: list[str]) -> bool:
+    """Whether an Allow statement's Action list covers every one of `actions` (IAM wildcards)."""
+    granted = [a for a in as_list(statement.get("Action")) if isinstance(a, str)]
+
+    def covers(pattern: str, action: str) -> bool:
+        regex = "^" + re.escape(pattern.lower()).replace(r"\*", ".*").replace(r"\?", ".") + "$"
+        return re.match(regex, action.lower()) is not None
+
+    return statement.get("Effect") == "Allow" and all(any(covers(g, a) for g in granted) for a in actions)
+
+
+def check_topics(t: Template, c: Checks) -> None:
+    notified = set()
+    for alarm, _ in t.of_type("AWS::CloudWatch::Alarm"):
+        props = t.props(alarm)
+        notified |= {target_resource(a) for a in as_list(props.get("AlarmActions")) + as_list(props.get("OKActions"))}
+    for topic, _ in t.of_type("AWS::SNS::Topic"):
+        key = t.props(topic).get("KmsMasterKeyId")
+        if not c.expect(bool(key), topic, "KmsMasterKeyId",
+                        "missing: encrypt the topic at rest like the tables, queues and bucket (alias/aws/sns, or a "
+                        "key of this template if a service publishes to it)"):
+            continue
+        if topic not in notified:
+            continue
+        key_res = target_resource(key)
+        is_key = key_res in t.resources and t.resources[key_res].get("Type") == "AWS::KMS::Key"
+        if not c.expect(is_key, topic, "KmsMasterKeyId",
+                        f"is {display(key)}; alarms notify this topic, and CloudWatch can only publish under a key "
+                        "whose policy admits cloudwatch.amazonaws.com: an AWS::KMS::Key of this template"):
+            continue
+        kprops = t.props(key_res)
+        c.expect(truthy(kprops.get("EnableKeyRotation")), key_res, "EnableKeyRotation", "must be true")
+        statements = as_list((kprops.get("KeyPolicy") or {}).get("Statement"))
+        c.expect(any(isinstance(s, dict) and "cloudwatch.amazonaws.com" in
+                     as_list((s.get("Principal") or {}).get("Service"))
+                     and statement_allows(s, ["kms:Decrypt", "kms:GenerateDataKey"]) for s in statements),
+                 key_res, "KeyPolicy",
+                 f"no statement allows cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey*: the alarms of "
+                 f"{topic} would be lost")
+
+
+def pusher_function(t: Template):
+    for fn, res in t.of_type("AWS::Serverless::Function"):
+        if ((res.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") == PUSHER_BINARY:
+            return fn
+    return None
+
+
+def check_mutation_budget(t: Template, c: Checks) -> None:
+    fn = pusher_function(t)
+    if not c.expect(fn is not None, "template", "StockPushFunction", f"no function builds {PUSHER_BINARY!r}"):
+        return
+    env = t.function_env(fn)
+    params = []
+    for var in MUTATION_BUDGET_ENV:
+        value = env.get(var)
+        name = value.get("Ref") if isinstance(value, dict) else None
+        if c.expect(isinstance(name, str) and name in (t.doc.get("Parameters") or {}), fn,
+                    f"Environment.{var}",
+                    f"is {display(value)}, must be !Ref a parameter: operators lower the budget at deploy time"):
+            params.append(name)
+    for alarm, _ in t.of_type("AWS::CloudWatch::Alarm"):
+        props = t.props(alarm)
+        if props.get("MetricName") != "CentraRateLimited":
+            continue
+        text = str(props.get("AlarmDescription") or "")
+        for name in params:
+            c.expect(name in text, alarm, "AlarmDescription",
+                     f"does not name the {name} parameter it asks operators to lower")
+
+
+def check_outputs(t: Template, c: Checks, redrive_dlqs: set) -> None:
+    outputs = t.doc.get("Outputs") or {}
+    arns = set()
+    for name, output in outputs.items():
+        output = output or {}
+        c.expect(isinstance(output.get("Description"), str) and output["Description"].strip() != "", name,
+                 "Description", "missing: say what the output is for")
+        value = output.get("Value")
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            att = value["Fn::GetAtt"]
+            att = att.split(".", 1) if isinstance(att, str) else att
+            if isinstance(att, list) and len(att) == 2 and att[1] == "Arn":
+                arns.add(att[0])
+    for dlq in sorted(redrive_dlqs):
+        c.expect(dlq in arns, dlq, "Outputs",
+                 "no output of this DLQ's ARN (the source of `aws sqs start-message-move-task` for a redrive)")
+
+
 def run_cfn_lint(path: pathlib.Path) -> int:
     # The cfn-lint installed with this interpreter first (scripts/test.sh runs the pinned one in .venv), else
     # whatever PATH has.
@@ -795,6 +946,30 @@ def run_cfn_lint(path: pathlib.Path) -> int:
     return result.returncode
 
 
+def run_checks(template: Template) -> Checks:
+    checks = Checks()
+    root = template.path.resolve().parent
+    check_functions(template, checks)
+    check_architecture_parameter(template, checks)
+    check_public_concurrency(template, checks)
+    check_triggers(template, checks)
+    redrive_dlqs = check_queues(template, checks)
+    check_tables(template, checks)
+    check_iam(template, checks)
+    namespace = check_environment(template, checks)
+    check_reconcile_environment(template, checks)
+    check_mutation_budget(template, checks)
+    dlqs = redrive_dlqs | check_schedules(template, checks)
+    check_buckets(template, checks)
+    facts = RustFacts(root)
+    check_alarms(template, checks, dlqs, namespace, facts)
+    check_topics(template, checks)
+    check_outputs(template, checks, redrive_dlqs)
+    check_dashboards(template, checks, namespace, facts)
+    check_sample_events(root, checks)
+    return checks
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("template", nargs="?", default=str(REPO_ROOT / "template.yaml"))
@@ -807,20 +982,7 @@ def main(argv=None) -> int:
         print(f"template checks failed: cannot read {path}: {e}", file=sys.stderr)
         return 1
 
-    checks = Checks()
-    check_functions(template, checks)
-    check_triggers(template, checks)
-    dlqs = check_queues(template, checks)
-    check_tables(template, checks)
-    check_iam(template, checks)
-    namespace = check_environment(template, checks)
-    check_reconcile_environment(template, checks)
-    dlqs |= check_schedules(template, checks)
-    check_buckets(template, checks)
-    facts = RustFacts(path.resolve().parent)
-    check_alarms(template, checks, dlqs, namespace, facts)
-    check_dashboards(template, checks, namespace, facts)
-    check_sample_events(path.resolve().parent, checks)
+    checks = run_checks(template)
 
     status = 0
     if checks.failures:

@@ -5,6 +5,8 @@ set -euo pipefail
 
 MOTO_VERSION="5.2.1"
 CFN_LINT_VERSION="1.58.0"
+# Translates the SAM template to CloudFormation (scripts/template-roles.py): the roles the tests hold functions to.
+SAM_TRANSLATOR_VERSION="1.115.0"
 # The Lambda tooling: cargo-lambda's `watch` emulates the Lambda Runtime API for the emulator test
 # (tests/lambda_emulator); the SAM CLI and zig (cross-linking for arm64) build the functions as `sam build` does.
 CARGO_LAMBDA_VERSION="1.9.2"
@@ -20,8 +22,8 @@ if [[ ! -x "$venv/bin/python" ]]; then
     python3 -m venv "$venv"
 fi
 # Pinned so a new release cannot change emulator or build behaviour under the tests.
-pinned=("moto==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
-    "aws-sam-cli==$SAM_CLI_VERSION" "ziglang==$ZIGLANG_VERSION")
+pinned=("moto==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
+    "cargo-lambda==$CARGO_LAMBDA_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" "ziglang==$ZIGLANG_VERSION")
 installed="$("$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null || true)"
 missing=""
 for requirement in "${pinned[@]}"; do
@@ -29,8 +31,8 @@ for requirement in "${pinned[@]}"; do
 done
 if [[ -n "$missing" ]]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" \
-        "aws-sam-cli==$SAM_CLI_VERSION" "ziglang==$ZIGLANG_VERSION"
+        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION" \
+        "cargo-lambda==$CARGO_LAMBDA_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" "ziglang==$ZIGLANG_VERSION"
 fi
 # cargo-lambda (and the SAM CLI, which runs it) find zig through the venv's python.
 export PATH="$venv/bin:$PATH"
@@ -51,7 +53,7 @@ finish() {
     if [[ $status -ne 0 ]]; then
         echo "tests failed (exit $status); moto server log: $moto_log" >&2
     else
-        rm -f "$moto_log"
+        rm -f "$moto_log" "$moto_dir/template-roles-$port.json"
     fi
     exit "$status"
 }
@@ -97,8 +99,16 @@ for arg in "$@"; do
     esac
 done
 
-# The deployment template: cfn-lint plus the project's checks of the settings cfn-lint does not catch.
+# The deployment template: cfn-lint plus the project's checks of the settings cfn-lint does not catch, and the
+# checks' own tests (each rule catches a template that breaks it).
 "$venv/bin/python" scripts/check-template.py --cfn-lint
+"$venv/bin/python" -m unittest --quiet scripts/test_check_template.py
+
+# Each function's role and environment as the SAM translator deploys them: the AWS flow tests run every function
+# under exactly these (shared/tests/deployed).
+roles_json="$moto_dir/template-roles-$port.json"
+"$venv/bin/python" scripts/template-roles.py template.yaml -o "$roles_json"
+export TEMPLATE_ROLES_JSON="$roles_json"
 
 # `sam build` exactly as a deployment runs it (BuildMethod rust-cargolambda: one `cargo lambda build --release` per
 # function, in the function's own package; zig cross-links arm64): in CI, or with SAM_BUILD=1. SAM_BUILD_ARCH

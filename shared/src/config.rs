@@ -16,7 +16,9 @@
 //! | `IDEMPOTENCY_TTL_DAYS` | how long accepted event ids are remembered (default 15; at least 15, the applier's movement-marker TTL) |
 //! | `METRICS_NAMESPACE` | CloudWatch namespace (default `CloudshelfCentra`) |
 
+use crate::aws::AwsConfig;
 use crate::mappings::{MappingError, Mappings};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,40 +42,93 @@ pub enum ConfigError {
     },
 }
 
+/// Where a function reads its settings: the process environment in the Lambdas, a given set of variables where
+/// the tests build each function with exactly the template's environment for it (and see what it reads).
+#[derive(Clone)]
+pub struct Env {
+    lookup: Arc<Lookup>,
+}
+
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
+}
+
+impl Env {
+    pub fn process() -> Self {
+        Self::from_fn(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self {
+            lookup: Arc::new(lookup),
+        }
+    }
+
+    /// The variable's value; unset and blank are the same.
+    pub fn opt(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.opt(name)
+            .ok_or_else(|| ConfigError::Missing(name.to_string()))
+    }
+
+    pub fn parse<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.opt(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name: name.to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
 pub fn env_opt(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    Env::process().opt(name)
 }
 
 pub fn env_required(name: &str) -> Result<String, ConfigError> {
-    env_opt(name).ok_or_else(|| ConfigError::Missing(name.to_string()))
+    Env::process().required(name)
 }
 
 pub fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
-    match env_opt(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name: name.to_string(),
-            message: e.to_string(),
-        }),
-    }
+    Env::process().parse(name, default)
+}
+
+/// Resolves a secret named `name` from the process environment (see [`resolve_secret_in`]).
+pub async fn resolve_secret(name: &str) -> Result<String, ConfigError> {
+    resolve_secret_in(&Env::process(), &AwsConfig::from_env().await, name).await
 }
 
 /// Resolves a secret named `name`: the variable itself, else `<name>_SECRET_ARN` (Secrets Manager), else
 /// `<name>_SSM_PARAMETER` (SSM, decrypted).
-pub async fn resolve_secret(name: &str) -> Result<String, ConfigError> {
-    if let Some(v) = env_opt(name) {
+pub async fn resolve_secret_in(
+    env: &Env,
+    aws: &AwsConfig,
+    name: &str,
+) -> Result<String, ConfigError> {
+    if let Some(v) = env.opt(name) {
         return Ok(v);
     }
     let arn_var = format!("{name}_SECRET_ARN");
     let ssm_var = format!("{name}_SSM_PARAMETER");
-    if let Some(arn) = env_opt(&arn_var) {
-        return secrets_manager_value(&arn_var, &arn).await;
+    if let Some(arn) = env.opt(&arn_var) {
+        return secrets_manager_value(aws, &arn_var, &arn).await;
     }
-    if let Some(param) = env_opt(&ssm_var) {
-        return ssm_parameter(&ssm_var, &param).await;
+    if let Some(param) = env.opt(&ssm_var) {
+        return ssm_parameter(aws, &ssm_var, &param).await;
     }
     Err(ConfigError::Missing(format!(
         "{name} (or {arn_var} / {ssm_var})"
@@ -82,9 +137,12 @@ pub async fn resolve_secret(name: &str) -> Result<String, ConfigError> {
 
 /// The secret `arn` that the variable `var` names, from Secrets Manager.
 #[cfg(feature = "secretsmanager")]
-async fn secrets_manager_value(var: &str, arn: &str) -> Result<String, ConfigError> {
-    let sdk = crate::aws::sdk_config().await;
-    crate::aws::secrets::secrets_manager_value(&sdk, arn)
+async fn secrets_manager_value(
+    aws: &AwsConfig,
+    var: &str,
+    arn: &str,
+) -> Result<String, ConfigError> {
+    crate::aws::secrets::secrets_manager_value(&aws.secrets_manager(), arn)
         .await
         .map_err(|e| ConfigError::Source {
             what: var.to_string(),
@@ -94,7 +152,11 @@ async fn secrets_manager_value(var: &str, arn: &str) -> Result<String, ConfigErr
 
 /// Built without the Secrets Manager client, this function cannot read `var`: say so at start-up.
 #[cfg(not(feature = "secretsmanager"))]
-async fn secrets_manager_value(var: &str, _arn: &str) -> Result<String, ConfigError> {
+async fn secrets_manager_value(
+    _aws: &AwsConfig,
+    var: &str,
+    _arn: &str,
+) -> Result<String, ConfigError> {
     Err(ConfigError::NotBuiltIn {
         name: var.to_string(),
         client: "Secrets Manager",
@@ -104,9 +166,8 @@ async fn secrets_manager_value(var: &str, _arn: &str) -> Result<String, ConfigEr
 
 /// The parameter `param` that the variable `var` names, from SSM (decrypted).
 #[cfg(feature = "ssm")]
-async fn ssm_parameter(var: &str, param: &str) -> Result<String, ConfigError> {
-    let sdk = crate::aws::sdk_config().await;
-    crate::aws::secrets::ssm_parameter(&sdk, param)
+async fn ssm_parameter(aws: &AwsConfig, var: &str, param: &str) -> Result<String, ConfigError> {
+    crate::aws::secrets::ssm_parameter(&aws.ssm(), param)
         .await
         .map_err(|e| ConfigError::Source {
             what: var.to_string(),
@@ -116,7 +177,7 @@ async fn ssm_parameter(var: &str, param: &str) -> Result<String, ConfigError> {
 
 /// Built without the SSM client, this function cannot read `var`: say so at start-up.
 #[cfg(not(feature = "ssm"))]
-async fn ssm_parameter(var: &str, _param: &str) -> Result<String, ConfigError> {
+async fn ssm_parameter(_aws: &AwsConfig, var: &str, _param: &str) -> Result<String, ConfigError> {
     Err(ConfigError::NotBuiltIn {
         name: var.to_string(),
         client: "SSM",
@@ -124,21 +185,35 @@ async fn ssm_parameter(var: &str, _param: &str) -> Result<String, ConfigError> {
     })
 }
 
+/// Loads the mappings from the process environment (see [`load_mappings_in`]).
+pub async fn load_mappings(fallback_to_embedded: bool) -> Result<Mappings, ConfigError> {
+    load_mappings_in(
+        &Env::process(),
+        &AwsConfig::from_env().await,
+        fallback_to_embedded,
+    )
+    .await
+}
+
 /// Loads the mappings from `MAPPINGS` (inline), `MAPPINGS_PATH` or `MAPPINGS_SSM_PARAMETER`; with none set,
 /// `fallback` decides (the local run uses the embedded example, Lambdas refuse to start).
-pub async fn load_mappings(fallback_to_embedded: bool) -> Result<Mappings, ConfigError> {
-    if let Some(text) = env_opt("MAPPINGS") {
+pub async fn load_mappings_in(
+    env: &Env,
+    aws: &AwsConfig,
+    fallback_to_embedded: bool,
+) -> Result<Mappings, ConfigError> {
+    if let Some(text) = env.opt("MAPPINGS") {
         return Ok(Mappings::from_toml(&text)?);
     }
-    if let Some(path) = env_opt("MAPPINGS_PATH") {
+    if let Some(path) = env.opt("MAPPINGS_PATH") {
         let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Source {
             what: path.clone(),
             message: e.to_string(),
         })?;
         return Ok(Mappings::from_toml(&text)?);
     }
-    if let Some(param) = env_opt("MAPPINGS_SSM_PARAMETER") {
-        let text = ssm_parameter("MAPPINGS_SSM_PARAMETER", &param).await?;
+    if let Some(param) = env.opt("MAPPINGS_SSM_PARAMETER") {
+        let text = ssm_parameter(aws, "MAPPINGS_SSM_PARAMETER", &param).await?;
         return Ok(Mappings::from_toml(&text)?);
     }
     if fallback_to_embedded {
@@ -190,19 +265,30 @@ impl RateTier {
 
 /// The mutation budget this deployment may spend: the tier's, unless overridden.
 pub fn mutation_budget_from_env() -> Result<(u32, u32), ConfigError> {
-    let tier_name = env_opt("CENTRA_RATE_TIER").unwrap_or_else(|| "growth".into());
+    mutation_budget_in(&Env::process())
+}
+
+pub fn mutation_budget_in(env: &Env) -> Result<(u32, u32), ConfigError> {
+    let tier_name = env
+        .opt("CENTRA_RATE_TIER")
+        .unwrap_or_else(|| "growth".into());
     let tier = RateTier::parse(&tier_name).ok_or_else(|| ConfigError::Invalid {
         name: "CENTRA_RATE_TIER".into(),
         message: format!("\"{tier_name}\" is not growth, enhanced, high-volume or enterprise"),
     })?;
     Ok((
-        env_parse("CENTRA_MUTATIONS_PER_10S", tier.mutations_per_10s())?,
-        env_parse("CENTRA_MUTATIONS_PER_HOUR", tier.mutations_per_hour())?,
+        env.parse("CENTRA_MUTATIONS_PER_10S", tier.mutations_per_10s())?,
+        env.parse("CENTRA_MUTATIONS_PER_HOUR", tier.mutations_per_hour())?,
     ))
 }
 
 pub fn metrics_namespace() -> String {
-    env_opt("METRICS_NAMESPACE").unwrap_or_else(|| "CloudshelfCentra".into())
+    metrics_namespace_in(&Env::process())
+}
+
+pub fn metrics_namespace_in(env: &Env) -> String {
+    env.opt("METRICS_NAMESPACE")
+        .unwrap_or_else(|| "CloudshelfCentra".into())
 }
 
 #[cfg(test)]

@@ -266,6 +266,9 @@ enum Recovery {
 impl StockPusher {
     /// Pushes the given keys; `deadline_ms` is when this invocation must have returned.
     pub async fn push_keys(&self, keys: Vec<DirtyKey>, deadline_ms: i64) -> PushReport {
+        // The pusher only reads its catalogue from memory (legacy EAN rows, one line per size), and in Lambda no
+        // intake fills it: load the snapshot on the first push rather than at start-up (cold start).
+        self.catalogue.preload().await;
         let mut by_store: BTreeMap<StoreCode, BTreeSet<ItemRef>> = BTreeMap::new();
         for k in keys {
             by_store.entry(k.store).or_default().insert(k.item);

@@ -1,4 +1,6 @@
 //! Builds each function's service from its environment (see `config`), so the Lambda mains stay a few lines.
+//! Each `*_from_env` is its `*_from` with the process environment and the SDK's default configuration; the tests
+//! call `*_from` with the template's environment for the function and clients that check its role.
 //! Each builder exists when the AWS clients it needs are built in (features of this crate).
 #![cfg_attr(
     not(all(feature = "dynamodb", feature = "sqs", feature = "s3")),
@@ -6,9 +8,11 @@
 )]
 
 use crate::apply::StockApplier;
+use crate::aws::AwsConfig;
 #[cfg(all(feature = "dynamodb", feature = "sqs"))]
 use crate::aws::{
-    DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
+    DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue,
+    SqsStockQueue,
 };
 use crate::centra::CentraClient;
 use crate::centra_webhooks::{CentraSignatureVerifier, CentraWebhookIntake};
@@ -23,37 +27,13 @@ use crate::time::system_clock;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(all(feature = "dynamodb", feature = "sqs"))]
-struct Clients {
-    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
-    sdk: aws_config::SdkConfig,
-    dynamo: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-}
-
-#[cfg(all(feature = "dynamodb", feature = "sqs"))]
-async fn clients() -> Clients {
-    let sdk = crate::aws::sdk_config().await;
-    Clients {
-        dynamo: aws_sdk_dynamodb::Client::new(&sdk),
-        sqs: aws_sdk_sqs::Client::new(&sdk),
-        sdk,
-    }
-}
-
 /// The item catalogue of a function: the SKU audit's snapshot in `REPORTS_BUCKET` (loaded on first use;
 /// optional) and `CENTRA_API_URL` for names the snapshot lacks.
 #[cfg(feature = "s3")]
-async fn catalogue_from_env(
-    sdk: &aws_config::SdkConfig,
-    centra: CentraClient,
-) -> Arc<ItemCatalogue> {
-    let snapshot = env_opt("REPORTS_BUCKET").map(|bucket| {
+fn catalogue_from(env: &Env, aws: &AwsConfig, centra: CentraClient) -> Arc<ItemCatalogue> {
+    let snapshot = env.opt("REPORTS_BUCKET").map(|bucket| {
         Arc::new(SnapshotObject {
-            sink: Arc::new(crate::recon::aws::S3ReportSink::new(
-                crate::recon::aws::s3_client(sdk),
-                bucket,
-            )),
+            sink: Arc::new(crate::recon::aws::S3ReportSink::new(aws.s3(), bucket)),
             key: SNAPSHOT_KEY.to_string(),
         }) as Arc<dyn SizeSource>
     });
@@ -67,11 +47,11 @@ async fn catalogue_from_env(
 
 /// The Centra client of a function (`CENTRA_API_URL`, `CENTRA_API_TOKEN`, `CENTRA_TIMEOUT_SECONDS`).
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
-async fn centra_from_env() -> Result<CentraClient, ConfigError> {
-    let timeout_seconds: u64 = env_parse("CENTRA_TIMEOUT_SECONDS", 10)?;
+async fn centra_from(env: &Env, aws: &AwsConfig) -> Result<CentraClient, ConfigError> {
+    let timeout_seconds: u64 = env.parse("CENTRA_TIMEOUT_SECONDS", 10)?;
     Ok(CentraClient::new(
-        env_required("CENTRA_API_URL")?,
-        resolve_secret("CENTRA_API_TOKEN").await?,
+        env.required("CENTRA_API_URL")?,
+        resolve_secret_in(env, aws, "CENTRA_API_TOKEN").await?,
         Duration::from_secs(timeout_seconds),
     ))
 }
@@ -84,14 +64,23 @@ async fn centra_from_env() -> Result<CentraClient, ConfigError> {
 /// answer 503 `centra_webhooks_disabled`.
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, ConfigError> {
-    let c = clients().await;
-    let secret = resolve_secret("STORE_EVENTS_SECRET").await?;
+    intake_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
+}
+
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
+pub async fn intake_from(
+    env: &Env,
+    aws: &AwsConfig,
+    metrics: Arc<Metrics>,
+) -> Result<WebhookIntake, ConfigError> {
+    let (dynamo, sqs) = (aws.dynamodb(), aws.sqs());
+    let secret = resolve_secret_in(env, aws, "STORE_EVENTS_SECRET").await?;
     let verifier = WebhookVerifier::from_config(&secret).map_err(|e| ConfigError::Invalid {
         name: "STORE_EVENTS_SECRET".into(),
         message: e.to_string(),
     })?;
-    let idempotency_ttl_s = idempotency_ttl_seconds(env_parse("IDEMPOTENCY_TTL_DAYS", 15)?)?;
-    let centra_verifier = match resolve_secret("CENTRA_WEBHOOK_SECRET").await {
+    let idempotency_ttl_s = idempotency_ttl_seconds(env.parse("IDEMPOTENCY_TTL_DAYS", 15)?)?;
+    let centra_verifier = match resolve_secret_in(env, aws, "CENTRA_WEBHOOK_SECRET").await {
         Ok(secret) => Some(CentraSignatureVerifier::from_config(&secret).map_err(|e| {
             ConfigError::Invalid {
                 name: "CENTRA_WEBHOOK_SECRET".into(),
@@ -101,19 +90,20 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, Con
         Err(ConfigError::Missing(_)) => None,
         Err(e) => return Err(e),
     };
-    let orders: Option<Arc<dyn OrderQueue>> = env_opt("ORDERS_QUEUE_URL")
-        .map(|url| Arc::new(SqsStockQueue::new(c.sqs.clone(), url)) as Arc<dyn OrderQueue>);
+    let orders: Option<Arc<dyn OrderQueue>> = env
+        .opt("ORDERS_QUEUE_URL")
+        .map(|url| Arc::new(SqsStockQueue::new(sqs.clone(), url)) as Arc<dyn OrderQueue>);
     tracing::info!(
         orders = orders.is_some(),
         centra_webhooks = centra_verifier.is_some(),
         "webhook intake configured"
     );
     let idempotency: Arc<dyn IdempotencyStore> = Arc::new(DynamoIdempotencyStore::new(
-        c.dynamo,
-        env_required("IDEMPOTENCY_TABLE")?,
+        dynamo,
+        env.required("IDEMPOTENCY_TABLE")?,
     ));
     let clock = system_clock();
-    let catalogue = catalogue_from_env(&c.sdk, centra_from_env().await?).await;
+    let catalogue = catalogue_from(env, aws, centra_from(env, aws).await?);
     let settings = IntakeSettings {
         idempotency_ttl_s,
         ..IntakeSettings::default()
@@ -121,9 +111,9 @@ pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, Con
     Ok(WebhookIntake {
         store_events: StoreEventIntake {
             verifier,
-            mappings: Arc::new(load_mappings(false).await?),
+            mappings: Arc::new(load_mappings_in(env, aws, false).await?),
             idempotency: idempotency.clone(),
-            queue: Arc::new(SqsStockQueue::new(c.sqs, env_required("STOCK_QUEUE_URL")?)),
+            queue: Arc::new(SqsStockQueue::new(sqs, env.required("STOCK_QUEUE_URL")?)),
             orders: orders.clone(),
             catalogue,
             clock: clock.clone(),
@@ -167,22 +157,32 @@ pub fn idempotency_ttl_seconds(days: i64) -> Result<i64, ConfigError> {
 
 #[cfg(all(feature = "dynamodb", feature = "sqs"))]
 pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, ConfigError> {
-    let c = clients().await;
-    let stock_table = env_required("STOCK_TABLE")?;
+    applier_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
+}
+
+#[cfg(all(feature = "dynamodb", feature = "sqs"))]
+pub async fn applier_from(
+    env: &Env,
+    aws: &AwsConfig,
+    metrics: Arc<Metrics>,
+) -> Result<StockApplier, ConfigError> {
+    let dynamo = aws.dynamodb();
+    let stock_table = env.required("STOCK_TABLE")?;
     let ledger = Arc::new(DynamoLedgerStore::new(
-        c.dynamo.clone(),
+        dynamo.clone(),
         stock_table.clone(),
-        env_required("IDEMPOTENCY_TABLE")?,
+        env.required("IDEMPOTENCY_TABLE")?,
     ));
     let daybook: Arc<dyn crate::finance::Daybook> =
-        Arc::new(crate::aws::DynamoDaybook::new(c.dynamo, stock_table));
-    let finance = crate::finance::FinanceHooks::new(&load_mappings(false).await?, Some(daybook));
+        Arc::new(crate::aws::DynamoDaybook::new(dynamo, stock_table));
+    let finance =
+        crate::finance::FinanceHooks::new(&load_mappings_in(env, aws, false).await?, Some(daybook));
     Ok(StockApplier {
         finance,
         ledger: ledger.clone(),
         push_queue: Arc::new(SqsPushQueue::new(
-            c.sqs,
-            env_required("STOCK_PUSH_QUEUE_URL")?,
+            aws.sqs(),
+            env.required("STOCK_PUSH_QUEUE_URL")?,
         )),
         exceptions: ledger,
         metrics,
@@ -192,22 +192,30 @@ pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, Con
 
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, ConfigError> {
-    let c = clients().await;
-    let idempotency_table = env_required("IDEMPOTENCY_TABLE")?;
-    let stock_table = env_required("STOCK_TABLE")?;
+    pusher_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
+}
+
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
+pub async fn pusher_from(
+    env: &Env,
+    aws: &AwsConfig,
+    metrics: Arc<Metrics>,
+) -> Result<StockPusher, ConfigError> {
+    let dynamo = aws.dynamodb();
+    let idempotency_table = env.required("IDEMPOTENCY_TABLE")?;
+    let stock_table = env.required("STOCK_TABLE")?;
     let ledger = Arc::new(DynamoLedgerStore::new(
-        c.dynamo.clone(),
+        dynamo.clone(),
         stock_table.clone(),
         idempotency_table.clone(),
     ));
-    let mappings = Arc::new(load_mappings(false).await?);
-    let daybook: Arc<dyn crate::finance::Daybook> = Arc::new(crate::aws::DynamoDaybook::new(
-        c.dynamo.clone(),
-        stock_table,
-    ));
-    let centra_url = env_required("CENTRA_API_URL")?;
-    let centra = centra_from_env().await?;
-    let (per_10s, per_hour) = mutation_budget_from_env()?;
+    let mappings = Arc::new(load_mappings_in(env, aws, false).await?);
+    let daybook: Arc<dyn crate::finance::Daybook> =
+        Arc::new(crate::aws::DynamoDaybook::new(dynamo.clone(), stock_table));
+    let centra_url = env.required("CENTRA_API_URL")?;
+    let centra = centra_from(env, aws).await?;
+    let (per_10s, per_hour) = mutation_budget_in(env)?;
+    let catalogue = catalogue_from(env, aws, centra.clone());
     // One budget per Centra environment, whichever stack or function spends it.
     let scope = reqwest::Url::parse(&centra_url)
         .ok()
@@ -216,8 +224,8 @@ pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, Confi
             name: "CENTRA_API_URL".into(),
             message: "must be an absolute URL".into(),
         })?;
-    let lease_seconds: i64 = env_parse("PUSH_LEASE_SECONDS", 150)?;
-    let timeout_seconds: u64 = env_parse("CENTRA_TIMEOUT_SECONDS", 10)?;
+    let lease_seconds: i64 = env.parse("PUSH_LEASE_SECONDS", 150)?;
+    let timeout_seconds: u64 = env.parse("CENTRA_TIMEOUT_SECONDS", 10)?;
     if lease_seconds <= timeout_seconds as i64 {
         return Err(ConfigError::Invalid {
             name: "PUSH_LEASE_SECONDS".into(),
@@ -229,17 +237,17 @@ pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, Confi
         push_log: ledger.clone(),
         exceptions: ledger,
         budget: Arc::new(DynamoMutationBudget::new(
-            c.dynamo,
+            dynamo,
             idempotency_table,
             scope,
             per_10s,
             per_hour,
         )),
         push_queue: Arc::new(SqsPushQueue::new(
-            c.sqs,
-            env_required("STOCK_PUSH_QUEUE_URL")?,
+            aws.sqs(),
+            env.required("STOCK_PUSH_QUEUE_URL")?,
         )),
-        catalogue: catalogue_from_env(&c.sdk, centra.clone()).await,
+        catalogue,
         centra,
         finance: crate::finance::FinanceHooks::new(&mappings, Some(daybook)),
         mappings,

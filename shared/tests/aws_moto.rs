@@ -916,7 +916,9 @@ async fn push_queue_sends_each_key_once_per_call_and_honours_delay() {
 async fn secrets_come_from_secrets_manager_and_ssm() {
     let aws = aws().await;
     let secret_name = unique("centra-token");
-    let created = aws_sdk_secretsmanager::Client::new(&aws.config)
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws.config);
+    let ssm = aws_sdk_ssm::Client::new(&aws.config);
+    let created = secrets
         .create_secret()
         .name(&secret_name)
         .secret_string("s3cr3t-value")
@@ -925,11 +927,11 @@ async fn secrets_come_from_secrets_manager_and_ssm() {
         .unwrap();
     let arn = created.arn().unwrap();
     assert_eq!(
-        secrets_manager_value(&aws.config, arn).await.unwrap(),
+        secrets_manager_value(&secrets, arn).await.unwrap(),
         "s3cr3t-value"
     );
     let missing = secrets_manager_value(
-        &aws.config,
+        &secrets,
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:nope",
     )
     .await
@@ -941,8 +943,7 @@ async fn secrets_come_from_secrets_manager_and_ssm() {
     );
 
     let parameter = format!("/{}/webhook-secret", unique("cs"));
-    aws_sdk_ssm::Client::new(&aws.config)
-        .put_parameter()
+    ssm.put_parameter()
         .name(&parameter)
         .value("whsec_parameter")
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
@@ -950,10 +951,10 @@ async fn secrets_come_from_secrets_manager_and_ssm() {
         .await
         .unwrap();
     assert_eq!(
-        ssm_parameter(&aws.config, &parameter).await.unwrap(),
+        ssm_parameter(&ssm, &parameter).await.unwrap(),
         "whsec_parameter"
     );
-    assert!(ssm_parameter(&aws.config, "/does/not/exist")
+    assert!(ssm_parameter(&ssm, "/does/not/exist")
         .await
         .unwrap_err()
         .message

@@ -2,39 +2,17 @@
 //! Centra and Cloudshelf simulators: intake → orders FIFO queue → order sync (as the FIFO trigger would call
 //! it, including a redelivery of the same batch) → Centra Order API → Cloudshelf.
 
-use shared::aws::provision::*;
+mod deployed;
+
+use deployed::{post_centra_webhook, post_store_event, Stack, StackParameters};
 use shared::aws::sqs::{delete_messages, receive_batch, ReceivedMessage};
 use shared::aws::*;
 use shared::batch::FifoItem;
-use shared::centra::CentraClient;
-use shared::centra_orders::CentraOrderApi;
-use shared::centra_webhooks::{
-    sign_centra, CentraSignatureVerifier, CentraWebhookIntake, CentraWebhookRequest,
-};
-use shared::cloudshelf::CloudshelfClient;
-use shared::intake::{IntakeRequest, IntakeSettings, StoreEventIntake};
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
 use shared::orders::outbox::OrderOutbox;
-use shared::orders::sync::{OrderSync, OrderSyncSettings};
-use shared::signature::{sign, WebhookVerifier};
-use shared::time::system_clock;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus};
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const CENTRA_SECRET: &str = "centra-endpoint-secret";
 const ORDER_ID: &str = "gid://cloudshelf/Order/01JMOTO0001";
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
-}
 
 fn order_body() -> String {
     serde_json::json!({
@@ -47,16 +25,6 @@ fn order_body() -> String {
         "lines": [{ "sku": "Prod123Var123789S", "quantity": 2, "unit_price": "49.00", "currency": "GBP" }]
     })
     .to_string()
-}
-
-fn form_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn items(batch: &[ReceivedMessage]) -> Vec<FifoItem<String>> {
@@ -72,21 +40,6 @@ fn items(batch: &[ReceivedMessage]) -> Vec<FifoItem<String>> {
 
 #[tokio::test]
 async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_update() {
-    assert!(
-        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-        "AWS_ENDPOINT_URL is not set: run scripts/test.sh (starts moto)"
-    );
-    let sdk = sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let idem = unique("idem");
-    let stock = unique("stock");
-    create_idempotency_table(&dynamo, &idem).await.unwrap();
-    create_stock_table(&dynamo, &stock).await.unwrap();
-    let (orders_url, _dlq) = create_fifo_queue_with_dlq(&sqs, &unique("orders"), 5, 30)
-        .await
-        .unwrap();
-
     let centra = CentraSim::start(CentraSimConfig::default()).await;
     centra.add_order_plugin("uk", "uk-secret", 1);
     centra.add_market(3, 1);
@@ -106,80 +59,38 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
         updated_at: chrono::Utc::now(),
         ..Default::default()
     });
-    let mappings = Arc::new(
-        Mappings::from_toml(&format!(
-            "[order_api.uk]\nbase_url = \"{}\"\nsecret = \"S\"\ncentra_store_id = 1\n\
-             [stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://external/CentraWarehouse/12\"\ncurrency = \"GBP\"\n\
-             [stores.LDN-01.orders]\norder_api = \"uk\"\nmarket_id = 3\npricelist_id = 5\ncurrency = \"GBP\"\n\
-             [stores.LDN-01.orders.shipping]\nhome-standard = \"home-delivery-uk\"\n",
-            centra.order_api_base("uk")
-        ))
-        .unwrap(),
+    let mappings = format!(
+        "[order_api.uk]\nbase_url = \"{}\"\nsecret = \"S\"\ncentra_store_id = 1\n\
+         [stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://external/CentraWarehouse/12\"\ncurrency = \"GBP\"\n\
+         [stores.LDN-01.orders]\norder_api = \"uk\"\nmarket_id = 3\npricelist_id = 5\ncurrency = \"GBP\"\n\
+         [stores.LDN-01.orders.shipping]\nhome-standard = \"home-delivery-uk\"\n",
+        centra.order_api_base("uk")
     );
-    let metrics = Arc::new(Metrics::new());
-    let idempotency = Arc::new(DynamoIdempotencyStore::new(dynamo.clone(), &idem));
-    let orders_queue = Arc::new(SqsStockQueue::new(sqs.clone(), &orders_url));
-    let intake = StoreEventIntake {
-        verifier: WebhookVerifier::from_config(SECRET).unwrap(),
-        mappings: mappings.clone(),
-        idempotency: idempotency.clone(),
-        // Stock lines are not part of this test; the orders queue stands in so nothing is lost if one came.
-        queue: orders_queue.clone(),
-        orders: Some(orders_queue.clone()),
-        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
-            test_sizes(),
-            shared::time::system_clock(),
-        )),
-        clock: system_clock(),
-        metrics: metrics.clone(),
-        settings: IntakeSettings::default(),
-    };
-    let centra_webhooks = CentraWebhookIntake {
-        verifier: Some(CentraSignatureVerifier::from_config(CENTRA_SECRET).unwrap()),
-        idempotency,
-        orders: Some(orders_queue),
-        clock: system_clock(),
-        metrics: metrics.clone(),
-        settings: IntakeSettings::default(),
-    };
-    let outbox = Arc::new(DynamoOrderOutbox::new(dynamo.clone(), &stock));
-    let sync = OrderSync {
-        daybook: None,
-        mappings,
-        order_api_secrets: HashMap::from([("uk".to_string(), "uk-secret".to_string())]),
-        order_api: CentraOrderApi::new(Duration::from_secs(5)),
-        centra: CentraClient::new(centra.graphql_url(), centra.token(), Duration::from_secs(5)),
-        cloudshelf: CloudshelfClient::new(
-            cloudshelf.graphql_url(),
-            cloudshelf.api_key(),
-            Duration::from_secs(5),
-        ),
-        outbox: outbox.clone(),
-        exceptions: Arc::new(DynamoLedgerStore::new(dynamo, &stock, &idem)),
-        clock: system_clock(),
-        metrics,
-        settings: OrderSyncSettings::default(),
-        instance_id: "moto".into(),
-    };
+    // The Order-API plugin's secret reaches order-sync only through the bundle secret the template names.
+    let stack = Stack::create(
+        StackParameters::new(&centra.graphql_url(), centra.token(), &mappings)
+            .secret("OrderApiSecretsArn", r#"{"S":"uk-secret"}"#)
+            .value("CloudshelfApiUrl", cloudshelf.graphql_url())
+            .secret("CloudshelfApiKeySecretArn", cloudshelf.api_key()),
+    )
+    .await;
+    // The SKU audit has run: intake resolves the order's lines from the snapshot.
+    stack.put_catalogue_snapshot(test_sizes()).await;
+    let sqs = stack.admin.sqs();
+    let orders_url = stack.resources["OrdersQueue"].reference.clone();
+    let intake = stack.webhook_intake().await;
+    let sync = stack.order_sync().await;
+    // The test's own view of the outbox (not order-sync's: its reads would count as the role's).
+    let outbox = DynamoOrderOutbox::new(
+        stack.admin.dynamodb(),
+        &stack.resources["StockTable"].reference,
+    );
 
     // The kiosk sends the order three times at once (its retry storm): one message is queued.
     let body = order_body();
-    let send = || async {
-        let ts = chrono::Utc::now().timestamp();
-        let signature = sign(SECRET, "evt-order-1", ts, body.as_bytes());
-        let ts = ts.to_string();
-        intake
-            .handle(IntakeRequest {
-                content_type: Some("application/json"),
-                webhook_id: Some("evt-order-1"),
-                webhook_timestamp: Some(&ts),
-                webhook_signature: Some(&signature),
-                body: body.as_bytes(),
-            })
-            .await
-            .status
-    };
+    let send = || async { post_store_event(&intake, "evt-order-1", &body).await.0 };
     let statuses = futures::future::join_all([send(), send(), send()]).await;
+    stack.assert_no_denials();
     assert!(
         statuses.iter().all(|s| [200, 202, 503].contains(s)),
         "{statuses:?}"
@@ -190,9 +101,11 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
     assert_eq!(batch.len(), 1, "one orders message for three sends");
     assert_eq!(batch[0].group_id.as_deref(), Some(ORDER_ID));
     let failed = sync.process_batch(items(&batch)).await;
+    stack.assert_no_denials();
     assert!(failed.is_empty());
     // The trigger's delete is lost: SQS redelivers the same batch. No second Centra order.
     let failed = sync.process_batch(items(&batch)).await;
+    stack.assert_no_denials();
     assert!(failed.is_empty());
     delete_messages(&sqs, &orders_url, &[batch[0].receipt_handle.clone()])
         .await
@@ -218,22 +131,16 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
         { "type": "order", "action": "update", "date": "2026-11-28 16:00:00.000001", "id": number }
     ]})
     .to_string();
-    let form = format!("payload={}", form_encode(&payload));
     for _ in 0..3 {
-        let t = chrono::Utc::now().timestamp();
-        let signature = sign_centra(CENTRA_SECRET, t, form.as_bytes());
-        let answer = centra_webhooks
-            .handle(CentraWebhookRequest {
-                content_type: Some("application/x-www-form-urlencoded"),
-                signature: Some(&signature),
-                body: form.as_bytes(),
-            })
-            .await;
-        assert_eq!(answer.status, 200, "{}", answer.body);
+        let (status, answer) = post_centra_webhook(&intake, &payload).await;
+        stack.assert_no_denials();
+        assert_eq!(status, 200, "{answer}");
     }
     let batch = receive_batch(&sqs, &orders_url, 10, 30).await.unwrap();
     assert_eq!(batch.len(), 1, "three webhook calls, one queued event");
-    assert!(sync.process_batch(items(&batch)).await.is_empty());
+    let failed = sync.process_batch(items(&batch)).await;
+    stack.assert_no_denials();
+    assert!(failed.is_empty());
     delete_messages(&sqs, &orders_url, &[batch[0].receipt_handle.clone()])
         .await
         .unwrap();
@@ -242,6 +149,7 @@ async fn kiosk_order_and_centra_webhooks_through_moto_make_one_order_and_one_upd
         OrderStatus::Voided
     );
     assert_eq!(cloudshelf.upsert_count(), upserts + 1);
+    stack.assert_deployable();
 }
 
 /// Centra's sizes as far as these tests need them: the samples and `SKU-0`…`SKU-999`, `A`…`Z`.

@@ -1,23 +1,27 @@
 //! Reconciliation's AWS adapters against moto: checkpoints in the stock table (conditional on the revision) and
-//! reports in S3 (path-style, as moto needs), then a whole stock-drift run over several invocations with both.
-//! `scripts/test.sh` starts moto and sets `AWS_ENDPOINT_URL`; every test uses its own table and bucket.
+//! reports in S3 (path-style, as moto needs). Then reconcile as deployed (shared/tests/deployed: built by its
+//! wiring with the template's environment, every call checked against its template role): a stock-drift run over
+//! several invocations, and every job — SKU audit, stock drift, availability, stalled orders, finance close —
+//! over data the deployed stock path wrote. `scripts/test.sh` starts moto and sets `AWS_ENDPOINT_URL`; every
+//! test uses its own tables and bucket.
 
 mod common;
+mod deployed;
 
 use common::*;
+use deployed::{Stack, StackParameters, StockPipeline};
 use shared::aws::provision::create_stock_table;
 use shared::aws::sdk_config;
 use shared::centra::{CentraClient, CentraError};
 use shared::centra_catalogue::CentraStockRow;
 use shared::domain::StoreCode;
 use shared::mappings::Mappings;
-use shared::metrics::Metrics;
 use shared::recon::aws::{s3_client, DynamoCheckpointStore, S3ReportSink};
 use shared::recon::checkpoint::{Checkpoint, Cursor, PartRef, RunSignature};
 use shared::recon::stock_drift::{counter, StockDriftReport};
 use shared::recon::{
-    run_stock_drift, CheckpointStore, Counters, JobKind, ReconContext, ReconSettings, ReportSink,
-    RunOptions, WarehouseStockSource,
+    run_stock_drift, CheckpointStore, Counters, JobKind, ReportSink, RunOptions,
+    WarehouseStockSource,
 };
 use shared::time::{Clock, ManualClock, SharedClock};
 use simulators::centra::CentraSimConfig;
@@ -221,64 +225,72 @@ async fn s3_sink_puts_and_gets_objects() {
     assert_eq!(head.content_type(), Some("application/json"));
 }
 
+const TWO_STORES: &str = "[stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://x/12\"\n\
+    currency = \"GBP\"\n[stores.MAN-01]\ncentra_warehouse_id = 13\ncloudshelf_location = \"gid://x/13\"\ncurrency = \"GBP\"\n";
+
+/// A stack on `sim` whose catalogue snapshot holds Centra's sizes (what the SKU audit writes).
+async fn stack_on(sim: &simulators::centra::CentraSim, mappings: &str) -> Stack {
+    let stack = Stack::create(StackParameters::new(
+        &sim.graphql_url(),
+        sim.token(),
+        mappings,
+    ))
+    .await;
+    let centra = CentraClient::new(sim.graphql_url(), sim.token(), Duration::from_secs(10));
+    let sizes = centra.all_product_sizes(200).await.unwrap();
+    stack
+        .put_catalogue_snapshot(sizes.iter().map(shared::centra::SizeRecord::from).collect())
+        .await;
+    stack
+}
+
 #[tokio::test]
 async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
-    let aws = aws().await;
-    let table = unique("stock");
-    create_stock_table(&aws.dynamo, &table).await.unwrap();
-    let bucket = bucket(&aws).await;
-
-    let skus: Vec<String> = (0..250).map(|i| format!("S3-{i:03}")).collect();
+    let skus: Vec<String> = (0..60).map(|i| format!("S3-{i:03}")).collect();
     let refs: Vec<&str> = skus.iter().map(String::as_str).collect();
     let config = CentraSimConfig {
         rate_limits_enabled: false,
         ..Default::default()
     };
-    let h = Harness::with(&refs, 0, config, |_| {}).await;
+    let (sim, _) = sim_with_mappings(
+        &refs,
+        0,
+        config,
+        Arc::new(Mappings::from_toml(TWO_STORES).unwrap()),
+    )
+    .await;
+    let stack = stack_on(&sim, TWO_STORES).await;
+    let pipeline = StockPipeline::new(&stack).await;
     let lines: Vec<(&str, i64)> = refs.iter().map(|s| (*s, 6)).collect();
+    let at = chrono::Utc::now().timestamp_millis() - 60_000;
     for (n, store) in ["LDN-01", "MAN-01"].iter().enumerate() {
-        let r = h
+        let status = pipeline
             .send(
                 &format!("evt_{n}"),
-                &movement("stock.count", store, h.now_ms() - 60_000, &lines),
+                &movement("stock.count", store, at, &lines),
             )
             .await;
-        assert_eq!(r.status, 202, "{:?}", r.body);
+        assert_eq!(status, 202);
     }
-    h.settle().await;
-    h.sim
-        .set_physical(warehouse(&h.mappings, "MAN-01"), "S3-210", 2);
+    pipeline.settle().await;
+    sim.set_physical(13, "S3-042", 2);
 
+    // Reconcile as its main builds it; the test paces its clock by Centra's pages.
     let clock = ManualClock::at(chrono::Utc::now().timestamp_millis());
-    let mappings = Arc::new(
-        Mappings::from_toml(
-            "[stores.LDN-01]\ncentra_warehouse_id = 12\ncloudshelf_location = \"gid://x/12\"\ncurrency = \"GBP\"\n\
-             [stores.MAN-01]\ncentra_warehouse_id = 13\ncloudshelf_location = \"gid://x/13\"\ncurrency = \"GBP\"\n",
-        )
-        .unwrap(),
+    let mut ctx = stack.reconcile().await;
+    ctx.centra_stock = Arc::new(SlowPages {
+        centra: CentraClient::new(sim.graphql_url(), sim.token(), Duration::from_secs(10)),
+        clock: clock.clone(),
+    });
+    ctx.clock = Arc::new(clock.clone()) as SharedClock;
+    ctx.settings.page_interval = Duration::ZERO;
+    ctx.settings.deadline_margin_ms = 0;
+    // Two Centra pages per store.
+    ctx.settings.page_limit = 30;
+    let sink = S3ReportSink::new(
+        stack.admin.s3(),
+        &stack.resources["ReportsBucket"].reference,
     );
-    let sink = Arc::new(S3ReportSink::new(aws.s3.clone(), &bucket));
-    let ctx = ReconContext {
-        mappings,
-        ledger: h.pipeline.ledger.clone(),
-        stock_queue: h.pipeline.stock_queue.clone(),
-        exceptions: h.pipeline.ledger.clone(),
-        centra_stock: Arc::new(SlowPages {
-            centra: CentraClient::new(h.sim.graphql_url(), h.sim.token(), Duration::from_secs(10)),
-            clock: clock.clone(),
-        }),
-        checkpoints: Arc::new(DynamoCheckpointStore::new(aws.dynamo.clone(), &table)),
-        reports: sink.clone(),
-        metrics: Arc::new(Metrics::new()),
-        clock: Arc::new(clock.clone()) as SharedClock,
-        settings: ReconSettings {
-            page_interval: Duration::ZERO,
-            deadline_margin_ms: 0,
-            ..Default::default()
-        },
-        alerts: None,
-        sources: Default::default(),
-    };
 
     // A page takes 1 s on the job's clock and an invocation 2.5 s: one page each, resumed from DynamoDB.
     let mut invocations = Vec::new();
@@ -290,8 +302,9 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await;
+        stack.assert_no_denials();
+        let run = run.unwrap();
         let finished = run.finished;
         invocations.push(run);
         if finished {
@@ -305,7 +318,7 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
         .all(|r| r.resumed && r.run_id == invocations[0].run_id));
     let run = invocations.last().unwrap();
     assert_eq!(run.counters.get(counter::DRIFTED), 1);
-    assert_eq!(run.counters.get(counter::ROWS_COMPARED), 500);
+    assert_eq!(run.counters.get(counter::ROWS_COMPARED), 120);
 
     let json_key = run
         .report_keys
@@ -322,7 +335,7 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
             report.drifted[0].sku.as_str(),
             report.drifted[0].centra_quantity
         ),
-        ("MAN-01", "S3-210", Some(2))
+        ("MAN-01", "S3-042", Some(2))
     );
     let csv = sink
         .get(&json_key.replace(".json", ".csv"))
@@ -333,10 +346,11 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
     let html_key = json_key.replace("stock_drift.json", "summary.html");
     let html = String::from_utf8(sink.get(&html_key).await.unwrap().unwrap()).unwrap();
     assert!(html.contains("data-job=\"stock_drift\">1<"));
-    let head = aws
-        .s3
+    let head = stack
+        .admin
+        .s3()
         .head_object()
-        .bucket(&bucket)
+        .bucket(&stack.resources["ReportsBucket"].reference)
         .key(&html_key)
         .send()
         .await
@@ -344,30 +358,36 @@ async fn stock_drift_resumes_from_dynamo_and_reports_to_s3() {
     assert_eq!(head.content_type(), Some("text/html; charset=utf-8"));
     assert!(sink.get("reports/history.json").await.unwrap().is_some());
 
-    let stored = ctx
-        .checkpoints
-        .load(JobKind::StockDrift, "all")
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = DynamoCheckpointStore::new(
+        stack.admin.dynamodb(),
+        &stack.resources["StockTable"].reference,
+    )
+    .load(JobKind::StockDrift, "all")
+    .await
+    .unwrap()
+    .unwrap();
     assert!(stored.finished());
     assert_eq!(stored.invocations as usize, invocations.len());
+    stack.assert_deployable();
 }
 
 #[tokio::test]
 async fn alerts_are_published_to_the_sns_topic() {
+    let (sim, _) = sim_with(&["A-1"], 1, CentraSimConfig::default()).await;
+    let stack = Stack::create(StackParameters::new(
+        &sim.graphql_url(),
+        sim.token(),
+        shared::mappings::EMBEDDED_DEFAULT,
+    ))
+    .await;
     use shared::recon::aws::SnsAlertSink;
     use shared::recon::AlertSink;
-    let aws = aws().await;
-    let sns = aws_sdk_sns::Client::new(&aws.config);
-    let topic = sns
-        .create_topic()
-        .name(unique("recon-alerts"))
-        .send()
-        .await
-        .expect("create topic");
-    let arn = topic.topic_arn().expect("topic arn").to_string();
-    let sink = SnsAlertSink::new(sns.clone(), &arn);
+    // The alert topic reconcile is given (ALERT_TOPIC_ARN), published to under its role.
+    let ctx = stack.reconcile().await;
+    let sink = ctx
+        .alerts
+        .as_ref()
+        .expect("the template gives reconcile an alert topic");
     // Non-ASCII and over-long subjects are made acceptable to SNS rather than refused.
     let subject = format!(
         "[reconciliation] Stock drift: 3 drifted SKUs — {}",
@@ -376,8 +396,176 @@ async fn alerts_are_published_to_the_sns_topic() {
     sink.alert(&subject, "LDN-01 Tee07-M centra 2 ledger 5")
         .await
         .expect("published");
+    stack.assert_deployable();
 
-    let missing = SnsAlertSink::new(sns, format!("{arn}-does-not-exist"));
+    let arn = &stack.resources["AlertTopic"].reference;
+    let missing = SnsAlertSink::new(stack.admin.sns(), format!("{arn}-does-not-exist"));
     let err = missing.alert("s", "m").await.unwrap_err();
     assert!(err.to_string().contains("Publish"), "{err}");
+}
+
+const JOBS_MAPPINGS: &str = r#"
+[stores.LDN-01]
+centra_warehouse_id = 12
+cloudshelf_location = "gid://external/CentraWarehouse/12"
+currency = "GBP"
+drift_policy = "correct"
+
+[stores.MAN-01]
+centra_warehouse_id = 13
+cloudshelf_location = "gid://external/CentraWarehouse/13"
+currency = "GBP"
+finance_posting = "daily"
+"#;
+
+/// One scheduled invocation, as reconcile's main handles it.
+async fn invoke(
+    ctx: &shared::recon::ReconContext,
+    watch: &deployed::Watch,
+    request: serde_json::Value,
+) -> shared::recon::request::ReconResponse {
+    let request: shared::recon::request::ReconRequest = serde_json::from_value(request).unwrap();
+    let deadline_ms = ctx.clock.now_millis() + 600_000;
+    let response = shared::recon::request::handle_request(ctx, &request, deadline_ms).await;
+    watch.assert_no_denials();
+    let response = response.unwrap_or_else(|e| panic!("{}: {e}", request.job));
+    assert!(response.finished, "{response:?}");
+    response
+}
+
+/// Every reconciliation job and the finance close, run by reconcile as deployed over what the deployed stock path
+/// wrote: the SKU audit's snapshot feeds intake, drift corrections go through the stock queue, the availability
+/// state and reports land in S3, the stalled-orders scan and the daily store's flush run, and findings are
+/// published to the alert topic — each under the reconcile role.
+#[tokio::test]
+async fn every_job_runs_under_the_reconcile_role() {
+    use shared::audit::size_gid;
+    use simulators::centra::CentraSim;
+    use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, VariantSeed};
+    let centra = CentraSim::start(CentraSimConfig {
+        rate_limits_enabled: false,
+        ..Default::default()
+    })
+    .await;
+    centra.add_warehouse(12, "London");
+    centra.add_warehouse(13, "Manchester");
+    let cloudshelf = CloudshelfSim::start(CloudshelfSimConfig::default()).await;
+    cloudshelf.add_location(Some("gid://external/CentraWarehouse/12"));
+    cloudshelf.add_location(Some("gid://external/CentraWarehouse/13"));
+    for i in 0..4 {
+        let sku = format!("P{i}S");
+        let ean = format!("73500000{i:05}");
+        centra.add_product(&format!("P{i}"), "V1", &[("S", &sku, Some(&ean), true)]);
+        centra.set_physical(12, &sku, 10);
+        centra.set_physical(13, &sku, 10);
+        let product = cloudshelf.add_product(
+            Some(&format!("gid://external/CentraProduct/{i}")),
+            &format!("Item {i}"),
+        );
+        cloudshelf.add_product_variant(
+            &product,
+            VariantSeed {
+                platform_provided_id: Some(size_gid(&sku)),
+                sku: Some(sku.clone()),
+                barcode: Some(ean),
+            },
+        );
+    }
+    let stack = Stack::create(
+        StackParameters::new(&centra.graphql_url(), centra.token(), JOBS_MAPPINGS)
+            .value("CloudshelfApiUrl", cloudshelf.graphql_url())
+            .secret("CloudshelfApiKeySecretArn", cloudshelf.api_key()),
+    )
+    .await;
+    let bucket = stack.resources["ReportsBucket"].reference.clone();
+    let sink = S3ReportSink::new(stack.admin.s3(), &bucket);
+    let mut ctx = stack.reconcile().await;
+    let watch = stack.watch();
+    ctx.settings.page_interval = Duration::ZERO;
+    ctx.settings.retry_pause = Duration::ZERO;
+
+    // The nightly SKU audit writes the catalogue snapshot intake resolves names from.
+    let audit = invoke(&ctx, &watch, serde_json::json!({"job": "sku_audit"})).await;
+    assert_eq!(audit.counters.get("matched"), 4, "{audit:?}");
+    assert!(sink
+        .get(shared::identity::SNAPSHOT_KEY)
+        .await
+        .unwrap()
+        .is_some());
+
+    // LDN-01 counts its shelf (the ledger's anchor for drift), then sales at both stores through the deployed
+    // stock path: LDN-01 posts at once, MAN-01 (daily) is held.
+    let pipeline = StockPipeline::new(&stack).await;
+    let at = chrono::Utc::now().timestamp_millis() - 10 * 60_000;
+    let counts: Vec<(&str, i64)> = ["P0S", "P1S", "P2S", "P3S"]
+        .iter()
+        .map(|s| (*s, 10))
+        .collect();
+    assert_eq!(
+        pipeline
+            .send(
+                "evt_c1",
+                &movement("stock.count", "LDN-01", at - 60_000, &counts)
+            )
+            .await,
+        202
+    );
+    for (id, store) in [("evt_l1", "LDN-01"), ("evt_m1", "MAN-01")] {
+        assert_eq!(
+            pipeline
+                .send(id, &sale(store, at, &[("P0S", 2), ("P1S", 1)]))
+                .await,
+            202
+        );
+    }
+    pipeline.settle().await;
+    assert_eq!(centra.stock(12, "P0S").unwrap().physical, 8);
+    assert_eq!(
+        centra.stock(13, "P0S").unwrap().physical,
+        10,
+        "held for the close"
+    );
+
+    // Something else wrote LDN-01's stock: the drift is corrected through the stock queue.
+    centra.set_physical(12, "P2S", 3);
+    let drift = invoke(
+        &ctx,
+        &watch,
+        serde_json::json!({"job": "stock_drift", "full": true}),
+    )
+    .await;
+    assert_eq!(drift.counters.get(counter::DRIFTED), 1, "{drift:?}");
+    pipeline.settle().await;
+    assert_eq!(centra.stock(12, "P2S").unwrap().physical, 10, "corrected");
+
+    let availability = invoke(&ctx, &watch, serde_json::json!({"job": "availability"})).await;
+    assert!(
+        availability.counters.get("levels_pushed") > 0,
+        "{availability:?}"
+    );
+    assert!(sink
+        .get(&shared::recon::availability::pushed_levels_key("LDN-01"))
+        .await
+        .unwrap()
+        .is_some());
+
+    let stalled = invoke(&ctx, &watch, serde_json::json!({"job": "stalled_orders"})).await;
+    assert!(!stalled.report_keys.is_empty());
+
+    // An hour after MAN-01's close: its held sales are handed to the pusher, LDN-01's day validates.
+    let man = ctx.mappings.store("MAN-01").unwrap().clone();
+    let close = man.close_instant(man.business_date(at)).timestamp_millis();
+    ctx.clock = Arc::new(ManualClock::at(close + 3_600_000)) as SharedClock;
+    let finance = invoke(&ctx, &watch, serde_json::json!({"job": "finance_close"})).await;
+    assert_eq!(finance.counters.get("rows_flushed"), 2, "{finance:?}");
+    pipeline.push_all().await;
+    assert_eq!(
+        centra.stock(13, "P0S").unwrap().physical,
+        8,
+        "posted by the close"
+    );
+    ctx.clock = Arc::new(ManualClock::at(close + 2 * 3_600_000)) as SharedClock;
+    let finance = invoke(&ctx, &watch, serde_json::json!({"job": "finance_close"})).await;
+    assert_eq!(finance.counters.get("unvalidated"), 0, "{finance:?}");
+    stack.assert_deployable();
 }

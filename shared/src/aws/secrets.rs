@@ -2,13 +2,14 @@
 
 #[cfg(any(feature = "secretsmanager", feature = "ssm"))]
 use crate::ports::BackendError;
-#[cfg(any(feature = "secretsmanager", feature = "ssm"))]
-use aws_config::SdkConfig;
 
 /// The `SecretString` of a Secrets Manager secret (ARN or name).
 #[cfg(feature = "secretsmanager")]
-pub async fn secrets_manager_value(cfg: &SdkConfig, arn: &str) -> Result<String, BackendError> {
-    let output = aws_sdk_secretsmanager::Client::new(cfg)
+pub async fn secrets_manager_value(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<String, BackendError> {
+    let output = client
         .get_secret_value()
         .secret_id(arn)
         .send()
@@ -32,8 +33,11 @@ pub async fn secrets_manager_value(cfg: &SdkConfig, arn: &str) -> Result<String,
 
 /// The value of an SSM parameter, decrypted when it is a SecureString.
 #[cfg(feature = "ssm")]
-pub async fn ssm_parameter(cfg: &SdkConfig, name: &str) -> Result<String, BackendError> {
-    let output = aws_sdk_ssm::Client::new(cfg)
+pub async fn ssm_parameter(
+    client: &aws_sdk_ssm::Client,
+    name: &str,
+) -> Result<String, BackendError> {
+    let output = client
         .get_parameter()
         .name(name)
         .with_decryption(true)

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "dynamodb")]
 use crate::aws::{DynamoLedgerStore, DynamoOrderOutbox};
+use crate::aws::AwsConfig;
 use crate::centra::CentraClient;
 use crate::centra_orders::CentraOrderApi;
 use crate::cloudshelf::CloudshelfClient;
@@ -22,25 +23,35 @@ use std::time::Duration;
 pub async fn order_api_secrets(
     mappings: &Mappings,
 ) -> Result<HashMap<String, String>, ConfigError> {
+    order_api_secrets_in(&Env::process(), &AwsConfig::from_env().await, mappings).await
+}
+
+pub async fn order_api_secrets_in(
+    env: &Env,
+    aws: &AwsConfig,
+    mappings: &Mappings,
+) -> Result<HashMap<String, String>, ConfigError> {
     let mut bundle: Option<HashMap<String, String>> = None;
     let mut out = HashMap::new();
     for api in mappings.order_apis() {
-        let value = match resolve_secret(&api.secret).await {
+        let value = match resolve_secret_in(env, aws, &api.secret).await {
             Ok(v) => v,
             Err(ConfigError::Missing(_)) => {
                 if bundle.is_none() {
-                    bundle = Some(match resolve_secret("ORDER_API_SECRETS").await {
-                        Ok(text) => {
-                            serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
-                                name: "ORDER_API_SECRETS".into(),
-                                message: format!(
-                                    "must be a JSON object of secret name → value: {e}"
-                                ),
-                            })?
-                        }
-                        Err(ConfigError::Missing(_)) => HashMap::new(),
-                        Err(e) => return Err(e),
-                    });
+                    bundle = Some(
+                        match resolve_secret_in(env, aws, "ORDER_API_SECRETS").await {
+                            Ok(text) => {
+                                serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+                                    name: "ORDER_API_SECRETS".into(),
+                                    message: format!(
+                                        "must be a JSON object of secret name → value: {e}"
+                                    ),
+                                })?
+                            }
+                            Err(ConfigError::Missing(_)) => HashMap::new(),
+                            Err(e) => return Err(e),
+                        },
+                    );
                 }
                 bundle
                     .as_ref()
@@ -62,13 +73,21 @@ pub async fn order_api_secrets(
 
 #[cfg(feature = "dynamodb")]
 pub async fn order_sync_from_env(metrics: Arc<Metrics>) -> Result<OrderSync, ConfigError> {
-    let sdk = crate::aws::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let stock_table = env_required("STOCK_TABLE")?;
-    let mappings = load_mappings(false).await?;
-    let timeout = Duration::from_secs(env_parse("CENTRA_TIMEOUT_SECONDS", 20)?);
-    let cloudshelf_timeout = Duration::from_secs(env_parse("CLOUDSHELF_TIMEOUT_SECONDS", 10)?);
-    let lease_seconds: i64 = env_parse("ORDER_LEASE_SECONDS", 90)?;
+    order_sync_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
+}
+
+#[cfg(feature = "dynamodb")]
+pub async fn order_sync_from(
+    env: &Env,
+    aws: &AwsConfig,
+    metrics: Arc<Metrics>,
+) -> Result<OrderSync, ConfigError> {
+    let dynamo = aws.dynamodb();
+    let stock_table = env.required("STOCK_TABLE")?;
+    let mappings = load_mappings_in(env, aws, false).await?;
+    let timeout = Duration::from_secs(env.parse("CENTRA_TIMEOUT_SECONDS", 20)?);
+    let cloudshelf_timeout = Duration::from_secs(env.parse("CLOUDSHELF_TIMEOUT_SECONDS", 10)?);
+    let lease_seconds: i64 = env.parse("ORDER_LEASE_SECONDS", 90)?;
     if lease_seconds <= timeout.as_secs() as i64 {
         return Err(ConfigError::Invalid {
             name: "ORDER_LEASE_SECONDS".into(),
@@ -82,17 +101,17 @@ pub async fn order_sync_from_env(metrics: Arc<Metrics>) -> Result<OrderSync, Con
         String::new(),
     ));
     Ok(OrderSync {
-        order_api_secrets: order_api_secrets(&mappings).await?,
+        order_api_secrets: order_api_secrets_in(env, aws, &mappings).await?,
         mappings: Arc::new(mappings),
         order_api: CentraOrderApi::new(timeout),
         centra: CentraClient::new(
-            env_required("CENTRA_API_URL")?,
-            resolve_secret("CENTRA_API_TOKEN").await?,
+            env.required("CENTRA_API_URL")?,
+            resolve_secret_in(env, aws, "CENTRA_API_TOKEN").await?,
             timeout,
         ),
         cloudshelf: CloudshelfClient::new(
-            env_required("CLOUDSHELF_API_URL")?,
-            resolve_secret("CLOUDSHELF_API_KEY").await?,
+            env.required("CLOUDSHELF_API_URL")?,
+            resolve_secret_in(env, aws, "CLOUDSHELF_API_KEY").await?,
             cloudshelf_timeout,
         ),
         outbox: Arc::new(DynamoOrderOutbox::new(dynamo.clone(), stock_table.clone())),

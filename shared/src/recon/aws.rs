@@ -144,10 +144,7 @@ impl CheckpointStore for DynamoCheckpointStore {
 /// (`AWS_ENDPOINT_URL`), virtual-hosted style (the AWS default) otherwise.
 #[cfg(feature = "s3")]
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let s3_config = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(config.endpoint_url().is_some())
-        .build();
-    aws_sdk_s3::Client::from_conf(s3_config)
+    crate::aws::AwsConfig::new(config.clone()).s3()
 }
 
 /// Reports as S3 objects (`PutObject` / `GetObject`) in one bucket.

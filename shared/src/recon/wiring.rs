@@ -13,8 +13,9 @@
 )]
 
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
-use super::aws::{s3_client, DynamoCheckpointStore, S3ReportSink, SnsAlertSink};
+use super::aws::{DynamoCheckpointStore, S3ReportSink, SnsAlertSink};
 use super::{AlertSink, ReconContext, ReconSettings, ReconSources};
+use crate::aws::AwsConfig;
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
 use crate::aws::{DynamoLedgerStore, DynamoOrderOutbox, SqsStockQueue};
 use crate::centra::CentraClient;
@@ -27,40 +28,48 @@ use std::time::Duration;
 
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
 pub async fn recon_from_env(metrics: Arc<Metrics>) -> Result<ReconContext, ConfigError> {
-    let sdk = crate::aws::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let stock_table = env_required("STOCK_TABLE")?;
+    recon_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
+}
+
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
+pub async fn recon_from(
+    env: &Env,
+    aws: &AwsConfig,
+    metrics: Arc<Metrics>,
+) -> Result<ReconContext, ConfigError> {
+    let dynamo = aws.dynamodb();
+    let stock_table = env.required("STOCK_TABLE")?;
     // Reconciliation reads rows and writes none through `apply`, so the applied-marker table is not needed.
     let ledger = Arc::new(DynamoLedgerStore::new(
         dynamo.clone(),
         stock_table.clone(),
         String::new(),
     ));
-    let timeout = Duration::from_secs(env_parse("CENTRA_TIMEOUT_SECONDS", 20)?);
+    let timeout = Duration::from_secs(env.parse("CENTRA_TIMEOUT_SECONDS", 20)?);
     let centra = Arc::new(CentraClient::new(
-        env_required("CENTRA_API_URL")?,
-        resolve_secret("CENTRA_API_TOKEN").await?,
+        env.required("CENTRA_API_URL")?,
+        resolve_secret_in(env, aws, "CENTRA_API_TOKEN").await?,
         timeout,
     ));
-    let cloudshelf = match env_opt("CLOUDSHELF_API_URL") {
+    let cloudshelf = match env.opt("CLOUDSHELF_API_URL") {
         None => None,
         Some(url) => Some(Arc::new(CloudshelfClient::new(
             url,
-            resolve_secret("CLOUDSHELF_API_KEY").await?,
-            Duration::from_secs(env_parse("CLOUDSHELF_TIMEOUT_SECONDS", 10)?),
+            resolve_secret_in(env, aws, "CLOUDSHELF_API_KEY").await?,
+            Duration::from_secs(env.parse("CLOUDSHELF_TIMEOUT_SECONDS", 10)?),
         ))),
     };
     let settings = ReconSettings {
-        page_interval: Duration::from_millis(env_parse("RECON_PAGE_INTERVAL_MS", 2_000)?),
-        cloudshelf_safety_stock: env_parse("CLOUDSHELF_SAFETY_STOCK", 0)?,
+        page_interval: Duration::from_millis(env.parse("RECON_PAGE_INTERVAL_MS", 2_000)?),
+        cloudshelf_safety_stock: env.parse("CLOUDSHELF_SAFETY_STOCK", 0)?,
         ..ReconSettings::default()
     };
     Ok(ReconContext {
-        mappings: Arc::new(load_mappings(false).await?),
+        mappings: Arc::new(load_mappings_in(env, aws, false).await?),
         ledger: ledger.clone(),
         stock_queue: Arc::new(SqsStockQueue::new(
-            aws_sdk_sqs::Client::new(&sdk),
-            env_required("STOCK_QUEUE_URL")?,
+            aws.sqs(),
+            env.required("STOCK_QUEUE_URL")?,
         )),
         exceptions: ledger,
         centra_stock: centra.clone(),
@@ -68,16 +77,13 @@ pub async fn recon_from_env(metrics: Arc<Metrics>) -> Result<ReconContext, Confi
             dynamo.clone(),
             stock_table.clone(),
         )),
-        reports: Arc::new(S3ReportSink::new(
-            s3_client(&sdk),
-            env_required("REPORTS_BUCKET")?,
-        )),
+        reports: Arc::new(S3ReportSink::new(aws.s3(), env.required("REPORTS_BUCKET")?)),
         metrics,
         clock: system_clock(),
         settings,
-        alerts: env_opt("ALERT_TOPIC_ARN").map(|arn| {
-            Arc::new(SnsAlertSink::new(aws_sdk_sns::Client::new(&sdk), arn)) as Arc<dyn AlertSink>
-        }),
+        alerts: env
+            .opt("ALERT_TOPIC_ARN")
+            .map(|arn| Arc::new(SnsAlertSink::new(aws.sns(), arn)) as Arc<dyn AlertSink>),
         sources: ReconSources {
             centra: Some(centra),
             cloudshelf,
@@ -89,12 +95,9 @@ pub async fn recon_from_env(metrics: Arc<Metrics>) -> Result<ReconContext, Confi
                 dynamo,
                 stock_table,
             ))),
-            push_queue: match env_opt("STOCK_PUSH_QUEUE_URL") {
+            push_queue: match env.opt("STOCK_PUSH_QUEUE_URL") {
                 None => None,
-                Some(url) => Some(Arc::new(crate::aws::SqsPushQueue::new(
-                    aws_sdk_sqs::Client::new(&sdk),
-                    url,
-                ))),
+                Some(url) => Some(Arc::new(crate::aws::SqsPushQueue::new(aws.sqs(), url))),
             },
         },
     })
