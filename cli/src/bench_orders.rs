@@ -3,13 +3,13 @@
 
 use crate::order_sims::{seed_centra_orders, seed_cloudshelf_order};
 use futures::StreamExt;
-use shared::domain::{ItemRef, StoreCode};
-use shared::embedded::MemoryLedgerStore;
-use shared::metrics::Metrics;
-use shared::orders::local::{local_order_sync, LocalOrderEndpoints};
-use shared::orders::model::*;
+use shared::adapters::memory::MemoryLedgerStore;
+use shared::core::clock::system_clock;
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::events::orders::*;
 use shared::orders::sync::OrderOutcome;
-use shared::time::system_clock;
+use shared::telemetry::metrics::Metrics;
+use shared::wiring::local_orders::{local_order_sync, LocalOrderEndpoints};
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderStatus};
 use std::sync::Arc;

@@ -15,11 +15,11 @@ mod deployed;
 
 use common::*;
 use deployed::{Stack, StackParameters, StockPipeline};
-use shared::aws::sqs::receive_batch;
-use shared::aws::*;
-use shared::mappings::EMBEDDED_DEFAULT;
-use shared::metrics::names;
-use shared::ports::StockQueue;
+use shared::adapters::aws::sqs::receive_batch;
+use shared::adapters::aws::*;
+use shared::config::mappings::EMBEDDED_DEFAULT;
+use shared::stock::ports::StockQueue;
+use shared::telemetry::metrics::names;
 use simulators::centra::CentraSimConfig;
 
 struct Flow {
@@ -105,7 +105,7 @@ async fn an_unreadable_message_becomes_an_exception_without_blocking_others() {
     let s = flow(sim.graphql_url(), sim.token().to_string()).await;
     // A message no intake would produce (a manual send) must not block its group or vanish.
     SqsStockQueue::new(s.sqs.clone(), &s.stock_queue)
-        .send_all(&[shared::ports::FifoMessage {
+        .send_all(&[shared::stock::ports::FifoMessage {
             group_id: "D-1".into(),
             dedup_id: "poison".into(),
             body: "{\"not\":\"a movement\"}".into(),
@@ -127,7 +127,7 @@ async fn an_unreadable_message_becomes_an_exception_without_blocking_others() {
         &s.stack.resources["StockTable"].reference,
         &s.stack.resources["IdempotencyTable"].reference,
     );
-    let exceptions = shared::ports::ExceptionLog::list(&ledger, Some("-"))
+    let exceptions = shared::stock::ports::ExceptionLog::list(&ledger, Some("-"))
         .await
         .unwrap();
     assert_eq!(exceptions.len(), 1);

@@ -1,21 +1,23 @@
 //! The AWS implementations of the ports against a moto server. `scripts/test.sh` starts moto and sets
 //! `AWS_ENDPOINT_URL`; every test creates its own uniquely named tables and queues, so they run in parallel.
 
-use shared::aws::provision::{
+use shared::adapters::aws::provision::{
     create_fifo_queue_with_dlq, create_idempotency_table, create_standard_queue_with_dlq,
     create_stock_table,
 };
-use shared::aws::secrets::{secrets_manager_value, ssm_parameter};
-use shared::aws::sqs::{change_visibility, delete_messages, receive_batch, ReceivedMessage};
-use shared::aws::{
+use shared::adapters::aws::secrets::{secrets_manager_value, ssm_parameter};
+use shared::adapters::aws::sqs::{
+    change_visibility, delete_messages, receive_batch, ReceivedMessage,
+};
+use shared::adapters::aws::{
     sdk_config, DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue,
     SqsStockQueue,
 };
-use shared::domain::{ItemRef, StoreCode};
-use shared::ledger::{
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::stock::ledger::{
     ChangeKind, LedgerRow, MutationStatus, PendingMovement, PushLine, PushMutation, PushRecord,
 };
-use shared::ports::*;
+use shared::stock::ports::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 

@@ -5,10 +5,10 @@
 mod deployed;
 
 use deployed::{post_centra_webhook, post_store_event, Stack, StackParameters};
-use shared::aws::sqs::{delete_messages, receive_batch, ReceivedMessage};
-use shared::aws::*;
-use shared::batch::FifoItem;
+use shared::adapters::aws::sqs::{delete_messages, receive_batch, ReceivedMessage};
+use shared::adapters::aws::*;
 use shared::orders::outbox::OrderOutbox;
+use shared::stock::batch::FifoItem;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus};
 

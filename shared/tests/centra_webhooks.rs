@@ -4,19 +4,19 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::centra_webhooks::{
+use shared::adapters::memory::{EmbeddedFifoQueue, MemoryIdempotencyStore};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock};
+use shared::events::orders::{CentraWebhookEvent, OrderQueueMessage};
+use shared::intake::centra_webhooks::{
     sign_centra, CentraSignatureVerifier, CentraWebhookIntake, CentraWebhookRequest,
 };
-use shared::embedded::{EmbeddedFifoQueue, MemoryIdempotencyStore};
-use shared::intake::{
-    http_adapter, IntakeResponse, IntakeSettings, StoreEventIntake, WebhookIntake,
-};
-use shared::mappings::Mappings;
-use shared::metrics::{names, Metrics};
-use shared::orders::model::{CentraWebhookEvent, OrderQueueMessage};
-use shared::ports::*;
-use shared::signature::WebhookVerifier;
-use shared::time::{Clock, ManualClock};
+use shared::intake::contract::{IntakeResponse, IntakeSettings};
+use shared::intake::http::{self as http_adapter, WebhookIntake};
+use shared::intake::signature::WebhookVerifier;
+use shared::intake::store_events::StoreEventIntake;
+use shared::stock::ports::*;
+use shared::telemetry::metrics::{names, Metrics};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -670,9 +670,9 @@ async fn the_http_adapter_routes_both_endpoints() {
         idempotency: Arc::new(MemoryIdempotencyStore::new()),
         queue: Arc::new(EmbeddedFifoQueue::new(5)),
         orders: None,
-        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+        catalogue: Arc::new(shared::stock::identity::ItemCatalogue::with_sizes(
             test_sizes(),
-            shared::time::system_clock(),
+            shared::core::clock::system_clock(),
         )),
         clock: Arc::new(f.clock.clone()),
         metrics: f.metrics.clone(),

@@ -1,9 +1,9 @@
 //! The DynamoDB finance daybook against a moto server (`scripts/test.sh -p shared --test daybook_moto` starts
 //! moto and sets `AWS_ENDPOINT_URL`). Every test uses its own table.
 
-use shared::aws::provision::create_stock_table;
-use shared::aws::{sdk_config, DynamoDaybook};
-use shared::domain::StoreCode;
+use shared::adapters::aws::provision::create_stock_table;
+use shared::adapters::aws::{sdk_config, DynamoDaybook};
+use shared::core::ids::StoreCode;
 use shared::finance::{
     close_store_day, Accepted, Daybook, DifferenceKind, FinanceKind, MemoryDaybook, Money,
 };

@@ -4,13 +4,14 @@ mod common;
 
 use async_trait::async_trait;
 use common::*;
-use shared::embedded::{EmbeddedFifoQueue, MemoryIdempotencyStore};
-use shared::intake::{IntakeRequest, IntakeResponse, IntakeSettings, StoreEventIntake};
-use shared::mappings::Mappings;
-use shared::metrics::{names, Metrics};
-use shared::ports::*;
-use shared::signature::{sign, WebhookVerifier};
-use shared::time::{Clock, OffsetClock};
+use shared::adapters::memory::{EmbeddedFifoQueue, MemoryIdempotencyStore};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, OffsetClock};
+use shared::intake::contract::{IntakeResponse, IntakeSettings};
+use shared::intake::signature::{sign, WebhookVerifier};
+use shared::intake::store_events::{IntakeRequest, StoreEventIntake};
+use shared::stock::ports::*;
+use shared::telemetry::metrics::{names, Metrics};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -96,9 +97,9 @@ fn fixture() -> Fixture {
         queue: queue.clone(),
         orders: None,
         clock: Arc::new(clock.clone()),
-        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+        catalogue: Arc::new(shared::stock::identity::ItemCatalogue::with_sizes(
             test_sizes(),
-            shared::time::system_clock(),
+            shared::core::clock::system_clock(),
         )),
         metrics: metrics.clone(),
         settings: IntakeSettings {
@@ -345,7 +346,8 @@ async fn messages_are_grouped_by_sku_with_stable_dedup_ids() {
     let mut groups: Vec<&str> = got.iter().map(|m| m.group_id.as_str()).collect();
     groups.sort();
     assert_eq!(groups, vec!["Prod123Var123789S", "Tee01Black-M"]);
-    let msg: shared::store_events::StockLineMessage = serde_json::from_str(&got[0].body).unwrap();
+    let msg: shared::events::store_events::StockLineMessage =
+        serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(msg.event_id, "e1");
 }
 
@@ -590,18 +592,18 @@ async fn an_id_reused_on_day_8_with_another_body_is_409() {
     assert_eq!(f.send("evt_reused", &first).await.status, 200);
     assert_eq!(f.fifo.len(), 1);
     assert!(
-        IntakeSettings::default().idempotency_ttl_s >= shared::apply::MOVEMENT_MARKER_TTL_S,
+        IntakeSettings::default().idempotency_ttl_s >= shared::stock::apply::MOVEMENT_MARKER_TTL_S,
         "the intake remembers ids at least as long as the applier"
     );
 }
 
 #[tokio::test]
 async fn the_lambda_route_answers_404_and_405_as_json() {
-    use shared::intake::http_adapter::route;
+    use shared::intake::http::route;
     let f = fixture();
-    let intake = shared::intake::WebhookIntake {
+    let intake = shared::intake::http::WebhookIntake {
         store_events: f.intake,
-        centra_webhooks: shared::centra_webhooks::CentraWebhookIntake {
+        centra_webhooks: shared::intake::centra_webhooks::CentraWebhookIntake {
             verifier: None,
             idempotency: f.store.clone(),
             orders: None,

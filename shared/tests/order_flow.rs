@@ -3,19 +3,19 @@
 //! sleeping.
 
 use chrono::Utc;
+use shared::adapters::memory::MemoryLedgerStore;
+use shared::centra::orders::CentraOrderApi;
 use shared::centra::CentraClient;
-use shared::centra_orders::CentraOrderApi;
 use shared::cloudshelf::{CloudshelfClient, CloudshelfOrderStatus};
-use shared::domain::{ItemRef, StoreCode};
-use shared::embedded::MemoryLedgerStore;
+use shared::config::mappings::Mappings;
+use shared::core::clock::ManualClock;
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::events::orders::*;
 use shared::finance::Daybook;
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
-use shared::orders::model::*;
 use shared::orders::outbox::{MemoryOrderOutbox, OrderOutbox, OutboxRecord, OutboxState};
 use shared::orders::sync::{order_tag, OrderOutcome, OrderSync, OrderSyncSettings};
-use shared::ports::{BackendError, ExceptionLog};
-use shared::time::ManualClock;
+use shared::stock::ports::{BackendError, ExceptionLog};
+use shared::telemetry::metrics::Metrics;
 use simulators::centra::{CentraSim, CentraSimConfig, Fault, FaultTarget};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus};
 use std::collections::HashMap;
@@ -449,7 +449,7 @@ async fn server_error_then_success_makes_one_order() {
     assert_eq!(env.centra.orders().len(), 1);
 }
 
-async fn only_exception(env: &Env) -> shared::ports::ExceptionRecord {
+async fn only_exception(env: &Env) -> shared::stock::ports::ExceptionRecord {
     let list = env.exceptions.list(None).await.unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     list.into_iter().next().unwrap()
@@ -741,17 +741,17 @@ async fn queue_messages_route_to_injection_and_lifecycle_and_bad_bodies_become_e
     seed_cloudshelf(&env, &order);
     let body = serde_json::to_string(&OrderQueueMessage::Placed(Box::new(order.clone()))).unwrap();
     let items = vec![
-        shared::batch::FifoItem {
+        shared::stock::batch::FifoItem {
             message_id: "m1".into(),
             group_id: order.cloudshelf_order_id.clone(),
             payload: body.clone(),
         },
-        shared::batch::FifoItem {
+        shared::stock::batch::FifoItem {
             message_id: "m2".into(),
             group_id: order.cloudshelf_order_id.clone(),
             payload: body,
         },
-        shared::batch::FifoItem {
+        shared::stock::batch::FifoItem {
             message_id: "m3".into(),
             group_id: "other".into(),
             payload: "{not json".into(),

@@ -7,15 +7,16 @@ use async_trait::async_trait;
 use common::{sale, SECRET};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::embedded::{EmbeddedFifoQueue, MemoryIdempotencyStore};
-use shared::intake::{IntakeRequest, IntakeResponse, IntakeSettings, StoreEventIntake};
-use shared::mappings::Mappings;
-use shared::metrics::{names, Metrics};
-use shared::orders::model::{OrderQueueMessage, PaymentStatus};
-use shared::orders::placed::order_message;
-use shared::ports::*;
-use shared::signature::{sign, WebhookVerifier};
-use shared::time::{Clock, ManualClock};
+use shared::adapters::memory::{EmbeddedFifoQueue, MemoryIdempotencyStore};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock};
+use shared::events::order_placed::order_message;
+use shared::events::orders::{OrderQueueMessage, PaymentStatus};
+use shared::intake::contract::{IntakeResponse, IntakeSettings};
+use shared::intake::signature::{sign, WebhookVerifier};
+use shared::intake::store_events::{IntakeRequest, StoreEventIntake};
+use shared::stock::ports::*;
+use shared::telemetry::metrics::{names, Metrics};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -75,9 +76,9 @@ fn fixture_with(orders_enabled: bool) -> Fixture {
         idempotency: Arc::new(MemoryIdempotencyStore::new()),
         queue: stock.clone(),
         orders: orders_enabled.then(|| orders.clone() as Arc<dyn OrderQueue>),
-        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+        catalogue: Arc::new(shared::stock::identity::ItemCatalogue::with_sizes(
             test_sizes(),
-            shared::time::system_clock(),
+            shared::core::clock::system_clock(),
         )),
         clock: Arc::new(clock.clone()),
         metrics: metrics.clone(),

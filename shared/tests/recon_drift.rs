@@ -7,22 +7,22 @@ mod common;
 
 use async_trait::async_trait;
 use common::*;
+use shared::adapters::report_sinks::MemoryReportSink;
+use shared::centra::catalogue::CentraStockRow;
 use shared::centra::{CentraClient, CentraError};
-use shared::centra_catalogue::CentraStockRow;
-use shared::domain::{ItemRef, StoreCode};
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
-use shared::ports::{BackendError, LedgerStore};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock, SharedClock};
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::events::store_events::StockLineMessage;
 use shared::recon::checkpoint::Checkpoint;
-use shared::recon::sinks::MemoryReportSink;
-use shared::recon::stock_drift::{counter, DriftAction, DriftRow, StockDriftReport};
+use shared::recon::jobs::stock_drift::{counter, DriftAction, DriftRow, StockDriftReport};
 use shared::recon::{
     metric_names, run_stock_drift, CheckpointStore, Counters, DriftQuantity, JobKind, JobRun,
     MemoryCheckpointStore, ReconContext, ReconError, ReconSettings, RunOptions,
     WarehouseStockSource,
 };
-use shared::store_events::StockLineMessage;
-use shared::time::{Clock, ManualClock, SharedClock};
+use shared::stock::ports::{BackendError, LedgerStore};
+use shared::telemetry::metrics::Metrics;
 use simulators::centra::CentraSimConfig;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -783,9 +783,10 @@ async fn a_warehouse_centra_does_not_know_is_an_exception_not_a_stop() {
     let run = recon.run().await;
     assert_eq!(run.counters.get(counter::STORES_FAILED), 1);
     assert_eq!(run.counters.get(counter::STORES), 2);
-    let exceptions = shared::ports::ExceptionLog::list(h.pipeline.ledger.as_ref(), Some("OSL-01"))
-        .await
-        .unwrap();
+    let exceptions =
+        shared::stock::ports::ExceptionLog::list(h.pipeline.ledger.as_ref(), Some("OSL-01"))
+            .await
+            .unwrap();
     assert_eq!(exceptions.len(), 1);
     assert_eq!(exceptions[0].kind, "recon_store_failed");
     assert!(exceptions[0]
@@ -806,7 +807,7 @@ async fn a_warehouse_centra_does_not_know_is_an_exception_not_a_stop() {
 /// Before the first page is read, rewrites one ledger row (a push landing between the ledger load and the page).
 struct PushBetweenReads {
     inner: Arc<TimedPages>,
-    ledger: Arc<shared::embedded::MemoryLedgerStore>,
+    ledger: Arc<shared::adapters::memory::MemoryLedgerStore>,
     item: ItemRef,
     done: std::sync::atomic::AtomicBool,
 }

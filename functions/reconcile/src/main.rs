@@ -2,16 +2,16 @@
 //! `shared::recon::request`), runs or continues one job until the invocation's deadline.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use shared::metrics::Metrics;
 use shared::recon::request::{handle_request, ReconRequest, ReconResponse};
+use shared::telemetry::metrics::Metrics;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init_json_logs();
+    shared::telemetry::logs::init_json_logs();
     let metrics = Arc::new(Metrics::new());
-    let ctx = Arc::new(shared::recon::wiring::recon_from_env(metrics.clone()).await?);
-    let namespace = shared::config::metrics_namespace();
+    let ctx = Arc::new(shared::wiring::recon::recon_from_env(metrics.clone()).await?);
+    let namespace = shared::config::env::metrics_namespace();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (ctx, metrics, namespace) = (ctx.clone(), metrics.clone(), namespace.clone());
         async move {

@@ -2,8 +2,8 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use shared::lambda_sqs::{batch_response, dirty_keys};
-use shared::metrics::Metrics;
+use shared::lambda::sqs::{batch_response, dirty_keys};
+use shared::telemetry::metrics::Metrics;
 use std::sync::Arc;
 
 /// Stop starting Centra calls this long before Lambda's deadline.
@@ -11,10 +11,10 @@ const DEADLINE_MARGIN_MS: i64 = 15_000;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init_json_logs();
+    shared::telemetry::logs::init_json_logs();
     let metrics = Arc::new(Metrics::new());
-    let pusher = Arc::new(shared::wiring::pusher_from_env(metrics.clone()).await?);
-    let namespace = shared::config::metrics_namespace();
+    let pusher = Arc::new(shared::wiring::aws::pusher_from_env(metrics.clone()).await?);
+    let namespace = shared::config::env::metrics_namespace();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (pusher, metrics, namespace) = (pusher.clone(), metrics.clone(), namespace.clone());
         async move {

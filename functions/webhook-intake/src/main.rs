@@ -1,17 +1,17 @@
 //! Webhook intake: `POST /v1/store-events` and `POST /v1/centra-webhooks` (API Gateway HTTP API or Function URL).
 
 use lambda_http::{service_fn, Error, Request};
-use shared::intake::http_adapter;
-use shared::metrics::Metrics;
-use shared::time::{Clock, SystemClock};
+use shared::core::clock::{Clock, SystemClock};
+use shared::intake::http as http_adapter;
+use shared::telemetry::metrics::Metrics;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init_json_logs();
+    shared::telemetry::logs::init_json_logs();
     let metrics = Arc::new(Metrics::new());
-    let intake = Arc::new(shared::wiring::intake_from_env(metrics.clone()).await?);
-    let namespace = shared::config::metrics_namespace();
+    let intake = Arc::new(shared::wiring::aws::intake_from_env(metrics.clone()).await?);
+    let namespace = shared::config::env::metrics_namespace();
     lambda_http::run(service_fn(move |request: Request| {
         let (intake, metrics, namespace) = (intake.clone(), metrics.clone(), namespace.clone());
         async move {

@@ -6,21 +6,21 @@
 //! attempt are searched for our tag and adopted, so a lost response never becomes a second order. The lookup
 //! runs only after the earlier attempt's lease ran out, by which time its request has settled in Centra.
 
-use crate::centra::CentraClient;
-use crate::centra_orders::{
+use crate::centra::orders::{
     CentraOrderApi, CreateOrderAddress, CreateOrderPayment, CreateOrderProduct, CreateOrderRequest,
     OrderApiError, OrderApiTarget, PaymentRecord,
 };
+use crate::centra::CentraClient;
 use crate::cloudshelf::{CloudshelfClient, CloudshelfOrder, CloudshelfOrderStatus};
-use crate::domain::ItemRef;
-use crate::mappings::{Mappings, StoreOrderMapping};
-use crate::metrics::Metrics;
-use crate::orders::model::{
+use crate::config::mappings::{Mappings, StoreOrderMapping};
+use crate::core::clock::SharedClock;
+use crate::core::ids::ItemRef;
+use crate::events::orders::{
     Amount, CentraWebhookEvent, KioskOrder, OrderQueueMessage, PaymentStatus,
 };
 use crate::orders::outbox::{OrderOutbox, OutboxRecord, OutboxState};
-use crate::ports::{BackendError, ExceptionLog, ExceptionRecord};
-use crate::time::SharedClock;
+use crate::stock::ports::{BackendError, ExceptionLog, ExceptionRecord};
+use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -671,7 +671,7 @@ impl OrderSync {
 
 /// The Cloudshelf status Centra's current state implies, across every order Centra split ours into.
 pub fn lifecycle_status(
-    states: &[crate::centra_order_reads::CentraOrderState],
+    states: &[crate::centra::order_reads::CentraOrderState],
     reported: Option<&str>,
 ) -> CloudshelfOrderStatus {
     let all_cancelled = states.iter().all(|s| s.status == "CANCELLED");
@@ -827,8 +827,11 @@ fn external_gid_value(gid: &str) -> Option<&str> {
 impl OrderSync {
     /// A FIFO batch: each group (one Cloudshelf order or Centra object) in order, groups concurrently; returns
     /// the message ids to report as failed (redelivered by SQS).
-    pub async fn process_batch(&self, items: Vec<crate::batch::FifoItem<String>>) -> Vec<String> {
-        let outcomes = crate::batch::run_fifo_batch(items, |body: String| async move {
+    pub async fn process_batch(
+        &self,
+        items: Vec<crate::stock::batch::FifoItem<String>>,
+    ) -> Vec<String> {
+        let outcomes = crate::stock::batch::run_fifo_batch(items, |body: String| async move {
             self.handle_message(&body).await
         })
         .await;

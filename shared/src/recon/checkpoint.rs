@@ -2,8 +2,8 @@
 
 use super::ports::CheckpointStore;
 use super::{Counters, JobKind, RunOptions};
-use crate::domain::StoreCode;
-use crate::ports::BackendError;
+use crate::core::ids::StoreCode;
+use crate::stock::ports::BackendError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -6,7 +6,7 @@
 //! 15-minute incremental schedule instead of being abandoned by it. `"restart": true` abandons it.
 
 use super::{run_job, scope_of, JobKind, JobRun, ReconContext, ReconError, RunOptions};
-use crate::domain::StoreCode;
+use crate::core::ids::StoreCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -406,7 +406,7 @@ pub(crate) async fn read_centra_sizes(
     ctx: &ReconContext,
     deadline_ms: i64,
     pacer: &mut Pacer,
-) -> Result<Vec<crate::centra_catalogue::CentraSize>, ReconError> {
+) -> Result<Vec<crate::centra::catalogue::CentraSize>, ReconError> {
     let centra = ctx.sources.centra()?;
     let limit = ctx.settings.page_limit;
     let mut seen = std::collections::HashSet::new();
@@ -430,8 +430,8 @@ pub(crate) async fn read_cloudshelf_variants(
     ctx: &ReconContext,
     deadline_ms: i64,
     with_stock: bool,
-) -> Result<Vec<crate::cloudshelf_catalogue::CloudshelfVariant>, ReconError> {
-    use crate::cloudshelf_catalogue::{MAX_VARIANTS_PAGE_SIZE, MAX_VARIANT_STOCK_PAGE_SIZE};
+) -> Result<Vec<crate::cloudshelf::catalogue::CloudshelfVariant>, ReconError> {
+    use crate::cloudshelf::catalogue::{MAX_VARIANTS_PAGE_SIZE, MAX_VARIANT_STOCK_PAGE_SIZE};
     let cloudshelf = ctx.sources.cloudshelf()?;
     let mut variants = Vec::new();
     let mut after: Option<String> = None;

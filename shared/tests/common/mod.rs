@@ -1,10 +1,10 @@
 //! Test harness: the embedded pipeline around a loopback Centra simulator, driven step by step (no sleeps).
 #![allow(dead_code)]
 
-use shared::intake::IntakeResponse;
-use shared::local::{Pipeline, PipelineConfig};
-use shared::mappings::Mappings;
-use shared::time::{OffsetClock, SharedClock};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{OffsetClock, SharedClock};
+use shared::intake::contract::IntakeResponse;
+use shared::wiring::local::{Pipeline, PipelineConfig};
 use simulators::centra::{CentraSim, CentraSimConfig};
 use std::sync::Arc;
 
@@ -93,7 +93,7 @@ impl Harness {
     }
 
     pub fn now_ms(&self) -> i64 {
-        use shared::time::Clock;
+        use shared::core::clock::Clock;
         self.clock.now_millis()
     }
 

@@ -1,0 +1,4 @@
+//! What every layer shares and that depends on nothing in the crate: identifiers, time, errors.
+
+pub mod clock;
+pub mod ids;

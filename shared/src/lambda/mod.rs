@@ -1,0 +1,3 @@
+//! The Lambda side: SQS batch helpers and one handler per function.
+
+pub mod sqs;
