@@ -6,7 +6,10 @@ use futures::StreamExt;
 use shared::adapters::memory::MemoryLedgerStore;
 use shared::core::clock::system_clock;
 use shared::core::ids::{ItemRef, StoreCode};
-use shared::events::orders::*;
+use shared::core::money::Amount;
+use shared::events::orders::{
+    Customer, DeliveryAddress, KioskOrder, KioskOrderLine, KioskPayment, PaymentStatus,
+};
 use shared::orders::sync::OrderOutcome;
 use shared::telemetry::metrics::Metrics;
 use shared::wiring::local_orders::{local_order_sync, LocalOrderEndpoints};
@@ -119,7 +122,7 @@ pub async fn run(args: BenchOrdersArgs) -> anyhow::Result<()> {
         system_clock(),
         Arc::new(Metrics::new()),
         // As deployed: every order is recorded in the daybook.
-        Some(Arc::new(shared::finance::MemoryDaybook::new())),
+        Some(Arc::new(shared::adapters::memory::MemoryDaybook::new())),
     );
     let sync = &sync;
     let started = Instant::now();

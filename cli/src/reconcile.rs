@@ -5,15 +5,15 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::adapters::memory::{EmbeddedFifoQueue, MemoryLedgerStore};
+use shared::adapters::memory::MemoryCheckpointStore;
+use shared::adapters::memory::{MemoryFifoQueue, MemoryLedgerStore};
 use shared::adapters::report_sinks::LocalDirReportSink;
 use shared::config::mappings::Mappings;
 use shared::core::ids::{EventPosition, ItemRef, StoreCode};
 use shared::orders::outbox::MemoryOrderOutbox;
 use shared::recon::report::JobSummary;
 use shared::recon::{
-    run_job, scope_of, JobKind, MemoryCheckpointStore, ReconContext, ReconSettings, ReconSources,
-    ReportSink, RunOptions,
+    run_job, scope_of, JobKind, ReconContext, ReconSettings, ReconSources, ReportSink, RunOptions,
 };
 use shared::stock::ledger::LedgerRow;
 use shared::stock::ports::LedgerStore;
@@ -321,7 +321,7 @@ pub async fn demo_context(
     let ctx = ReconContext {
         mappings,
         ledger: ledger.clone(),
-        stock_queue: Arc::new(EmbeddedFifoQueue::new(5)),
+        stock_queue: Arc::new(MemoryFifoQueue::new(5)),
         exceptions: ledger,
         centra_stock: centra_client.clone(),
         checkpoints: Arc::new(MemoryCheckpointStore::new()),
@@ -343,7 +343,7 @@ pub async fn demo_context(
             ))),
             order_outbox: Some(Arc::new(MemoryOrderOutbox::new())),
             daybook: Some(demo_daybook(&now_store_day(now)).await?),
-            push_queue: Some(Arc::new(shared::adapters::memory::EmbeddedPushQueue::new())),
+            push_queue: Some(Arc::new(shared::adapters::memory::MemoryPushQueue::new())),
         },
     };
     Ok((
@@ -370,7 +370,9 @@ fn now_store_day(now_ms: i64) -> chrono::NaiveDate {
 async fn demo_daybook(
     day: &chrono::NaiveDate,
 ) -> anyhow::Result<Arc<dyn shared::finance::Daybook>> {
-    use shared::finance::{Accepted, Daybook, FinanceKind, MemoryDaybook, Money};
+    use shared::adapters::memory::MemoryDaybook;
+    use shared::core::money::Money;
+    use shared::finance::{Accepted, Daybook, FinanceKind};
     let book = MemoryDaybook::new();
     let store = StoreCode::parse("LDN-01").map_err(|e| anyhow::anyhow!("{e}"))?;
     let records = [

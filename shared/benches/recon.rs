@@ -17,19 +17,20 @@
 //! the ledger; half the stores have `drift_policy = "correct"` (messages are counted, then dropped).
 
 use async_trait::async_trait;
+use shared::adapters::memory::MemoryCheckpointStore;
 use shared::adapters::memory::MemoryLedgerStore;
 use shared::adapters::report_sinks::LocalDirReportSink;
 use shared::centra::catalogue::CentraStockRow;
 use shared::centra::{CentraClient, CentraError};
 use shared::config::mappings::Mappings;
+use shared::core::errors::BackendError;
 use shared::core::ids::{EventPosition, ItemRef, StoreCode};
 use shared::recon::jobs::stock_drift::counter;
 use shared::recon::{
-    run_stock_drift, MemoryCheckpointStore, ReconContext, ReconSettings, RunOptions,
-    WarehouseStockSource,
+    run_stock_drift, ReconContext, ReconSettings, RunOptions, WarehouseStockSource,
 };
 use shared::stock::ledger::LedgerRow;
-use shared::stock::ports::{ApplyWrite, BackendError, FifoMessage, LedgerStore, StockQueue};
+use shared::stock::ports::{ApplyWrite, FifoMessage, LedgerStore, StockQueue};
 use shared::telemetry::metrics::Metrics;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

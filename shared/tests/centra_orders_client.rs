@@ -10,7 +10,7 @@ use shared::centra::orders::{
     OrderApiError, OrderApiTarget, PaymentRecord,
 };
 use shared::centra::{CentraClient, CentraError};
-use shared::events::orders::Amount;
+use shared::core::money::Amount;
 use simulators::centra::{CentraSim, CentraSimConfig, Fault, FaultTarget, RetryAfterStyle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::adapters::memory::{EmbeddedFifoQueue, MemoryIdempotencyStore};
+use shared::adapters::memory::{MemoryFifoQueue, MemoryIdempotencyStore};
 use shared::config::mappings::Mappings;
 use shared::core::clock::{Clock, ManualClock};
+use shared::core::errors::BackendError;
 use shared::events::orders::{CentraWebhookEvent, OrderQueueMessage};
 use shared::intake::centra_webhooks::{
     sign_centra, CentraSignatureVerifier, CentraWebhookIntake, CentraWebhookRequest,
@@ -26,7 +27,7 @@ const OLD_SECRET: &str = "centra-endpoint-secret-2025";
 const STORE_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 struct RecordingQueue {
-    inner: EmbeddedFifoQueue,
+    inner: MemoryFifoQueue,
     sent: Mutex<Vec<FifoMessage>>,
     calls: AtomicUsize,
     fail: AtomicBool,
@@ -56,7 +57,7 @@ struct Fixture {
 
 fn fixture_with(settings: IntakeSettings) -> Fixture {
     let queue = Arc::new(RecordingQueue {
-        inner: EmbeddedFifoQueue::new(5),
+        inner: MemoryFifoQueue::new(5),
         sent: Mutex::new(Vec::new()),
         calls: AtomicUsize::new(0),
         fail: AtomicBool::new(false),
@@ -668,7 +669,7 @@ async fn the_http_adapter_routes_both_endpoints() {
         verifier: WebhookVerifier::from_config(STORE_SECRET).unwrap(),
         mappings: Arc::new(Mappings::embedded_default()),
         idempotency: Arc::new(MemoryIdempotencyStore::new()),
-        queue: Arc::new(EmbeddedFifoQueue::new(5)),
+        queue: Arc::new(MemoryFifoQueue::new(5)),
         orders: None,
         catalogue: Arc::new(shared::stock::identity::ItemCatalogue::with_sizes(
             test_sizes(),

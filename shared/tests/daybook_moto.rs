@@ -3,10 +3,10 @@
 
 use shared::adapters::aws::provision::create_stock_table;
 use shared::adapters::aws::{sdk_config, DynamoDaybook};
+use shared::adapters::memory::MemoryDaybook;
 use shared::core::ids::StoreCode;
-use shared::finance::{
-    close_store_day, Accepted, Daybook, DifferenceKind, FinanceKind, MemoryDaybook, Money,
-};
+use shared::core::money::Money;
+use shared::finance::{close_store_day, Accepted, Daybook, DifferenceKind, FinanceKind};
 
 async fn book() -> (DynamoDaybook, aws_sdk_dynamodb::Client, String) {
     if std::env::var_os("AWS_ENDPOINT_URL").is_none() {

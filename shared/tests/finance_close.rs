@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use shared::adapters::memory::MemoryCheckpointStore;
 use shared::adapters::report_sinks::MemoryReportSink;
 use shared::config::mappings::Mappings;
 use shared::core::clock::{Clock, ManualClock, SharedClock};
@@ -13,8 +14,7 @@ use shared::finance::Daybook;
 use shared::recon::jobs::finance::FinanceRow;
 use shared::recon::run::JobDocument;
 use shared::recon::{
-    run_job, JobKind, JobRun, MemoryCheckpointStore, ReconContext, ReconSettings, ReconSources,
-    RunOptions,
+    run_job, JobKind, JobRun, ReconContext, ReconSettings, ReconSources, RunOptions,
 };
 use shared::telemetry::metrics::Metrics;
 use std::sync::Arc;

@@ -4,9 +4,10 @@ mod common;
 
 use async_trait::async_trait;
 use common::*;
-use shared::adapters::memory::{EmbeddedFifoQueue, MemoryIdempotencyStore};
+use shared::adapters::memory::{MemoryFifoQueue, MemoryIdempotencyStore};
 use shared::config::mappings::Mappings;
 use shared::core::clock::{Clock, OffsetClock};
+use shared::core::errors::BackendError;
 use shared::intake::contract::{IntakeResponse, IntakeSettings};
 use shared::intake::signature::{sign, WebhookVerifier};
 use shared::intake::store_events::{IntakeRequest, StoreEventIntake};
@@ -19,7 +20,7 @@ const OLD_SECRET: &str = "whsec_c2VjcmV0LW51bWJlci10d28tZm9yLXJvdGF0aW9u";
 
 /// A queue that can be told to fail, or to fail after accepting some messages.
 struct FlakyQueue {
-    inner: Arc<EmbeddedFifoQueue>,
+    inner: Arc<MemoryFifoQueue>,
     fail: AtomicBool,
     accept_before_failing: AtomicUsize,
 }
@@ -70,7 +71,7 @@ impl IdempotencyStore for DyingStore {
 
 struct Fixture {
     intake: StoreEventIntake,
-    fifo: Arc<EmbeddedFifoQueue>,
+    fifo: Arc<MemoryFifoQueue>,
     queue: Arc<FlakyQueue>,
     store: Arc<DyingStore>,
     clock: OffsetClock,
@@ -78,7 +79,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let fifo = Arc::new(EmbeddedFifoQueue::new(5));
+    let fifo = Arc::new(MemoryFifoQueue::new(5));
     let queue = Arc::new(FlakyQueue {
         inner: fifo.clone(),
         fail: AtomicBool::new(false),

@@ -29,7 +29,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Map, Value};
 use shared::config::mappings::Mappings;
 use shared::core::clock::ManualClock;
-use shared::events::store_events::{is_iso_currency, MAX_BODY_BYTES};
+use shared::core::money::is_iso_currency;
+use shared::events::store_events::MAX_BODY_BYTES;
 use shared::intake::contract::IntakeResponse;
 use shared::intake::http::WebhookIntake;
 use shared::intake::store_events::IntakeRequest;
@@ -1026,7 +1027,7 @@ fn env() -> Env {
 impl Env {
     /// Takes every queued message off both queues (they stay small however long the run): stock, orders.
     fn drain(&self) -> (Vec<String>, Vec<String>) {
-        let take = |queue: &shared::adapters::memory::EmbeddedFifoQueue| {
+        let take = |queue: &shared::adapters::memory::MemoryFifoQueue| {
             let got = queue.receive(100_000, 60_000, NOW_MS);
             for m in &got {
                 queue.delete(m.receipt);

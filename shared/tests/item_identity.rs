@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use shared::adapters::memory::{EmbeddedFifoQueue, MemoryIdempotencyStore};
+use shared::adapters::memory::{MemoryFifoQueue, MemoryIdempotencyStore};
 use shared::centra::{CentraError, SizeRecord};
 use shared::config::mappings::Mappings;
 use shared::core::clock::{Clock, ManualClock};
@@ -59,7 +59,7 @@ fn size(id: u64, sku: &str, ean: &str) -> SizeRecord {
 
 struct Fixture {
     intake: StoreEventIntake,
-    queue: Arc<EmbeddedFifoQueue>,
+    queue: Arc<MemoryFifoQueue>,
     centra: Arc<Centra>,
     clock: ManualClock,
 }
@@ -86,7 +86,7 @@ fn fixture() -> Fixture {
         size(1, "Tee-M", "7350000000012"),
         size(2, "Tee-L", "7350000000029"),
     ]);
-    let queue = Arc::new(EmbeddedFifoQueue::new(5));
+    let queue = Arc::new(MemoryFifoQueue::new(5));
     let intake = StoreEventIntake {
         verifier: WebhookVerifier::from_config(SECRET).unwrap(),
         mappings: Arc::new(Mappings::embedded_default()),

@@ -9,12 +9,14 @@ use shared::centra::CentraClient;
 use shared::cloudshelf::{CloudshelfClient, CloudshelfOrderStatus};
 use shared::config::mappings::Mappings;
 use shared::core::clock::ManualClock;
+use shared::core::errors::BackendError;
 use shared::core::ids::{ItemRef, StoreCode};
+use shared::core::money::Amount;
 use shared::events::orders::*;
 use shared::finance::Daybook;
 use shared::orders::outbox::{MemoryOrderOutbox, OrderOutbox, OutboxRecord, OutboxState};
 use shared::orders::sync::{order_tag, OrderOutcome, OrderSync, OrderSyncSettings};
-use shared::stock::ports::{BackendError, ExceptionLog};
+use shared::stock::ports::ExceptionLog;
 use shared::telemetry::metrics::Metrics;
 use simulators::centra::{CentraSim, CentraSimConfig, Fault, FaultTarget};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus};
@@ -36,7 +38,7 @@ struct Env {
     clock: ManualClock,
     metrics: Arc<Metrics>,
     sync: OrderSync,
-    daybook: Arc<shared::finance::MemoryDaybook>,
+    daybook: Arc<shared::adapters::memory::MemoryDaybook>,
 }
 
 fn mappings_toml(order_api_base: &str, register_customers: bool) -> String {
@@ -88,7 +90,7 @@ async fn env_with(outbox: Arc<dyn OrderOutbox>, register_customers: bool) -> Env
     let exceptions = Arc::new(MemoryLedgerStore::new());
     let metrics = Arc::new(Metrics::new());
     let timeout = Duration::from_millis(800);
-    let daybook = Arc::new(shared::finance::MemoryDaybook::new());
+    let daybook = Arc::new(shared::adapters::memory::MemoryDaybook::new());
     let sync = OrderSync {
         daybook: Some(daybook.clone()),
         mappings: Arc::new(mappings),
@@ -788,8 +790,8 @@ async fn the_daybook_has_kiosk_orders_accepted_and_posted_once_centra_created_th
     assert_eq!(a.units, 3);
     // 2 × 49.00 + 15.50 plus the order's shipping.
     let shipping = order.shipping_price.to_string();
-    let expected = shared::finance::Money::parse("113.50").unwrap()
-        + shared::finance::Money::parse(&shipping).unwrap();
+    let expected = shared::core::money::Money::parse("113.50").unwrap()
+        + shared::core::money::Money::parse(&shipping).unwrap();
     assert_eq!(a.gross, expected);
     assert!(
         record

@@ -7,13 +7,14 @@ use async_trait::async_trait;
 use common::{sale, SECRET};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::adapters::memory::{EmbeddedFifoQueue, MemoryIdempotencyStore};
+use shared::adapters::memory::{MemoryFifoQueue, MemoryIdempotencyStore};
 use shared::config::mappings::Mappings;
 use shared::core::clock::{Clock, ManualClock};
-use shared::events::order_placed::order_message;
+use shared::core::errors::BackendError;
 use shared::events::orders::{OrderQueueMessage, PaymentStatus};
 use shared::intake::contract::{IntakeResponse, IntakeSettings};
 use shared::intake::signature::{sign, WebhookVerifier};
+use shared::intake::store_events::order_message;
 use shared::intake::store_events::{IntakeRequest, StoreEventIntake};
 use shared::stock::ports::*;
 use shared::telemetry::metrics::{names, Metrics};
@@ -26,7 +27,7 @@ const ORDER_ID: &str = "gid://cloudshelf/Order/01JDX4Q7ZK3M8V2N5P6R9T0W1Y";
 
 /// Records every message handed to it and can be told to fail.
 struct RecordingQueue {
-    inner: EmbeddedFifoQueue,
+    inner: MemoryFifoQueue,
     sent: Mutex<Vec<FifoMessage>>,
     fail: AtomicBool,
 }
@@ -34,7 +35,7 @@ struct RecordingQueue {
 impl RecordingQueue {
     fn new() -> Self {
         Self {
-            inner: EmbeddedFifoQueue::new(5),
+            inner: MemoryFifoQueue::new(5),
             sent: Mutex::new(Vec::new()),
             fail: AtomicBool::new(false),
         }

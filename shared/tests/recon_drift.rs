@@ -7,21 +7,22 @@ mod common;
 
 use async_trait::async_trait;
 use common::*;
+use shared::adapters::memory::MemoryCheckpointStore;
 use shared::adapters::report_sinks::MemoryReportSink;
 use shared::centra::catalogue::CentraStockRow;
 use shared::centra::{CentraClient, CentraError};
 use shared::config::mappings::Mappings;
 use shared::core::clock::{Clock, ManualClock, SharedClock};
+use shared::core::errors::BackendError;
 use shared::core::ids::{ItemRef, StoreCode};
 use shared::events::store_events::StockLineMessage;
 use shared::recon::checkpoint::Checkpoint;
 use shared::recon::jobs::stock_drift::{counter, DriftAction, DriftRow, StockDriftReport};
 use shared::recon::{
     metric_names, run_stock_drift, CheckpointStore, Counters, DriftQuantity, JobKind, JobRun,
-    MemoryCheckpointStore, ReconContext, ReconError, ReconSettings, RunOptions,
-    WarehouseStockSource,
+    ReconContext, ReconError, ReconSettings, RunOptions, WarehouseStockSource,
 };
-use shared::stock::ports::{BackendError, LedgerStore};
+use shared::stock::ports::LedgerStore;
 use shared::telemetry::metrics::Metrics;
 use simulators::centra::CentraSimConfig;
 use std::collections::BTreeSet;

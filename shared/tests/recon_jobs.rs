@@ -2,7 +2,8 @@
 //! against the Centra and Cloudshelf simulators (real HTTP), with the embedded ledger, outbox, checkpoints
 //! and report sink. Time runs on a manual clock.
 
-use shared::adapters::memory::{EmbeddedFifoQueue, MemoryLedgerStore};
+use shared::adapters::memory::MemoryCheckpointStore;
+use shared::adapters::memory::{MemoryFifoQueue, MemoryLedgerStore};
 use shared::adapters::report_sinks::MemoryReportSink;
 use shared::centra::CentraClient;
 use shared::cloudshelf::CloudshelfClient;
@@ -16,8 +17,7 @@ use shared::recon::jobs::sku_audit::SkuAuditRow;
 use shared::recon::jobs::stalled::StalledRow;
 use shared::recon::run::JobDocument;
 use shared::recon::{
-    run_job, JobKind, JobRun, MemoryCheckpointStore, ReconContext, ReconError, ReconSettings,
-    ReconSources, RunOptions,
+    run_job, JobKind, JobRun, ReconContext, ReconError, ReconSettings, ReconSources, RunOptions,
 };
 use shared::stock::ledger::{LedgerRow, PendingMovement};
 use shared::stock::ports::LedgerStore;
@@ -91,7 +91,7 @@ async fn env(n: usize) -> Env {
     let ctx = ReconContext {
         mappings: Arc::new(Mappings::from_toml(MAPPINGS).unwrap()),
         ledger: ledger.clone(),
-        stock_queue: Arc::new(EmbeddedFifoQueue::new(5)),
+        stock_queue: Arc::new(MemoryFifoQueue::new(5)),
         exceptions: ledger.clone(),
         centra_stock: centra_client.clone(),
         checkpoints: Arc::new(MemoryCheckpointStore::new()),
@@ -534,7 +534,7 @@ impl shared::recon::AlertSink for Alerts {
         &self,
         subject: &str,
         message: &str,
-    ) -> Result<(), shared::stock::ports::BackendError> {
+    ) -> Result<(), shared::core::errors::BackendError> {
         self.0
             .lock()
             .unwrap()

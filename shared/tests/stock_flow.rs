@@ -5,6 +5,7 @@ mod common;
 
 use async_trait::async_trait;
 use common::*;
+use shared::core::errors::BackendError;
 use shared::core::ids::{ItemRef, StoreCode};
 use shared::stock::ledger::{LedgerRow, PushRecord};
 use shared::stock::ports::*;

@@ -1,7 +1,7 @@
 //! Report sinks without AWS: in memory (tests) and a local directory (the CLI).
 
+use crate::core::errors::BackendError;
 use crate::recon::ports::ReportSink;
-use crate::stock::ports::BackendError;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};

@@ -6,7 +6,7 @@
 //! the tag lookup re-checks `internalComment` itself and never trusts `search` alone.
 
 use crate::centra::{CentraClient, CentraError};
-use crate::events::orders::Amount;
+use crate::core::money::Amount;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 

@@ -12,7 +12,7 @@
 
 pub mod catalogue;
 
-use crate::events::orders::Amount;
+use crate::core::money::Amount;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -391,7 +391,7 @@ fn validate_store_orders(
 }
 
 fn check_currency(key: &str, code: &str) -> Result<(), MappingError> {
-    if crate::events::store_events::is_iso_currency(code) {
+    if crate::core::money::is_iso_currency(code) {
         Ok(())
     } else {
         Err(err(key, "must be an active ISO 4217 code such as GBP"))

@@ -1,4 +1,6 @@
 //! What every layer shares and that depends on nothing in the crate: identifiers, time, errors.
 
 pub mod clock;
+pub mod errors;
 pub mod ids;
+pub mod money;

@@ -5,18 +5,16 @@
 //! kiosk, so everything that would make Centra refuse it later and can be checked here is checked here.
 
 use crate::config::mappings::Mappings;
+use crate::core::money::Amount;
 use crate::events::orders::{
-    Amount, Customer, DeliveryAddress, KioskOrder, KioskOrderLine, KioskPayment, OrderQueueMessage,
-    PaymentStatus,
+    Customer, DeliveryAddress, KioskOrder, KioskOrderLine, KioskPayment, PaymentStatus,
 };
 use crate::events::store_events::{
     check_currency, check_known_fields, check_store_currency, field, invalid, parse_json_object,
     parse_line_parts, parse_occurred_at, parse_store, required_string, string_field, LineParts,
     ValidationError, MAX_LINES,
 };
-use crate::stock::ports::FifoMessage;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// Countries whose delivery address must carry `region` (Centra's `state`).
 ///
@@ -47,8 +45,6 @@ const ISO_3166_ALPHA2: [&str; 249] = [
     "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 ];
 
-/// SQS `MessageGroupId` is at most 128 characters.
-const MAX_GROUP_ID: usize = 128;
 const MAX_ORDER_ID: usize = 256;
 const MAX_EMAIL: usize = 254;
 const MAX_NAME: usize = 100;
@@ -104,28 +100,6 @@ pub fn check_global_id(id: &str) -> Result<(), String> {
         return Err("must be a GlobalId such as gid://cloudshelf/Order/01JD...".into());
     }
     Ok(())
-}
-
-/// The orders-queue message of an order: grouped by the Cloudshelf order id (all messages about one order stay
-/// in order), deduplicated by a hash of the store event id (a retried intake sends the same dedup id).
-///
-/// A GlobalId may be up to 256 characters but a `MessageGroupId` only 128: a longer id groups by
-/// `order-<sha256 hex of the id>` instead, which is just as stable.
-pub fn order_message(order: &KioskOrder) -> FifoMessage {
-    let group_id = if order.cloudshelf_order_id.len() <= MAX_GROUP_ID {
-        order.cloudshelf_order_id.clone()
-    } else {
-        format!(
-            "order-{}",
-            hex::encode(Sha256::digest(order.cloudshelf_order_id.as_bytes()))
-        )
-    };
-    FifoMessage {
-        group_id,
-        dedup_id: hex::encode(Sha256::digest(order.event_id.as_bytes())),
-        body: serde_json::to_string(&OrderQueueMessage::Placed(Box::new(order.clone())))
-            .expect("order message serialises"),
-    }
 }
 
 /// Parses and validates an `order.placed` body (the intake goes through `store_events::parse_store_event`).

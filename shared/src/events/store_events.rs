@@ -5,7 +5,7 @@
 
 use crate::config::mappings::Mappings;
 use crate::core::ids::{EventPosition, ItemRef, Movement, StoreCode};
-use crate::events::orders::KioskOrder;
+use crate::core::money::is_iso_currency;
 use crate::events::strict_json::{clip, StrictJsonError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,6 @@ const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 /// older event could be the resend of one already forgotten and would be applied twice. A day of margin covers
 /// clock skew and the time a message waits in the queue.
 pub const MAX_EVENT_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
-// Kept below the applier's marker lifetime at compile time.
-const _: () = assert!(MAX_EVENT_AGE_MS < crate::stock::apply::MOVEMENT_MARKER_TTL_S * 1000);
 /// Largest size of a line's quantity, and of the sum of the lines naming one item.
 const MAX_QUANTITY: u64 = 1_000_000;
 
@@ -113,7 +111,7 @@ pub struct StockLineMessage {
     /// Units and gross per currency of a sale or return (the finance daybook); empty for other types and for
     /// messages queued before the daybook existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<crate::finance::LineValue>,
+    pub values: Vec<crate::core::money::LineValue>,
     /// The store's business date of the event (set with `values`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business_date: Option<chrono::NaiveDate>,
@@ -206,32 +204,6 @@ fn check_price(price: &str) -> Result<(), String> {
     }
 }
 
-/// ISO 4217 currency codes in use (List One), sorted (binary-searched). Source: Debian `iso-codes` 4.15.0
-/// (`iso_4217.json`), plus XCG (Caribbean guilder, 2025) and ZWG (Zimbabwe Gold, 2024) assigned after it, less
-/// HRK (replaced by EUR on 2023-01-01). Codes in a transition (ANG, SLL, ZWL) stay until it ends; funds and
-/// metals (XAU, XDR, …) are listed because ISO lists them, and a store currency rules them out anyway.
-const ISO_4217_ACTIVE: [&str; 182] = [
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
-    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
-    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",
-    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
-    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS",
-    "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW",
-    "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD",
-    "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN",
-    "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR",
-    "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL",
-    "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY",
-    "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES",
-    "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XCG", "XDR",
-    "XOF", "XPD", "XPF", "XPT", "XSU", "XTS", "XUA", "XXX", "YER", "ZAR", "ZMW", "ZWG", "ZWL",
-];
-
-/// Is `code` an active ISO 4217 code (upper case)?
-pub fn is_iso_currency(code: &str) -> bool {
-    ISO_4217_ACTIVE.binary_search(&code).is_ok()
-}
-
 pub(crate) fn check_currency(code: &str) -> Result<(), String> {
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err("must be an ISO 4217 code such as \"GBP\"".into());
@@ -262,14 +234,6 @@ pub(crate) fn check_store_currency(
     }
 }
 
-/// A validated store event of any type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreEvent {
-    Stock(StockEvent),
-    /// `order.placed`: a kiosk home-delivery order, queued on the orders queue.
-    OrderPlaced(Box<KioskOrder>),
-}
-
 /// The body as a JSON object, refusing duplicate keys (`duplicate_key`, naming the key's path).
 pub(crate) fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, ValidationError> {
     match crate::events::strict_json::from_slice(body) {
@@ -286,23 +250,6 @@ pub(crate) fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, Valid
             format!("body is not valid JSON: {e}"),
         )),
     }
-}
-
-/// Parses and validates one store event: a stock movement, or `order.placed` when `accept_orders` (the
-/// deployment has an orders queue; otherwise `order.placed` is refused as `unsupported_type`).
-pub fn parse_store_event(
-    id: &str,
-    body: &[u8],
-    mappings: &Mappings,
-    now_ms: i64,
-    accept_orders: bool,
-) -> Result<StoreEvent, ValidationError> {
-    let obj = parse_json_object(body)?;
-    if accept_orders && obj.get("type").and_then(Value::as_str) == Some("order.placed") {
-        return crate::events::order_placed::order_from_object(id, &obj, mappings, now_ms)
-            .map(|order| StoreEvent::OrderPlaced(Box::new(order)));
-    }
-    stock_event_from_object(id, &obj, mappings, now_ms).map(StoreEvent::Stock)
 }
 
 /// Parses and validates one stock event (`order.placed` is refused). `now_ms` bounds `occurred_at` from the future.
@@ -365,7 +312,7 @@ pub(crate) fn parse_store(
     Ok(store)
 }
 
-fn stock_event_from_object(
+pub(crate) fn stock_event_from_object(
     id: &str,
     obj: &Map<String, Value>,
     mappings: &Mappings,
@@ -672,19 +619,25 @@ impl StockEvent {
 }
 
 /// Units and gross of a priced line (sales and returns; validation requires their price and currency).
-fn line_value(event_type: StockEventType, line: &EventLine) -> Option<crate::finance::LineValue> {
+fn line_value(
+    event_type: StockEventType,
+    line: &EventLine,
+) -> Option<crate::core::money::LineValue> {
     if !matches!(event_type, StockEventType::Sale | StockEventType::Return) {
         return None;
     }
-    let price = crate::finance::Money::parse(line.unit_price.as_deref()?)?;
-    Some(crate::finance::LineValue {
+    let price = crate::core::money::Money::parse(line.unit_price.as_deref()?)?;
+    Some(crate::core::money::LineValue {
         units: line.quantity,
         gross: price.checked_times(line.quantity)?,
         currency: line.currency.clone()?,
     })
 }
 
-fn add_value(values: &mut Vec<crate::finance::LineValue>, value: crate::finance::LineValue) {
+fn add_value(
+    values: &mut Vec<crate::core::money::LineValue>,
+    value: crate::core::money::LineValue,
+) {
     match values.iter_mut().find(|v| v.currency == value.currency) {
         Some(v) => {
             // Parsing bounds units and prices far below these types' limits.
@@ -884,17 +837,6 @@ mod tests {
             field_of(count),
             ("lines[0].quantity".into(), "invalid_value")
         );
-    }
-
-    #[test]
-    fn currency_list_is_sorted_and_current() {
-        assert!(ISO_4217_ACTIVE.windows(2).all(|w| w[0] < w[1]));
-        for c in ["GBP", "SEK", "DKK", "EUR", "USD", "ZWG", "XCG"] {
-            assert!(is_iso_currency(c), "{c}");
-        }
-        for c in ["ZZZ", "HRK", "gbp", "GB", "GBPX", ""] {
-            assert!(!is_iso_currency(c), "{c}");
-        }
     }
 
     #[test]

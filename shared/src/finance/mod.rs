@@ -12,108 +12,13 @@
 mod unposted;
 pub use unposted::explain_unposted;
 
+use crate::core::errors::BackendError;
 use crate::core::ids::{ItemRef, StoreCode};
-use crate::stock::ports::BackendError;
+use crate::core::money::Money;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::sync::Mutex;
-
-/// Money in ten-thousandths (prices take up to 4 decimals), exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
-pub struct Money(pub i128);
-
-impl Money {
-    const SCALE: i128 = 10_000;
-
-    /// A non-negative decimal string with at most 4 decimals (`"49.00"`), as store events carry it.
-    pub fn parse(raw: &str) -> Option<Money> {
-        let (whole, frac) = raw.split_once('.').unwrap_or((raw, ""));
-        if whole.is_empty()
-            || frac.len() > 4
-            || !(whole.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
-        let whole: i128 = whole.parse().ok()?;
-        let frac_value: i128 = if frac.is_empty() {
-            0
-        } else {
-            frac.parse().ok()?
-        };
-        let frac_scaled = frac_value * 10_i128.pow(4 - frac.len() as u32);
-        // Checked: the digits come from outside (a 35-digit whole overflows once scaled).
-        Some(Money(
-            whole.checked_mul(Self::SCALE)?.checked_add(frac_scaled)?,
-        ))
-    }
-
-    /// The amount of `n` units at this price; `None` on overflow (quantities and prices come from outside).
-    pub fn checked_times(self, n: i64) -> Option<Money> {
-        self.0.checked_mul(i128::from(n)).map(Money)
-    }
-
-    pub fn checked_add(self, other: Money) -> Option<Money> {
-        self.0.checked_add(other.0).map(Money)
-    }
-}
-
-impl std::ops::Add for Money {
-    type Output = Money;
-    fn add(self, other: Money) -> Money {
-        Money(self.0 + other.0)
-    }
-}
-
-impl std::ops::AddAssign for Money {
-    fn add_assign(&mut self, other: Money) {
-        self.0 += other.0;
-    }
-}
-
-impl fmt::Display for Money {
-    /// Two decimals, more only when they are not zero (`98.00`, `12.3450` → `12.345`).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        let whole = abs / 10_000;
-        let mut frac = format!("{:04}", abs % 10_000);
-        while frac.len() > 2 && frac.ends_with('0') {
-            frac.pop();
-        }
-        write!(f, "{sign}{whole}.{frac}")
-    }
-}
-
-impl Serialize for Money {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Money {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        let (negative, digits) = match raw.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, raw.as_str()),
-        };
-        let m = Money::parse(digits)
-            .ok_or_else(|| serde::de::Error::custom(format!("not an amount: {raw:?}")))?;
-        Ok(if negative { Money(-m.0) } else { m })
-    }
-}
-
-/// Units and gross value of one stock message in one currency (lines of an event naming the same item are
-/// merged into one message; their values are summed per currency).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineValue {
-    pub units: i64,
-    pub gross: Money,
-    pub currency: String,
-}
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -186,82 +91,6 @@ pub trait Daybook: Send + Sync {
         store: &StoreCode,
         date: NaiveDate,
     ) -> Result<Vec<DaybookRecord>, BackendError>;
-}
-
-/// In-process daybook (local run, tests).
-#[derive(Debug, Default)]
-pub struct MemoryDaybook {
-    days: Mutex<HashMap<(StoreCode, NaiveDate), BTreeMap<String, DaybookRecord>>>,
-}
-
-impl MemoryDaybook {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-#[async_trait]
-impl Daybook for MemoryDaybook {
-    async fn record_accepted(
-        &self,
-        store: &StoreCode,
-        date: NaiveDate,
-        record_id: &str,
-        accepted: &[Accepted],
-    ) -> Result<(), BackendError> {
-        let mut days = self.days.lock().expect("lock");
-        let record = days
-            .entry((store.clone(), date))
-            .or_default()
-            .entry(record_id.to_string())
-            .or_insert_with(|| DaybookRecord {
-                record_id: record_id.to_string(),
-                accepted: Vec::new(),
-                posted_at_ms: None,
-                posted_ref: None,
-            });
-        record.accepted = accepted.to_vec();
-        Ok(())
-    }
-
-    async fn record_posted(
-        &self,
-        store: &StoreCode,
-        date: NaiveDate,
-        record_ids: &[String],
-        posted_at_ms: i64,
-        posted_ref: &str,
-    ) -> Result<(), BackendError> {
-        let mut days = self.days.lock().expect("lock");
-        let day = days.entry((store.clone(), date)).or_default();
-        for id in record_ids {
-            let record = day.entry(id.clone()).or_insert_with(|| DaybookRecord {
-                record_id: id.clone(),
-                accepted: Vec::new(),
-                posted_at_ms: None,
-                posted_ref: None,
-            });
-            if record.posted_at_ms.is_none() {
-                record.posted_at_ms = Some(posted_at_ms);
-                record.posted_ref = Some(posted_ref.to_string());
-            }
-        }
-        Ok(())
-    }
-
-    async fn day(
-        &self,
-        store: &StoreCode,
-        date: NaiveDate,
-    ) -> Result<Vec<DaybookRecord>, BackendError> {
-        Ok(self
-            .days
-            .lock()
-            .expect("lock")
-            .get(&(store.clone(), date))
-            .map(|d| d.values().cloned().collect())
-            .unwrap_or_default())
-    }
 }
 
 /// What the stock path does for finance: record accepted and posted sales and returns in the daybook, and hold
@@ -428,7 +257,7 @@ pub fn kiosk_order_record(
         .map(|m| m.business_date(at_ms))
         .unwrap_or_else(|| order.occurred_at.date_naive());
     // Amount is in thousandths, Money in ten-thousandths.
-    let to_money = |a: crate::events::orders::Amount| Money(i128::from(a.thousandths()) * 10);
+    let to_money = |a: crate::core::money::Amount| Money(i128::from(a.thousandths()) * 10);
     let lines: Money = order
         .lines
         .iter()
@@ -595,6 +424,7 @@ pub fn close_store_day(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::memory::MemoryDaybook;
     use crate::config::mappings::Mappings;
 
     #[test]

@@ -3,9 +3,10 @@
 
 use super::{DayClose, DifferenceKind, FinanceKind};
 use crate::config::mappings::{FinancePosting, StoreMapping};
+use crate::core::errors::BackendError;
 use crate::core::ids::{ItemRef, StoreCode};
 use crate::orders::outbox::{OrderOutbox, OutboxState};
-use crate::stock::ports::{BackendError, LedgerStore};
+use crate::stock::ports::LedgerStore;
 
 /// Fills `reason` on the close's accepted-but-not-posted records. `outbox`: `None` leaves kiosk orders
 /// unexplained. One read per distinct ledger row or order.
@@ -92,9 +93,11 @@ async fn order_reason(outbox: &dyn OrderOutbox, order_id: &str) -> Result<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::memory::MemoryDaybook;
     use crate::adapters::memory::MemoryLedgerStore;
     use crate::config::mappings::Mappings;
-    use crate::finance::{close_store_day, Accepted, Daybook, MemoryDaybook, Money};
+    use crate::core::money::Money;
+    use crate::finance::{close_store_day, Accepted, Daybook};
     use crate::orders::outbox::{MemoryOrderOutbox, OutboxRecord};
     use crate::stock::ledger::LedgerRow;
 

@@ -14,12 +14,12 @@
 //! harmless; reconciliation catches calls Centra never delivered.
 
 use crate::core::clock::SharedClock;
+use crate::core::errors::BackendError;
 use crate::events::orders::{CentraWebhookEvent, OrderQueueMessage};
 use crate::events::store_events::{invalid, ValidationError, MAX_BODY_BYTES};
 use crate::intake::contract::{body_hash, IntakeResponse, IntakeSettings};
 use crate::stock::ports::{
-    AcquireOutcome, BackendError, FifoMessage, IdempotencyRecord, IdempotencyStatus,
-    IdempotencyStore, OrderQueue,
+    AcquireOutcome, FifoMessage, IdempotencyRecord, IdempotencyStatus, IdempotencyStore, OrderQueue,
 };
 use crate::telemetry::metrics::{names, Metrics};
 use hmac::{Hmac, Mac};

@@ -10,12 +10,16 @@
 
 use crate::config::mappings::Mappings;
 use crate::core::clock::SharedClock;
-use crate::events::order_placed::order_message;
-use crate::events::store_events::{parse_store_event, StoreEvent, MAX_BODY_BYTES};
+use crate::events::envelope::{parse_store_event, StoreEvent};
+use crate::events::orders::{KioskOrder, OrderQueueMessage};
+use crate::events::store_events::MAX_BODY_BYTES;
 use crate::intake::contract::{body_hash, IntakeResponse, IntakeSettings};
 use crate::intake::signature::WebhookVerifier;
 use crate::stock::identity::{CatalogueError, ResolveError};
-use crate::stock::ports::*;
+use crate::stock::ports::{
+    AcquireOutcome, FifoMessage, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
+    OrderQueue, StockQueue,
+};
 use crate::telemetry::metrics::{names, Metrics};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -47,6 +51,31 @@ pub struct StoreEventIntake {
 
 fn dedup_id(movement_id: &str) -> String {
     hex::encode(Sha256::digest(movement_id.as_bytes()))
+}
+
+/// SQS `MessageGroupId` is at most 128 characters.
+const MAX_GROUP_ID: usize = 128;
+
+/// The orders-queue message of an order: grouped by the Cloudshelf order id (all messages about one order stay
+/// in order), deduplicated by a hash of the store event id (a retried intake sends the same dedup id).
+///
+/// A GlobalId may be up to 256 characters but a `MessageGroupId` only 128: a longer id groups by
+/// `order-<sha256 hex of the id>` instead, which is just as stable.
+pub fn order_message(order: &KioskOrder) -> FifoMessage {
+    let group_id = if order.cloudshelf_order_id.len() <= MAX_GROUP_ID {
+        order.cloudshelf_order_id.clone()
+    } else {
+        format!(
+            "order-{}",
+            hex::encode(Sha256::digest(order.cloudshelf_order_id.as_bytes()))
+        )
+    };
+    FifoMessage {
+        group_id,
+        dedup_id: hex::encode(Sha256::digest(order.event_id.as_bytes())),
+        body: serde_json::to_string(&OrderQueueMessage::Placed(Box::new(order.clone())))
+            .expect("order message serialises"),
+    }
 }
 
 /// The stock FIFO messages of an event: grouped by SKU, deduplicated by a hash of the movement id.

@@ -5,8 +5,8 @@
 //! think they own the Centra call; the `owner` + `lease_until_ms` pair says who may call Centra now, and a
 //! crashed attempt's lease simply runs out.
 
+use crate::core::errors::BackendError;
 use crate::core::ids::StoreCode;
-use crate::stock::ports::BackendError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -148,7 +148,7 @@ fn sort_key(s: &StalledOrder) -> (u8, String, u64) {
 mod tests {
     use super::*;
     use crate::core::ids::StoreCode;
-    use crate::events::orders::Amount;
+    use crate::core::money::Amount;
     use chrono::{DateTime, Utc};
 
     const MIN: i64 = 60_000;

@@ -14,12 +14,12 @@ use crate::centra::CentraClient;
 use crate::cloudshelf::{CloudshelfClient, CloudshelfOrder, CloudshelfOrderStatus};
 use crate::config::mappings::{Mappings, StoreOrderMapping};
 use crate::core::clock::SharedClock;
+use crate::core::errors::BackendError;
 use crate::core::ids::ItemRef;
-use crate::events::orders::{
-    Amount, CentraWebhookEvent, KioskOrder, OrderQueueMessage, PaymentStatus,
-};
+use crate::core::money::Amount;
+use crate::events::orders::{CentraWebhookEvent, KioskOrder, OrderQueueMessage, PaymentStatus};
 use crate::orders::outbox::{OrderOutbox, OutboxRecord, OutboxState};
-use crate::stock::ports::{BackendError, ExceptionLog, ExceptionRecord};
+use crate::stock::ports::{ExceptionLog, ExceptionRecord};
 use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -25,8 +25,9 @@ pub mod snapshot;
 use crate::centra::CentraError;
 use crate::config::mappings::Mappings;
 use crate::core::clock::SharedClock;
+use crate::core::errors::BackendError;
 use crate::core::ids::StoreCode;
-use crate::stock::ports::{BackendError, ExceptionLog, LedgerStore, StockQueue};
+use crate::stock::ports::{ExceptionLog, LedgerStore, StockQueue};
 use crate::telemetry::metrics::Metrics;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use checkpoint::{Checkpoint, Cursor, MemoryCheckpointStore, PartRef, RunSignature};
+pub use checkpoint::{Checkpoint, Cursor, PartRef, RunSignature};
 pub use jobs::stock_drift::{run_stock_drift, DriftQuantity};
 pub use ports::{AlertSink, CheckpointStore, ReportSink, WarehouseStockSource};
 

@@ -5,7 +5,7 @@ use super::checkpoint::Checkpoint;
 use super::JobKind;
 use crate::centra::catalogue::CentraStockRow;
 use crate::centra::{CentraClient, CentraError};
-use crate::stock::ports::BackendError;
+use crate::core::errors::BackendError;
 use async_trait::async_trait;
 
 /// Where a job's resumable state lives between invocations.

@@ -6,9 +6,9 @@
 //! before the save redoes the unit, never counting it twice.
 
 use super::checkpoint::{Checkpoint, Cursor, PartRef, RunSignature};
+use super::report::publish::publish_job;
 use super::report::{
-    collect_parts, part_key, publish_job, run_prefix, to_json_bytes, JobSummary, PagePart,
-    ReportRow, JSON,
+    collect_parts, part_key, run_prefix, to_json_bytes, JobSummary, PagePart, ReportRow, JSON,
 };
 use super::{
     metric_names, new_run_id, scope_of, valid_run_id, Counters, JobKind, JobRun, ReconContext,

@@ -2,16 +2,21 @@
 //! Centra's rate limit can never stall ordering; the pusher (stage 2) sends what the ledger holds.
 
 use crate::core::clock::SharedClock;
+use crate::core::errors::BackendError;
 use crate::core::ids::ItemRef;
 use crate::events::store_events::StockLineMessage;
 use crate::stock::batch::{run_fifo_batch, FifoItem, ItemOutcome};
 use crate::stock::ledger::{apply_movement, ApplyDecision};
-use crate::stock::ports::*;
+use crate::stock::ports::{
+    ApplyWrite, DirtyKey, ExceptionLog, ExceptionRecord, LedgerStore, PushQueue,
+};
 use crate::telemetry::metrics::{names, Metrics};
 use std::sync::Arc;
 
 /// Applied-movement markers outlive SQS's longest retention (14 days), so any redelivery still finds them.
 pub const MOVEMENT_MARKER_TTL_S: i64 = 15 * 24 * 3600;
+// Kept below the applier's marker lifetime at compile time.
+const _: () = assert!(crate::events::store_events::MAX_EVENT_AGE_MS < MOVEMENT_MARKER_TTL_S * 1000);
 const MAX_CONFLICT_RETRIES: usize = 20;
 /// Daybook `posted_ref` of a stale sale or return: Centra got it inside a later stock count.
 pub const COVERED_BY_COUNT: &str = "covered by stock count";

@@ -495,9 +495,10 @@ pub async fn merge_legacy_row(
     legacy: &ItemRef,
     into: &ItemRef,
     now_ms: i64,
-) -> Result<bool, crate::stock::ports::BackendError> {
+) -> Result<bool, crate::core::errors::BackendError> {
+    use crate::core::errors::BackendError;
     use crate::stock::ledger::{absorb_merge, begin_merge, ApplyDecision};
-    use crate::stock::ports::{ApplyWrite, BackendError};
+    use crate::stock::ports::ApplyWrite;
     for _ in 0..20 {
         let Some(mut row) = ledger.get(store, legacy).await? else {
             return Ok(true);
@@ -675,7 +676,7 @@ mod tests {
     ) -> ItemRef {
         let applier = crate::stock::apply::StockApplier {
             ledger: ledger.clone(),
-            push_queue: Arc::new(crate::adapters::memory::EmbeddedPushQueue::new()),
+            push_queue: Arc::new(crate::adapters::memory::MemoryPushQueue::new()),
             exceptions: ledger.clone(),
             metrics: Arc::new(crate::telemetry::metrics::Metrics::new()),
             clock: Arc::new(ManualClock::at(msg.received_at_ms)),

@@ -588,9 +588,9 @@ mod tests {
             if i != 1 {
                 // `s1` carries no finance value (e.g. queued before the daybook existed).
                 m.business_date = Some(day);
-                m.values = vec![crate::finance::LineValue {
+                m.values = vec![crate::core::money::LineValue {
                     units: 1,
-                    gross: crate::finance::Money::parse("1").unwrap(),
+                    gross: crate::core::money::Money::parse("1").unwrap(),
                     currency: "GBP".into(),
                 }];
             }

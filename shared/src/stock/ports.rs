@@ -1,28 +1,11 @@
 //! The small interfaces through which the domain reaches storage and queues. Each has a DynamoDB/SQS
 //! implementation in `aws` and an in-process one in `embedded`; the domain never sees which.
 
+use crate::core::errors::BackendError;
 use crate::core::ids::{ItemRef, StoreCode};
 use crate::stock::ledger::{LedgerRow, PushRecord};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-
-/// A failure of the backing store or queue. Always transient from the domain's point of view: the work is
-/// retried (SQS redelivery, sender retry), never dropped.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{backend}: {message}")]
-pub struct BackendError {
-    pub backend: &'static str,
-    pub message: String,
-}
-
-impl BackendError {
-    pub fn new(backend: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            backend,
-            message: message.into(),
-        }
-    }
-}
 
 // ---------------------------------------------------------------- idempotency (intake)
 

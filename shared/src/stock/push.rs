@@ -26,10 +26,18 @@ use crate::centra::{
 };
 use crate::config::mappings::Mappings;
 use crate::core::clock::SharedClock;
+use crate::core::errors::BackendError;
 use crate::core::ids::{ItemRef, StoreCode};
 use crate::stock::identity::{canonical, ItemCatalogue, Lookup};
-use crate::stock::ledger::*;
-use crate::stock::ports::*;
+use crate::stock::ledger::{
+    mark_pushed, pending_change, release_lease, settle_zero_net, take_posted_dropped_dates,
+    ChangeKind, Lease, LedgerRow, MutationStatus, PendingMovement, PushLine, PushMutation,
+    PushRecord, SkippedLine, UnresolvedPush,
+};
+use crate::stock::ports::{
+    BudgetDecision, DirtyKey, ExceptionLog, ExceptionRecord, LedgerStore, MutationBudget, PushLog,
+    PushQueue,
+};
 use crate::telemetry::metrics::{names, Metrics};
 use futures::future::join_all;
 use std::collections::{BTreeMap, BTreeSet, HashSet};

@@ -13,7 +13,9 @@ use crate::adapters::aws::{
     DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
 };
 use crate::centra::CentraClient;
-use crate::config::env::*;
+use crate::config::env::{
+    load_mappings_in, mutation_budget_in, resolve_secret_in, ConfigError, Env,
+};
 use crate::core::clock::system_clock;
 use crate::intake::centra_webhooks::{CentraSignatureVerifier, CentraWebhookIntake};
 use crate::intake::contract::IntakeSettings;

@@ -1,7 +1,10 @@
 //! The whole stock flow in one process: the same intake, applier and pusher the Lambdas run, wired to the
 //! embedded queues and stores. The local run, `serve`, the tests and the benchmark use it.
 
-use crate::adapters::memory::*;
+use crate::adapters::memory::{
+    MemoryFifoQueue, MemoryIdempotencyStore, MemoryLedgerStore, MemoryMutationBudget,
+    MemoryPushQueue, ReceivedFifoMessage,
+};
 use crate::centra::CentraClient;
 use crate::config::mappings::Mappings;
 use crate::core::clock::SharedClock;
@@ -53,7 +56,7 @@ pub struct LocalOrderConfig {
 
 /// The order half of the pipeline: the orders FIFO queue, order sync, its outbox and the Centra webhook intake.
 pub struct OrderStage {
-    pub queue: Arc<EmbeddedFifoQueue>,
+    pub queue: Arc<MemoryFifoQueue>,
     pub sync: Arc<OrderSync>,
     pub outbox: Arc<MemoryOrderOutbox>,
     pub centra_webhooks: Arc<CentraWebhookIntake>,
@@ -96,11 +99,11 @@ pub struct Pipeline {
     pub intake: Arc<StoreEventIntake>,
     pub applier: Arc<StockApplier>,
     pub pusher: Arc<StockPusher>,
-    pub stock_queue: Arc<EmbeddedFifoQueue>,
-    pub push_queue: Arc<EmbeddedPushQueue>,
+    pub stock_queue: Arc<MemoryFifoQueue>,
+    pub push_queue: Arc<MemoryPushQueue>,
     pub ledger: Arc<MemoryLedgerStore>,
     /// Sales and returns accepted and posted (the finance close reads it).
-    pub daybook: Arc<crate::finance::MemoryDaybook>,
+    pub daybook: Arc<crate::adapters::memory::MemoryDaybook>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     pub orders: Option<OrderStage>,
@@ -128,11 +131,11 @@ impl Pipeline {
     pub fn new(config: PipelineConfig, mappings: Arc<Mappings>) -> Result<Self, PipelineError> {
         let clock = config.clock.clone();
         let metrics = Arc::new(Metrics::new());
-        let stock_queue = Arc::new(EmbeddedFifoQueue::new(5));
-        let push_queue = Arc::new(EmbeddedPushQueue::new());
+        let stock_queue = Arc::new(MemoryFifoQueue::new(5));
+        let push_queue = Arc::new(MemoryPushQueue::new());
         let ledger = Arc::new(MemoryLedgerStore::new());
         let idempotency = Arc::new(MemoryIdempotencyStore::new());
-        let daybook = Arc::new(crate::finance::MemoryDaybook::new());
+        let daybook = Arc::new(crate::adapters::memory::MemoryDaybook::new());
         let centra = CentraClient::new(
             config.centra_url,
             config.centra_token,
@@ -150,7 +153,7 @@ impl Pipeline {
         let orders = match config.orders {
             None => None,
             Some(order_config) => {
-                let queue = Arc::new(EmbeddedFifoQueue::new(5));
+                let queue = Arc::new(MemoryFifoQueue::new(5));
                 let (sync, outbox) = local_order_sync(
                     order_config.endpoints,
                     mappings.clone(),

@@ -7,7 +7,7 @@ use crate::adapters::aws::{DynamoLedgerStore, DynamoOrderOutbox};
 use crate::centra::orders::CentraOrderApi;
 use crate::centra::CentraClient;
 use crate::cloudshelf::CloudshelfClient;
-use crate::config::env::*;
+use crate::config::env::{load_mappings_in, resolve_secret_in, ConfigError, Env};
 use crate::config::mappings::Mappings;
 use crate::core::clock::system_clock;
 use crate::orders::sync::{OrderSync, OrderSyncSettings};

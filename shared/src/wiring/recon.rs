@@ -19,7 +19,7 @@ use crate::adapters::aws::AwsConfig;
 use crate::adapters::aws::{DynamoLedgerStore, DynamoOrderOutbox, SqsStockQueue};
 use crate::centra::CentraClient;
 use crate::cloudshelf::CloudshelfClient;
-use crate::config::env::*;
+use crate::config::env::{load_mappings_in, resolve_secret_in, ConfigError, Env};
 use crate::core::clock::system_clock;
 use crate::recon::{AlertSink, ReconContext, ReconSettings, ReconSources};
 use crate::telemetry::metrics::Metrics;

@@ -1,6 +1,6 @@
 //! Small helpers shared by the DynamoDB stores: attribute values in and out, and error mapping.
 
-use crate::stock::ports::BackendError;
+use crate::core::errors::BackendError;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::de::DeserializeOwned;

@@ -3,8 +3,9 @@
 //! fixed-window counter for the hourly quota, and a shared pause after a 429.
 
 use crate::adapters::aws::attrs::{dynamo_error, get_i64, is_condition_failed, n, s, seconds};
+use crate::core::errors::BackendError;
 use crate::stock::budget::{BucketState, TokenBucket};
-use crate::stock::ports::{BackendError, BudgetDecision, MutationBudget};
+use crate::stock::ports::{BudgetDecision, MutationBudget};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 

@@ -2,9 +2,9 @@
 //! and posting set different attributes with `UpdateItem`, so neither overwrites the other and both are
 //! idempotent (posting keeps its first time with `if_not_exists`). A day is one partition, read with `Query`.
 
+use crate::core::errors::BackendError;
 use crate::core::ids::StoreCode;
 use crate::finance::{Accepted, Daybook, DaybookRecord};
-use crate::stock::ports::BackendError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;

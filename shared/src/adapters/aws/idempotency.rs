@@ -4,9 +4,8 @@
 use crate::adapters::aws::attrs::{
     dynamo_error, get_i64, get_s, is_condition_failed, n, s, seconds, Item,
 };
-use crate::stock::ports::{
-    AcquireOutcome, BackendError, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
-};
+use crate::core::errors::BackendError;
+use crate::stock::ports::{AcquireOutcome, IdempotencyRecord, IdempotencyStatus, IdempotencyStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;

@@ -8,11 +8,10 @@
 use crate::adapters::aws::attrs::{
     dynamo_error, get_i64, get_json, is_condition_failed, json, n, now_ms, s, seconds, Item,
 };
+use crate::core::errors::BackendError;
 use crate::core::ids::{ItemRef, StoreCode};
 use crate::stock::ledger::{LedgerRow, PushRecord};
-use crate::stock::ports::{
-    ApplyWrite, BackendError, ExceptionLog, ExceptionRecord, LedgerStore, PushLog,
-};
+use crate::stock::ports::{ApplyWrite, ExceptionLog, ExceptionRecord, LedgerStore, PushLog};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};

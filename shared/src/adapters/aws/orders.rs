@@ -5,8 +5,8 @@
 use crate::adapters::aws::attrs::{
     dynamo_error, get_i64, get_json, get_s, is_condition_failed, json, n, s,
 };
+use crate::core::errors::BackendError;
 use crate::orders::outbox::{OrderOutbox, OutboxRecord};
-use crate::stock::ports::BackendError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 

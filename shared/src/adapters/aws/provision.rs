@@ -3,7 +3,7 @@
 //! endpoint can be provisioned again.
 
 use crate::adapters::aws::attrs::dynamo_error;
-use crate::stock::ports::BackendError;
+use crate::core::errors::BackendError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
     TimeToLiveSpecification, TimeToLiveStatus,

@@ -2,6 +2,8 @@
 //! S3. Like `crate::adapters::aws`, nothing here is special to emulators except S3 path-style addressing, which any
 //! custom endpoint (moto, MinIO) needs because `<bucket>.127.0.0.1` does not resolve.
 
+#[cfg(any(feature = "dynamodb", feature = "s3", feature = "sns"))]
+use crate::core::errors::BackendError;
 #[cfg(feature = "dynamodb")]
 use crate::recon::checkpoint::Checkpoint;
 #[cfg(feature = "dynamodb")]
@@ -10,8 +12,6 @@ use crate::recon::ports::CheckpointStore;
 use crate::recon::ports::ReportSink;
 #[cfg(feature = "dynamodb")]
 use crate::recon::JobKind;
-#[cfg(any(feature = "dynamodb", feature = "s3", feature = "sns"))]
-use crate::stock::ports::BackendError;
 #[cfg(any(feature = "dynamodb", feature = "s3", feature = "sns"))]
 use async_trait::async_trait;
 #[cfg(feature = "dynamodb")]

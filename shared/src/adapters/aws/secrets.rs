@@ -1,7 +1,7 @@
 //! Secret values from Secrets Manager and SSM Parameter Store. Values never reach a log or an error message.
 
 #[cfg(any(feature = "secretsmanager", feature = "ssm"))]
-use crate::stock::ports::BackendError;
+use crate::core::errors::BackendError;
 
 /// The `SecretString` of a Secrets Manager secret (ARN or name).
 #[cfg(feature = "secretsmanager")]

@@ -1,7 +1,8 @@
 //! SQS senders for the stock FIFO queue and the push (standard) queue, and the receive/delete/visibility
 //! calls a test or the local run uses to drive an SQS → Lambda-like loop (nothing emulates the trigger).
 
-use crate::stock::ports::{BackendError, DirtyKey, FifoMessage, OrderQueue, PushQueue, StockQueue};
+use crate::core::errors::BackendError;
+use crate::stock::ports::{DirtyKey, FifoMessage, OrderQueue, PushQueue, StockQueue};
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{

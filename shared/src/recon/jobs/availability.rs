@@ -188,7 +188,7 @@ pub async fn run_availability(ctx: &ReconContext, opts: &RunOptions) -> Result<J
                                 levels,
                             };
                             let body = serde_json::to_vec(&pushed).map_err(|e| {
-                                crate::stock::ports::BackendError::new("reports", e.to_string())
+                                crate::core::errors::BackendError::new("reports", e.to_string())
                             })?;
                             ctx.reports.put(&key, JSON, body).await?;
                         } else {

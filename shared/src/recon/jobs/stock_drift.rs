@@ -27,9 +27,10 @@ use crate::config::mappings::{DriftPolicy, StoreMapping};
 use crate::core::ids::{EventPosition, ItemRef, StoreCode};
 use crate::events::store_events::{StockEventType, StockLineMessage};
 use crate::recon::checkpoint::{Cursor, PartRef};
+use crate::recon::report::publish::publish_job;
 use crate::recon::report::{
-    collect_parts, csv_document, part_key, publish_job, run_prefix, to_json_bytes, JobSummary,
-    PagePart, ReportRow, JSON,
+    collect_parts, csv_document, part_key, run_prefix, to_json_bytes, JobSummary, PagePart,
+    ReportRow, JSON,
 };
 use crate::recon::run::{JobCheckpoint, Pacer};
 use crate::recon::snapshot::{classify, RowStatus, SeenRows, StoreSnapshot};
