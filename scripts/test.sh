@@ -140,7 +140,7 @@ cargo test ${scope[@]+"${scope[@]}"} ${targets[@]+"${targets[@]}"} "$@" 2>&1 | t
 if [[ $# -eq 0 ]]; then
     # `shared` as a function with fewer AWS clients links it: it builds, and a setting that needs a client it
     # lacks is a configuration error at start-up (the workspace run above has every client).
-    cargo test -p shared --lib --no-default-features --features dynamodb,sqs config:: 2>&1 | tee -a "$test_log"
+    cargo test -p shared --lib --no-default-features --features dynamodb,sqs -- config:: settings:: 2>&1 | tee -a "$test_log"
 fi
 # One closing line for the whole run (cargo prints one per test binary, the last often for a binary without
 # tests).

@@ -13,7 +13,8 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
-use shared::config::env::{env_opt, load_mappings, mutation_budget_from_env};
+use shared::adapters::aws::settings::load_mappings;
+use shared::config::env::{env_opt, mutation_budget_from_env};
 use shared::events::store_events::MAX_BODY_BYTES;
 use shared::intake::http as http_adapter;
 use shared::wiring::local::{LocalOrderConfig, Pipeline, PipelineConfig};
@@ -193,20 +194,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         out
     } else {
         let url = shared::config::env::env_required("CENTRA_API_URL")?;
-        let token = shared::config::env::resolve_secret("CENTRA_API_TOKEN").await?;
+        let token = shared::adapters::aws::settings::resolve_secret("CENTRA_API_TOKEN").await?;
         if let Some(cloudshelf_url) = env_opt("CLOUDSHELF_API_URL") {
             orders = Some(LocalOrderConfig {
                 endpoints: LocalOrderEndpoints {
                     centra_graphql_url: url.clone(),
                     centra_token: token.clone(),
                     cloudshelf_url,
-                    cloudshelf_key: shared::config::env::resolve_secret("CLOUDSHELF_API_KEY")
-                        .await?,
+                    cloudshelf_key: shared::adapters::aws::settings::resolve_secret(
+                        "CLOUDSHELF_API_KEY",
+                    )
+                    .await?,
                     order_api_secrets: shared::wiring::orders::order_api_secrets(&mappings).await?,
                     timeout: Duration::from_secs(20),
                 },
-                centra_webhook_secret: shared::config::env::resolve_secret("CENTRA_WEBHOOK_SECRET")
-                    .await?,
+                centra_webhook_secret: shared::adapters::aws::settings::resolve_secret(
+                    "CENTRA_WEBHOOK_SECRET",
+                )
+                .await?,
             });
         }
         (url, token)

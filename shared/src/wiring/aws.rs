@@ -7,15 +7,14 @@
     allow(unused_imports)
 )]
 
+use crate::adapters::aws::settings::{load_mappings_in, resolve_secret_in};
 use crate::adapters::aws::AwsConfig;
 #[cfg(all(feature = "dynamodb", feature = "sqs"))]
 use crate::adapters::aws::{
     DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
 };
 use crate::centra::CentraClient;
-use crate::config::env::{
-    load_mappings_in, mutation_budget_in, resolve_secret_in, ConfigError, Env,
-};
+use crate::config::env::{mutation_budget_in, ConfigError, Env};
 use crate::core::clock::system_clock;
 use crate::intake::centra_webhooks::{CentraSignatureVerifier, CentraWebhookIntake};
 use crate::intake::contract::IntakeSettings;

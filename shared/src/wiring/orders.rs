@@ -1,13 +1,14 @@
 //! Builds the order-sync service from its environment.
 #![cfg_attr(not(feature = "dynamodb"), allow(unused_imports))]
 
+use crate::adapters::aws::settings::{load_mappings_in, resolve_secret_in};
 use crate::adapters::aws::AwsConfig;
 #[cfg(feature = "dynamodb")]
 use crate::adapters::aws::{DynamoLedgerStore, DynamoOrderOutbox};
 use crate::centra::orders::CentraOrderApi;
 use crate::centra::CentraClient;
 use crate::cloudshelf::CloudshelfClient;
-use crate::config::env::{load_mappings_in, resolve_secret_in, ConfigError, Env};
+use crate::config::env::{ConfigError, Env};
 use crate::config::mappings::Mappings;
 use crate::core::clock::system_clock;
 use crate::orders::sync::{OrderSync, OrderSyncSettings};

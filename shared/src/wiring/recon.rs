@@ -14,12 +14,13 @@
 
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
 use crate::adapters::aws::recon::{DynamoCheckpointStore, S3ReportSink, SnsAlertSink};
+use crate::adapters::aws::settings::{load_mappings_in, resolve_secret_in};
 use crate::adapters::aws::AwsConfig;
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
 use crate::adapters::aws::{DynamoLedgerStore, DynamoOrderOutbox, SqsStockQueue};
 use crate::centra::CentraClient;
 use crate::cloudshelf::CloudshelfClient;
-use crate::config::env::{load_mappings_in, resolve_secret_in, ConfigError, Env};
+use crate::config::env::{ConfigError, Env};
 use crate::core::clock::system_clock;
 use crate::recon::{AlertSink, ReconContext, ReconSettings, ReconSources};
 use crate::telemetry::metrics::Metrics;

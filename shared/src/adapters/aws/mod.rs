@@ -19,6 +19,7 @@ pub mod orders;
 pub mod provision;
 pub mod recon;
 pub mod secrets;
+pub mod settings;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 
