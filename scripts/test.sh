@@ -7,6 +7,11 @@ MOTO_VERSION="5.2.1"
 CFN_LINT_VERSION="1.58.0"
 # Translates the SAM template to CloudFormation (scripts/template-roles.py): the roles the tests hold functions to.
 SAM_TRANSLATOR_VERSION="1.115.0"
+# The Lambda tooling: cargo-lambda's `watch` emulates the Lambda Runtime API for the emulator test
+# (tests/lambda_emulator); the SAM CLI and zig (cross-linking for arm64) build the functions as `sam build` does.
+CARGO_LAMBDA_VERSION="1.9.2"
+SAM_CLI_VERSION="1.170.0"
+ZIGLANG_VERSION="0.17.0"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
@@ -16,13 +21,22 @@ if [[ ! -x "$venv/bin/python" ]]; then
     echo "creating $venv"
     python3 -m venv "$venv"
 fi
-# Pinned so a new moto release cannot change emulator behaviour under the tests.
-if ! "$venv/bin/python" -m pip show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION" \
-    || ! "$venv/bin/python" -m pip show cfn-lint 2>/dev/null | grep -qx "Version: $CFN_LINT_VERSION" \
-    || ! "$venv/bin/python" -m pip show aws-sam-translator 2>/dev/null | grep -qx "Version: $SAM_TRANSLATOR_VERSION"; then
+# Pinned so a new release cannot change emulator or build behaviour under the tests.
+pinned=("moto==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
+    "cargo-lambda==$CARGO_LAMBDA_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" "ziglang==$ZIGLANG_VERSION")
+installed="$("$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null || true)"
+missing=""
+for requirement in "${pinned[@]}"; do
+    grep -qix "$requirement" <<<"$installed" || missing=1
+done
+if [[ -n "$missing" ]]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
+        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION" \
+        "cargo-lambda==$CARGO_LAMBDA_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" "ziglang==$ZIGLANG_VERSION"
 fi
+# cargo-lambda (and the SAM CLI, which runs it) find zig through the venv's python.
+export PATH="$venv/bin:$PATH"
+export CARGO_LAMBDA="$venv/bin/cargo-lambda"
 
 port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 moto_dir="$repo_root/.moto"
@@ -96,9 +110,38 @@ roles_json="$moto_dir/template-roles-$port.json"
 "$venv/bin/python" scripts/template-roles.py template.yaml -o "$roles_json"
 export TEMPLATE_ROLES_JSON="$roles_json"
 
+# `sam build` exactly as a deployment runs it (BuildMethod rust-cargolambda: one `cargo lambda build --release` per
+# function, in the function's own package; zig cross-links arm64): in CI, or with SAM_BUILD=1. SAM_BUILD_ARCH
+# (default x86_64, which this machine can run) picks the template's Architecture; for x86_64 the emulator test
+# then runs SAM's bootstraps instead of the debug builds. Takes minutes: five LTO release builds.
+if [[ $# -eq 0 && ( "${CI:-}" == "true" || "${SAM_BUILD:-}" == "1" ) ]]; then
+    arch="${SAM_BUILD_ARCH:-x86_64}"
+    overrides=()
+    if grep -q '^  Architecture:$' template.yaml; then
+        overrides=(--parameter-overrides "Architecture=$arch")
+    elif [[ "$arch" != "arm64" ]]; then
+        echo "template.yaml has no Architecture parameter: sam build builds its arm64" >&2
+        arch="arm64"
+    fi
+    if [[ "$arch" == "arm64" ]]; then
+        rustup target add aarch64-unknown-linux-gnu
+    fi
+    sam_started=$SECONDS
+    sam build --build-dir "$repo_root/.aws-sam/build" ${overrides[@]+"${overrides[@]}"}
+    echo "sam build ($arch): $((SECONDS - sam_started)) s"
+    if [[ "$arch" == "x86_64" ]]; then
+        export LAMBDA_BOOTSTRAP_DIR="$repo_root/.aws-sam/build"
+    fi
+fi
+
 echo "moto $MOTO_VERSION on $endpoint (pid $moto_pid)"
 test_log="$moto_dir/cargo-test-$port.log"
 cargo test ${scope[@]+"${scope[@]}"} ${targets[@]+"${targets[@]}"} "$@" 2>&1 | tee "$test_log"
+if [[ $# -eq 0 ]]; then
+    # `shared` as a function with fewer AWS clients links it: it builds, and a setting that needs a client it
+    # lacks is a configuration error at start-up (the workspace run above has every client).
+    cargo test -p shared --lib --no-default-features --features dynamodb,sqs config:: 2>&1 | tee -a "$test_log"
+fi
 # One closing line for the whole run (cargo prints one per test binary, the last often for a binary without
 # tests).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -236,7 +236,7 @@ pub struct SizeRecord {
 
 #[derive(Clone)]
 pub struct CentraClient {
-    http: reqwest::Client,
+    http: crate::http_client::LazyHttp,
     url: String,
     token: String,
 }
@@ -408,14 +408,8 @@ pub fn read_audit_lookup(data: &Value, marker: &str) -> Result<AuditLookup, Cent
 
 impl CentraClient {
     pub fn new(url: impl Into<String>, token: impl Into<String>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(3))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client with rustls");
         Self {
-            http,
+            http: crate::http_client::LazyHttp::new(timeout, Duration::from_secs(3)),
             url: url.into(),
             token: token.into(),
         }
@@ -433,6 +427,7 @@ impl CentraClient {
     ) -> Result<GraphqlReply, CentraError> {
         let response = self
             .http
+            .get()
             .post(&self.url)
             .bearer_auth(&self.token)
             .json(&json!({ "query": query, "variables": variables }))

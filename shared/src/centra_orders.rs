@@ -183,20 +183,17 @@ fn code_meaning(code: i64) -> (&'static str, bool) {
 /// Order-API client; one instance serves every plugin.
 #[derive(Debug, Clone)]
 pub struct CentraOrderApi {
-    http: reqwest::Client,
+    http: crate::http_client::LazyHttp,
     timeout: Duration,
 }
 
 impl CentraOrderApi {
     /// `timeout` bounds the whole request; past it the outcome is `Uncertain`.
     pub fn new(timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client with rustls");
-        Self { http, timeout }
+        Self {
+            http: crate::http_client::LazyHttp::new(timeout, timeout.min(Duration::from_secs(3))),
+            timeout,
+        }
     }
 
     pub fn timeout(&self) -> Duration {
@@ -212,6 +209,7 @@ impl CentraOrderApi {
         let url = format!("{}/order", target.base_url.trim_end_matches('/'));
         let response = self
             .http
+            .get()
             .post(&url)
             .header("API-Authorization", &target.secret)
             .json(req)

@@ -216,7 +216,7 @@ pub struct CloudshelfOrder {
 
 #[derive(Clone)]
 pub struct CloudshelfClient {
-    http: reqwest::Client,
+    http: crate::http_client::LazyHttp,
     url: String,
     api_key: String,
 }
@@ -233,14 +233,8 @@ impl std::fmt::Debug for CloudshelfClient {
 impl CloudshelfClient {
     /// `timeout` bounds each whole request (connect, send, answer).
     pub fn new(url: impl Into<String>, api_key: impl Into<String>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(3).min(timeout))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client with rustls");
         Self {
-            http,
+            http: crate::http_client::LazyHttp::new(timeout, Duration::from_secs(3).min(timeout)),
             url: url.into(),
             api_key: api_key.into(),
         }
@@ -258,6 +252,7 @@ impl CloudshelfClient {
     ) -> Result<Value, CloudshelfError> {
         let response = self
             .http
+            .get()
             .post(&self.url)
             .header(
                 reqwest::header::AUTHORIZATION,

@@ -30,6 +30,16 @@ pub enum ConfigError {
     Mapping(#[from] MappingError),
     #[error("could not read {what}: {message}")]
     Source { what: String, message: String },
+    /// A setting that needs an AWS client this function was built without (a feature of `shared`).
+    #[error(
+        "environment variable {name} needs the {client} client, which this function is not built with \
+         (cargo feature `{feature}` of `shared`): give the value another way or build the function with it"
+    )]
+    NotBuiltIn {
+        name: String,
+        client: &'static str,
+        feature: &'static str,
+    },
 }
 
 /// Where a function reads its settings: the process environment in the Lambdas, a given set of variables where
@@ -115,24 +125,64 @@ pub async fn resolve_secret_in(
     let arn_var = format!("{name}_SECRET_ARN");
     let ssm_var = format!("{name}_SSM_PARAMETER");
     if let Some(arn) = env.opt(&arn_var) {
-        return crate::aws::secrets::secrets_manager_value(&aws.secrets_manager(), &arn)
-            .await
-            .map_err(|e| ConfigError::Source {
-                what: arn_var,
-                message: e.to_string(),
-            });
+        return secrets_manager_value(aws, &arn_var, &arn).await;
     }
     if let Some(param) = env.opt(&ssm_var) {
-        return crate::aws::secrets::ssm_parameter(&aws.ssm(), &param)
-            .await
-            .map_err(|e| ConfigError::Source {
-                what: ssm_var,
-                message: e.to_string(),
-            });
+        return ssm_parameter(aws, &ssm_var, &param).await;
     }
     Err(ConfigError::Missing(format!(
         "{name} (or {arn_var} / {ssm_var})"
     )))
+}
+
+/// The secret `arn` that the variable `var` names, from Secrets Manager.
+#[cfg(feature = "secretsmanager")]
+async fn secrets_manager_value(
+    aws: &AwsConfig,
+    var: &str,
+    arn: &str,
+) -> Result<String, ConfigError> {
+    crate::aws::secrets::secrets_manager_value(&aws.secrets_manager(), arn)
+        .await
+        .map_err(|e| ConfigError::Source {
+            what: var.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Built without the Secrets Manager client, this function cannot read `var`: say so at start-up.
+#[cfg(not(feature = "secretsmanager"))]
+async fn secrets_manager_value(
+    _aws: &AwsConfig,
+    var: &str,
+    _arn: &str,
+) -> Result<String, ConfigError> {
+    Err(ConfigError::NotBuiltIn {
+        name: var.to_string(),
+        client: "Secrets Manager",
+        feature: "secretsmanager",
+    })
+}
+
+/// The parameter `param` that the variable `var` names, from SSM (decrypted).
+#[cfg(feature = "ssm")]
+async fn ssm_parameter(aws: &AwsConfig, var: &str, param: &str) -> Result<String, ConfigError> {
+    crate::aws::secrets::ssm_parameter(&aws.ssm(), param)
+        .await
+        .map_err(|e| ConfigError::Source {
+            what: var.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Built without the SSM client, this function cannot read `var`: say so at start-up.
+#[cfg(not(feature = "ssm"))]
+async fn ssm_parameter(_aws: &AwsConfig, var: &str, _param: &str) -> Result<String, ConfigError> {
+    Err(ConfigError::NotBuiltIn {
+        name: var.to_string(),
+        client: "SSM",
+        feature: "ssm",
+    })
 }
 
 /// Loads the mappings from the process environment (see [`load_mappings_in`]).
@@ -163,12 +213,7 @@ pub async fn load_mappings_in(
         return Ok(Mappings::from_toml(&text)?);
     }
     if let Some(param) = env.opt("MAPPINGS_SSM_PARAMETER") {
-        let text = crate::aws::secrets::ssm_parameter(&aws.ssm(), &param)
-            .await
-            .map_err(|e| ConfigError::Source {
-                what: "MAPPINGS_SSM_PARAMETER".into(),
-                message: e.to_string(),
-            })?;
+        let text = ssm_parameter(aws, "MAPPINGS_SSM_PARAMETER", &param).await?;
         return Ok(Mappings::from_toml(&text)?);
     }
     if fallback_to_embedded {
@@ -249,6 +294,39 @@ pub fn metrics_namespace_in(env: &Env) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Built only without the client (`cargo test -p shared --lib --no-default-features --features dynamodb,sqs`,
+    // which scripts/test.sh runs): a reference to a store the function cannot read fails start-up, naming it.
+    #[cfg(not(feature = "secretsmanager"))]
+    #[tokio::test]
+    async fn a_secret_arn_without_the_secrets_manager_client_is_a_configuration_error() {
+        std::env::set_var(
+            "NOT_BUILT_IN_A_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x",
+        );
+        match resolve_secret("NOT_BUILT_IN_A").await {
+            Err(e @ ConfigError::NotBuiltIn { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("NOT_BUILT_IN_A_SECRET_ARN"), "{text}");
+                assert!(text.contains("`secretsmanager`"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[cfg(not(feature = "ssm"))]
+    #[tokio::test]
+    async fn an_ssm_parameter_without_the_ssm_client_is_a_configuration_error() {
+        std::env::set_var("NOT_BUILT_IN_B_SSM_PARAMETER", "/app/secret");
+        match resolve_secret("NOT_BUILT_IN_B").await {
+            Err(e @ ConfigError::NotBuiltIn { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("NOT_BUILT_IN_B_SSM_PARAMETER"), "{text}");
+                assert!(text.contains("`ssm`"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn tiers() {

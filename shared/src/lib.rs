@@ -21,6 +21,7 @@ pub mod domain;
 pub mod embedded;
 pub mod finance;
 pub mod graphql_documents;
+pub mod http_client;
 pub mod identity;
 pub mod intake;
 pub mod lambda_sqs;

@@ -1,10 +1,17 @@
 //! Builds each function's service from its environment (see `config`), so the Lambda mains stay a few lines.
 //! Each `*_from_env` is its `*_from` with the process environment and the SDK's default configuration; the tests
 //! call `*_from` with the template's environment for the function and clients that check its role.
+//! Each builder exists when the AWS clients it needs are built in (features of this crate).
+#![cfg_attr(
+    not(all(feature = "dynamodb", feature = "sqs", feature = "s3")),
+    allow(unused_imports)
+)]
 
 use crate::apply::StockApplier;
+use crate::aws::AwsConfig;
+#[cfg(all(feature = "dynamodb", feature = "sqs"))]
 use crate::aws::{
-    AwsConfig, DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue,
+    DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue,
     SqsStockQueue,
 };
 use crate::centra::CentraClient;
@@ -22,6 +29,7 @@ use std::time::Duration;
 
 /// The item catalogue of a function: the SKU audit's snapshot in `REPORTS_BUCKET` (loaded on first use;
 /// optional) and `CENTRA_API_URL` for names the snapshot lacks.
+#[cfg(feature = "s3")]
 fn catalogue_from(env: &Env, aws: &AwsConfig, centra: CentraClient) -> Arc<ItemCatalogue> {
     let snapshot = env.opt("REPORTS_BUCKET").map(|bucket| {
         Arc::new(SnapshotObject {
@@ -38,6 +46,7 @@ fn catalogue_from(env: &Env, aws: &AwsConfig, centra: CentraClient) -> Arc<ItemC
 }
 
 /// The Centra client of a function (`CENTRA_API_URL`, `CENTRA_API_TOKEN`, `CENTRA_TIMEOUT_SECONDS`).
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 async fn centra_from(env: &Env, aws: &AwsConfig) -> Result<CentraClient, ConfigError> {
     let timeout_seconds: u64 = env.parse("CENTRA_TIMEOUT_SECONDS", 10)?;
     Ok(CentraClient::new(
@@ -53,10 +62,12 @@ async fn centra_from(env: &Env, aws: &AwsConfig) -> Result<CentraClient, ConfigE
 /// and Centra webhooks 503 `orders_disabled`. `CENTRA_WEBHOOK_SECRET` (optional; or `…_SECRET_ARN` /
 /// `…_SSM_PARAMETER`): the Centra Webhook plugin's endpoint secret(s), comma-separated; unset, Centra webhooks
 /// answer 503 `centra_webhooks_disabled`.
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 pub async fn intake_from_env(metrics: Arc<Metrics>) -> Result<WebhookIntake, ConfigError> {
     intake_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
 }
 
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 pub async fn intake_from(
     env: &Env,
     aws: &AwsConfig,
@@ -144,10 +155,12 @@ pub fn idempotency_ttl_seconds(days: i64) -> Result<i64, ConfigError> {
     days.checked_mul(DAY_S).ok_or_else(invalid)
 }
 
+#[cfg(all(feature = "dynamodb", feature = "sqs"))]
 pub async fn applier_from_env(metrics: Arc<Metrics>) -> Result<StockApplier, ConfigError> {
     applier_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
 }
 
+#[cfg(all(feature = "dynamodb", feature = "sqs"))]
 pub async fn applier_from(
     env: &Env,
     aws: &AwsConfig,
@@ -177,10 +190,12 @@ pub async fn applier_from(
     })
 }
 
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 pub async fn pusher_from_env(metrics: Arc<Metrics>) -> Result<StockPusher, ConfigError> {
     pusher_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
 }
 
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 pub async fn pusher_from(
     env: &Env,
     aws: &AwsConfig,

@@ -1,8 +1,10 @@
 //! Secret values from Secrets Manager and SSM Parameter Store. Values never reach a log or an error message.
 
+#[cfg(any(feature = "secretsmanager", feature = "ssm"))]
 use crate::ports::BackendError;
 
 /// The `SecretString` of a Secrets Manager secret (ARN or name).
+#[cfg(feature = "secretsmanager")]
 pub async fn secrets_manager_value(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
@@ -30,6 +32,7 @@ pub async fn secrets_manager_value(
 }
 
 /// The value of an SSM parameter, decrypted when it is a SecureString.
+#[cfg(feature = "ssm")]
 pub async fn ssm_parameter(
     client: &aws_sdk_ssm::Client,
     name: &str,

@@ -1,6 +1,9 @@
 //! Builds the order-sync service from its environment.
+#![cfg_attr(not(feature = "dynamodb"), allow(unused_imports))]
 
-use crate::aws::{AwsConfig, DynamoLedgerStore, DynamoOrderOutbox};
+#[cfg(feature = "dynamodb")]
+use crate::aws::{DynamoLedgerStore, DynamoOrderOutbox};
+use crate::aws::AwsConfig;
 use crate::centra::CentraClient;
 use crate::centra_orders::CentraOrderApi;
 use crate::cloudshelf::CloudshelfClient;
@@ -68,10 +71,12 @@ pub async fn order_api_secrets_in(
     Ok(out)
 }
 
+#[cfg(feature = "dynamodb")]
 pub async fn order_sync_from_env(metrics: Arc<Metrics>) -> Result<OrderSync, ConfigError> {
     order_sync_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
 }
 
+#[cfg(feature = "dynamodb")]
 pub async fn order_sync_from(
     env: &Env,
     aws: &AwsConfig,

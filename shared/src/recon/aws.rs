@@ -2,17 +2,27 @@
 //! S3. Like `crate::aws`, nothing here is special to emulators except S3 path-style addressing, which any
 //! custom endpoint (moto, MinIO) needs because `<bucket>.127.0.0.1` does not resolve.
 
+#[cfg(feature = "dynamodb")]
 use super::checkpoint::Checkpoint;
-use super::ports::{CheckpointStore, ReportSink};
+#[cfg(feature = "dynamodb")]
+use super::ports::CheckpointStore;
+#[cfg(feature = "s3")]
+use super::ports::ReportSink;
+#[cfg(feature = "dynamodb")]
 use super::JobKind;
+#[cfg(any(feature = "dynamodb", feature = "s3", feature = "sns"))]
 use crate::ports::BackendError;
+#[cfg(any(feature = "dynamodb", feature = "s3", feature = "sns"))]
 use async_trait::async_trait;
+#[cfg(feature = "dynamodb")]
 use aws_sdk_dynamodb::types::AttributeValue;
+#[cfg(any(feature = "dynamodb", feature = "s3"))]
 use std::fmt::Debug;
 
 /// The sort key of a checkpoint item (`pk = recon#<job>#<scope>`).
 pub const CHECKPOINT_SK: &str = "checkpoint";
 
+#[cfg(feature = "dynamodb")]
 fn dynamo_error<E, R>(operation: &str, err: aws_sdk_dynamodb::error::SdkError<E, R>) -> BackendError
 where
     E: std::error::Error + 'static,
@@ -29,12 +39,14 @@ where
 
 /// Checkpoints in the stock table: `pk = recon#<job>#<scope>`, `sk = checkpoint`, the checkpoint as JSON in
 /// `data`, and `revision`, which every save tests and bumps.
+#[cfg(feature = "dynamodb")]
 #[derive(Debug, Clone)]
 pub struct DynamoCheckpointStore {
     pub client: aws_sdk_dynamodb::Client,
     pub stock_table: String,
 }
 
+#[cfg(feature = "dynamodb")]
 impl DynamoCheckpointStore {
     pub fn new(client: aws_sdk_dynamodb::Client, stock_table: impl Into<String>) -> Self {
         Self {
@@ -44,6 +56,7 @@ impl DynamoCheckpointStore {
     }
 }
 
+#[cfg(feature = "dynamodb")]
 #[async_trait]
 impl CheckpointStore for DynamoCheckpointStore {
     async fn load(&self, job: JobKind, scope: &str) -> Result<Option<Checkpoint>, BackendError> {
@@ -129,17 +142,20 @@ impl CheckpointStore for DynamoCheckpointStore {
 
 /// An S3 client for the report bucket: path-style addressing when the configuration names a custom endpoint
 /// (`AWS_ENDPOINT_URL`), virtual-hosted style (the AWS default) otherwise.
+#[cfg(feature = "s3")]
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     crate::aws::AwsConfig::new(config.clone()).s3()
 }
 
 /// Reports as S3 objects (`PutObject` / `GetObject`) in one bucket.
+#[cfg(feature = "s3")]
 #[derive(Debug, Clone)]
 pub struct S3ReportSink {
     pub client: aws_sdk_s3::Client,
     pub bucket: String,
 }
 
+#[cfg(feature = "s3")]
 impl S3ReportSink {
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
         Self {
@@ -149,6 +165,7 @@ impl S3ReportSink {
     }
 }
 
+#[cfg(feature = "s3")]
 fn s3_error<E, R>(
     operation: &str,
     key: &str,
@@ -167,6 +184,7 @@ where
     )
 }
 
+#[cfg(feature = "s3")]
 #[async_trait]
 impl ReportSink for S3ReportSink {
     async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<(), BackendError> {
@@ -207,12 +225,14 @@ impl ReportSink for S3ReportSink {
 }
 
 /// Alerts as SNS messages on one topic.
+#[cfg(feature = "sns")]
 #[derive(Debug, Clone)]
 pub struct SnsAlertSink {
     pub client: aws_sdk_sns::Client,
     pub topic_arn: String,
 }
 
+#[cfg(feature = "sns")]
 impl SnsAlertSink {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
         Self {
@@ -222,6 +242,7 @@ impl SnsAlertSink {
     }
 }
 
+#[cfg(feature = "sns")]
 #[async_trait]
 impl super::ports::AlertSink for SnsAlertSink {
     async fn alert(&self, subject: &str, message: &str) -> Result<(), BackendError> {

@@ -7,10 +7,17 @@
 //! `CLOUDSHELF_API_URL` + `CLOUDSHELF_API_KEY` (without them the Cloudshelf jobs fail
 //! with "not configured"), `RECON_PAGE_INTERVAL_MS` (least time between Centra page reads, default 2000),
 //! `CLOUDSHELF_SAFETY_STOCK` (default 0), `CENTRA_TIMEOUT_SECONDS`, `CLOUDSHELF_TIMEOUT_SECONDS`.
+#![cfg_attr(
+    not(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns")),
+    allow(unused_imports)
+)]
 
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
 use super::aws::{DynamoCheckpointStore, S3ReportSink, SnsAlertSink};
 use super::{AlertSink, ReconContext, ReconSettings, ReconSources};
-use crate::aws::{AwsConfig, DynamoLedgerStore, DynamoOrderOutbox, SqsStockQueue};
+use crate::aws::AwsConfig;
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
+use crate::aws::{DynamoLedgerStore, DynamoOrderOutbox, SqsStockQueue};
 use crate::centra::CentraClient;
 use crate::cloudshelf::CloudshelfClient;
 use crate::config::*;
@@ -19,10 +26,12 @@ use crate::time::system_clock;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
 pub async fn recon_from_env(metrics: Arc<Metrics>) -> Result<ReconContext, ConfigError> {
     recon_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
 }
 
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
 pub async fn recon_from(
     env: &Env,
     aws: &AwsConfig,
