@@ -76,6 +76,22 @@ impl Template {
             .unwrap_or_else(|| panic!("template.yaml has no {header}"))
     }
 
+    /// The `Default` of template parameter `name`, as a deployment that does not override it gets.
+    fn parameter_default(&self, name: &str) -> Option<String> {
+        let parameters = self.lines.iter().position(|l| l.trim_end() == "Parameters:")?;
+        let start = parameters
+            + 1
+            + self.lines[parameters + 1..]
+                .iter()
+                .take_while(|l| l.trim().is_empty() || Self::indent(l) > 0)
+                .position(|l| l.trim_end() == format!("  {name}:"))?;
+        self.lines[start + 1..]
+            .iter()
+            .take_while(|l| l.trim().is_empty() || Self::indent(l) > 2)
+            .find_map(|l| l.trim().strip_prefix("Default:"))
+            .map(|v| v.trim().trim_matches('"').to_string())
+    }
+
     /// The function's `Timeout` in seconds (the Globals' if it sets none, else Lambda's default 3).
     pub fn timeout_seconds(&self, logical_id: &str) -> u64 {
         let find = |start: usize| {
@@ -110,9 +126,16 @@ impl Template {
         {
             let value = match value {
                 Value::Literal(v) => v,
-                Value::Ref(r) => refs.get(&r).cloned().unwrap_or_else(|| {
-                    panic!("{logical_id}: {name} is !Ref {r}, which this test does not provision")
-                }),
+                Value::Ref(r) => refs
+                    .get(&r)
+                    .cloned()
+                    .or_else(|| self.parameter_default(&r))
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{logical_id}: {name} is !Ref {r}, which this test does not provision \
+                             and which is no template parameter with a default"
+                        )
+                    }),
             };
             env.insert(name, value);
         }
@@ -150,5 +173,19 @@ mod tests {
                 ("LEASE".to_string(), "150".to_string()),
             ])
         );
+    }
+
+    #[test]
+    fn an_unprovisioned_parameter_takes_its_default() {
+        let template = Template {
+            lines: "Globals:\n  Function:\n    Timeout: 3\nParameters:\n  Budget:\n    Type: Number\n    Default: 25\n  NoDefault:\n    Type: String\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Environment:\n        Variables:\n          A: !Ref Budget\n          B: one\n          C: two\n          D: three\n"
+                .lines()
+                .map(str::to_string)
+                .collect(),
+        };
+        let env = template.environment("F", &BTreeMap::new());
+        assert_eq!(env["A"], "25");
+        assert_eq!(template.parameter_default("NoDefault"), None);
+        assert_eq!(template.parameter_default("F"), None);
     }
 }
