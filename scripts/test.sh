@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the workspace tests against a throwaway moto server (DynamoDB + SQS emulator; no Docker).
-# Arguments are passed to `cargo test`, e.g. `scripts/test.sh -p shared --test aws_moto`.
+# Arguments are passed to `cargo test`, e.g. `scripts/test.sh -p shared --test integration aws_moto::` (each package's
+# integration tests are one binary, `integration`, with one module per area).
 set -euo pipefail
 
 MOTO_VERSION="5.2.1"

@@ -5,7 +5,7 @@
 //! `core` ← `config` / `events` ← domain (`intake`, `stock`, `orders`, `finance`, `recon`) ← clients and adapters
 //! (`centra`, `cloudshelf`, `adapters`) ← `wiring` / `lambda`. A module imports only from its own layer or the
 //! ones left of it; the domain knows no AWS types and talks to storage and queues through its ports. The test
-//! `module_graph` (shared/tests/module_graph.rs) fails on an import cycle or a layer broken.
+//! `module_graph` (shared/tests/module_graph.rs, in the `integration` test binary) fails on an import cycle or a layer broken.
 //!
 //! # Crate map
 //!
@@ -22,7 +22,8 @@
 //! cloudshelf/     Cloudshelf GraphQL client: orders (mod), catalogue
 //! graphql_documents  every GraphQL document the clients send (checked against schema/)
 //! http_client     the HTTPS client both API clients use
-//! adapters/       aws/ (DynamoDB, SQS, S3, SNS, secrets), memory/ (in process), report_sinks
+//! adapters/       aws/ (DynamoDB, SQS, S3, SNS, secrets; provision behind `test-support`), memory/ (in process),
+//!                 report_sinks
 //! telemetry/      logs, metrics (every metric name)
 //! lambda/         SQS batch helpers and one handler per function
 //! wiring/         building the services: aws, orders, recon (from the environment), local, local_orders

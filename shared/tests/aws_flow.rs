@@ -10,8 +10,8 @@
 //! calls the handler with the batch, and deletes what the handler did not report as failed — exactly the
 //! trigger's contract (the trigger's own SQS rights are the Lambda service's, not the function's code).
 
-mod common;
-mod deployed;
+use crate::common;
+use crate::deployed;
 
 use common::*;
 use deployed::{Stack, StackParameters, StockPipeline};
@@ -104,7 +104,7 @@ async fn an_unreadable_message_becomes_an_exception_without_blocking_others() {
     let (sim, _) = sim_with(&["D-1", "D-2"], 20, CentraSimConfig::default()).await;
     let s = flow(sim.graphql_url(), sim.token().to_string()).await;
     // A message no intake would produce (a manual send) must not block its group or vanish.
-    SqsStockQueue::new(s.sqs.clone(), &s.stock_queue)
+    SqsFifoQueue::new(s.sqs.clone(), &s.stock_queue)
         .send_all(&[shared::stock::ports::FifoMessage {
             group_id: "D-1".into(),
             dedup_id: "poison".into(),

@@ -10,8 +10,8 @@ use shared::adapters::aws::sqs::{
     change_visibility, delete_messages, receive_batch, ReceivedMessage,
 };
 use shared::adapters::aws::{
-    sdk_config, DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue,
-    SqsStockQueue,
+    sdk_config, DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsFifoQueue,
+    SqsPushQueue,
 };
 use shared::core::ids::{ItemRef, StoreCode};
 use shared::stock::ledger::{
@@ -698,7 +698,7 @@ async fn fifo_stock_queue_keeps_group_order_and_dedupes() {
     let (url, _dlq) = create_fifo_queue_with_dlq(&aws.sqs, &unique("stock"), 5, 30)
         .await
         .unwrap();
-    let queue = SqsStockQueue::new(aws.sqs.clone(), &url);
+    let queue = SqsFifoQueue::new(aws.sqs.clone(), &url);
 
     let messages: Vec<FifoMessage> = (0..25)
         .map(|i| {
@@ -752,7 +752,7 @@ async fn fifo_in_flight_message_blocks_only_its_group() {
     let (url, _dlq) = create_fifo_queue_with_dlq(&aws.sqs, &unique("stock"), 5, 30)
         .await
         .unwrap();
-    let queue = SqsStockQueue::new(aws.sqs.clone(), &url);
+    let queue = SqsFifoQueue::new(aws.sqs.clone(), &url);
     queue
         .send_all(&[
             fifo("A", "a1", "a1"),
@@ -819,7 +819,7 @@ async fn fifo_message_moves_to_the_dlq_after_max_receives() {
     assert_eq!(attributes[&Q::VisibilityTimeout], "30");
     assert!(attributes[&Q::RedrivePolicy].contains("-dlq.fifo"));
 
-    SqsStockQueue::new(aws.sqs.clone(), &url)
+    SqsFifoQueue::new(aws.sqs.clone(), &url)
         .send_all(&[fifo("P", "poison", "poison")])
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 //! Centra and Cloudshelf simulators: intake → orders FIFO queue → order sync (as the FIFO trigger would call
 //! it, including a redelivery of the same batch) → Centra Order API → Cloudshelf.
 
-mod deployed;
+use crate::deployed;
 
 use deployed::{post_centra_webhook, post_store_event, Stack, StackParameters};
 use shared::adapters::aws::sqs::{delete_messages, receive_batch, ReceivedMessage};

@@ -2,7 +2,7 @@
 //! skip lines, `userErrors` with a null or string path, `errors` beside `data`, lost answers on a busy audit
 //! trail, Retry-After, and unknown items. Each of these once ended with Centra's stock wrong.
 
-mod common;
+use crate::common;
 
 use common::*;
 use shared::core::ids::{ItemRef, StoreCode};

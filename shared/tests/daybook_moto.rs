@@ -1,4 +1,4 @@
-//! The DynamoDB finance daybook against a moto server (`scripts/test.sh -p shared --test daybook_moto` starts
+//! The DynamoDB finance daybook against a moto server (`scripts/test.sh -p shared --test integration daybook_moto::` starts
 //! moto and sets `AWS_ENDPOINT_URL`). Every test uses its own table.
 
 use shared::adapters::aws::provision::create_stock_table;

@@ -2,7 +2,7 @@
 //! to IAM actions and resources, and — against moto, with the template's real roles — that a missing
 //! permission, variable or secret grant fails the way it would in AWS.
 
-mod deployed;
+use crate::deployed;
 
 use aws_smithy_runtime_api::http::Request;
 use aws_smithy_types::body::SdkBody;

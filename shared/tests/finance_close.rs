@@ -3,7 +3,7 @@
 //! store's business day — validated when everything reached Centra, the missing records listed when not, and
 //! daily-posting stores held until their close flushes them.
 
-mod common;
+use crate::common;
 
 use common::*;
 use shared::adapters::memory::MemoryCheckpointStore;

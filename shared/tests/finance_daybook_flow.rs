@@ -2,7 +2,7 @@
 //! closed with the pure `close_store_day`, without the reconciliation job: accepted when applied, posted when
 //! Centra holds the movement, and held for daily-posting stores until `flush_store`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use shared::config::mappings::Mappings;

@@ -1,6 +1,6 @@
 //! Intake answers, exactly as the store-events contract lists them, and the durability rules behind them.
 
-mod common;
+use crate::common;
 
 use async_trait::async_trait;
 use common::*;

@@ -18,7 +18,7 @@
 //! release build, on the project's 2-vCPU machine — `lscpu`: AMD EPYC — 2026-12-06):
 //!
 //! ```text
-//! PROPTEST_CASES=1000000 cargo test --release -p shared --test intake_fuzz -- --nocapture
+//! PROPTEST_CASES=1000000 cargo test --release -p shared --test integration intake_fuzz:: -- --nocapture
 //! ```
 
 use base64::engine::general_purpose::STANDARD as B64;

@@ -1,7 +1,7 @@
 //! `order.placed` store events: strict validation naming every field, one message on the orders FIFO queue, and
 //! the same idempotency / 409 / 503 rules as stock events.
 
-mod common;
+use crate::common;
 
 use async_trait::async_trait;
 use common::{sale, SECRET};

@@ -3,7 +3,8 @@
 //! then Centra is changed behind the integration's back. No sleeps: deadlines run on a manual clock that the
 //! page source moves forward.
 
-mod common;
+use crate::common;
+use shared::telemetry::metrics::names;
 
 use async_trait::async_trait;
 use common::*;
@@ -19,8 +20,8 @@ use shared::events::store_events::StockLineMessage;
 use shared::recon::checkpoint::Checkpoint;
 use shared::recon::jobs::stock_drift::{counter, DriftAction, DriftRow, StockDriftReport};
 use shared::recon::{
-    metric_names, run_stock_drift, CheckpointStore, Counters, DriftQuantity, JobKind, JobRun,
-    ReconContext, ReconError, ReconSettings, RunOptions, WarehouseStockSource,
+    run_stock_drift, CheckpointStore, Counters, DriftQuantity, JobKind, JobRun, ReconContext,
+    ReconError, ReconSettings, RunOptions, WarehouseStockSource,
 };
 use shared::stock::ports::LedgerStore;
 use shared::telemetry::metrics::Metrics;
@@ -402,15 +403,12 @@ async fn seeded_drift_is_found_exactly_and_reported_in_json_csv_and_html() {
         serde_json::from_str(&recon.sink.text("reports/history.json").unwrap()).unwrap();
     assert_eq!(history["runs"][0]["jobs"]["stock_drift"]["findings"], 4);
 
-    assert_eq!(recon.ctx.metrics.total(metric_names::DRIFTED_SKUS), 4.0);
+    assert_eq!(recon.ctx.metrics.total(names::DRIFTED_SKUS), 4.0);
     assert_eq!(
-        recon.ctx.metrics.total(metric_names::RECON_ROWS_COMPARED),
+        recon.ctx.metrics.total(names::RECON_ROWS_COMPARED),
         (2 * COUNTED - 1) as f64
     );
-    assert_eq!(
-        recon.ctx.metrics.total(metric_names::RECON_RUNS_INCOMPLETE),
-        0.0
-    );
+    assert_eq!(recon.ctx.metrics.total(names::RECON_RUNS_INCOMPLETE), 0.0);
 
     // Free-to-allocate comparison sees the allocation too, and never corrects.
     let mut fta = Recon::new(&h, recon_mappings());
@@ -574,13 +572,10 @@ async fn resumed_after_deadlines_every_row_is_counted_once() {
     assert_eq!(report.invocations as usize, runs.len());
     assert_accounted(&last.counters);
     assert_eq!(
-        sliced
-            .ctx
-            .metrics
-            .total(metric_names::RECON_RUNS_INCOMPLETE),
+        sliced.ctx.metrics.total(names::RECON_RUNS_INCOMPLETE),
         (runs.len() - 1) as f64
     );
-    assert_eq!(sliced.ctx.metrics.total(metric_names::DRIFTED_SKUS), 3.0);
+    assert_eq!(sliced.ctx.metrics.total(names::DRIFTED_SKUS), 3.0);
 
     // The next invocation starts a new run.
     let next = run_stock_drift(&sliced.ctx, &sliced.opts(24 * 3_600_000))

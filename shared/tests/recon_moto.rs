@@ -5,8 +5,8 @@
 //! over data the deployed stock path wrote. `scripts/test.sh` starts moto and sets `AWS_ENDPOINT_URL`; every
 //! test uses its own tables and bucket.
 
-mod common;
-mod deployed;
+use crate::common;
+use crate::deployed;
 
 use common::*;
 use deployed::{Stack, StackParameters, StockPipeline};

@@ -1,7 +1,7 @@
 //! End-to-end invariants of stock sync: store event → intake → FIFO → ledger → coalesced push → Centra
 //! simulator over real HTTP. Each test would fail if its invariant broke.
 
-mod common;
+use crate::common;
 
 use async_trait::async_trait;
 use common::*;

@@ -12,7 +12,9 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::cloudshelf::{CloudshelfClient, CloudshelfError, UserError, MAX_QUERY_COMPLEXITY};
+use crate::cloudshelf::{
+    CloudshelfClient, CloudshelfError, CloudshelfUserError, MAX_QUERY_COMPLEXITY,
+};
 
 /// Largest page asked for whatever the cost allows; Cloudshelf's own maximum page size is UNVERIFIED.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -281,7 +283,7 @@ fn parse_variants(
     Ok((out, next))
 }
 
-fn user_errors(data: &Value, root: &str) -> Result<Vec<UserError>, CloudshelfError> {
+fn user_errors(data: &Value, root: &str) -> Result<Vec<CloudshelfUserError>, CloudshelfError> {
     let payload = data
         .get(root)
         .filter(|p| p.is_object())
@@ -406,7 +408,7 @@ impl CloudshelfClient {
     pub async fn upsert_products(
         &self,
         products: &[ProductInput],
-    ) -> Result<Vec<UserError>, CloudshelfError> {
+    ) -> Result<Vec<CloudshelfUserError>, CloudshelfError> {
         let mut errors = Vec::new();
         for chunk in products.chunks(PRODUCTS_CHUNK) {
             let data = self
@@ -423,7 +425,7 @@ impl CloudshelfClient {
     pub async fn upsert_product_variants(
         &self,
         inputs: &[UpsertVariantsInput],
-    ) -> Result<Vec<UserError>, CloudshelfError> {
+    ) -> Result<Vec<CloudshelfUserError>, CloudshelfError> {
         let mut errors = Vec::new();
         for call in variant_chunks(inputs, VARIANTS_CHUNK) {
             let data = self

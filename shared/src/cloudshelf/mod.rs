@@ -88,18 +88,18 @@ const TRANSIENT_USER_ERROR_CODES: [&str; 3] = [
 
 /// One entry of an upsert's `userErrors`. `code` is kept as text so that codes added later still parse.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct UserError {
+pub struct CloudshelfUserError {
     pub code: String,
     pub message: String,
 }
 
-impl UserError {
+impl CloudshelfUserError {
     pub fn is_transient(&self) -> bool {
         TRANSIENT_USER_ERROR_CODES.contains(&self.code.as_str())
     }
 }
 
-fn describe(errors: &[UserError]) -> String {
+fn describe(errors: &[CloudshelfUserError]) -> String {
     errors
         .iter()
         .map(|e| format!("{}: {}", e.code, e.message))
@@ -124,7 +124,7 @@ pub enum CloudshelfError {
     #[error("Cloudshelf GraphQL errors: {0}")]
     GraphQl(String),
     #[error("Cloudshelf rejected the input: {}", describe(.0))]
-    UserErrors(Vec<UserError>),
+    UserErrors(Vec<CloudshelfUserError>),
     #[error("unexpected answer from Cloudshelf: {0}")]
     Protocol(String),
 }
@@ -137,7 +137,7 @@ impl CloudshelfError {
             | CloudshelfError::NotSent(_)
             | CloudshelfError::Transient(_) => true,
             CloudshelfError::UserErrors(errors) => {
-                !errors.is_empty() && errors.iter().all(UserError::is_transient)
+                !errors.is_empty() && errors.iter().all(CloudshelfUserError::is_transient)
             }
             CloudshelfError::Unauthorized(_)
             | CloudshelfError::GraphQl(_)
@@ -374,7 +374,7 @@ impl CloudshelfClient {
             .get("upsertOrders")
             .filter(|p| p.is_object())
             .ok_or_else(|| CloudshelfError::Protocol("no upsertOrders in data".into()))?;
-        let user_errors: Vec<UserError> = match payload.get("userErrors") {
+        let user_errors: Vec<CloudshelfUserError> = match payload.get("userErrors") {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => serde_json::from_value(v.clone())
                 .map_err(|e| CloudshelfError::Protocol(format!("userErrors: {e}")))?,
@@ -401,7 +401,7 @@ impl CloudshelfClient {
     pub async fn upsert_stock_levels(
         &self,
         levels: &[StockLevelUpdate],
-    ) -> Result<Vec<UserError>, CloudshelfError> {
+    ) -> Result<Vec<CloudshelfUserError>, CloudshelfError> {
         let mut user_errors = Vec::new();
         for chunk in levels.chunks(STOCK_LEVELS_CHUNK) {
             let input: Vec<Value> = chunk
@@ -422,7 +422,7 @@ impl CloudshelfClient {
                 .filter(|p| p.is_object())
                 .ok_or_else(|| CloudshelfError::Protocol("no upsertStockLevels in data".into()))?;
             if let Some(v) = payload.get("userErrors").filter(|v| !v.is_null()) {
-                let errors: Vec<UserError> = serde_json::from_value(v.clone())
+                let errors: Vec<CloudshelfUserError> = serde_json::from_value(v.clone())
                     .map_err(|e| CloudshelfError::Protocol(format!("userErrors: {e}")))?;
                 user_errors.extend(errors);
             }
@@ -577,7 +577,7 @@ mod tests {
 
     #[test]
     fn transience_of_user_errors_follows_their_codes() {
-        let e = |code: &str| UserError {
+        let e = |code: &str| CloudshelfUserError {
             code: code.into(),
             message: "m".into(),
         };

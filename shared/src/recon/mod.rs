@@ -39,31 +39,6 @@ pub use checkpoint::{Checkpoint, Cursor, PartRef, RunSignature};
 pub use jobs::stock_drift::{run_stock_drift, DriftQuantity};
 pub use ports::{AlertSink, CheckpointStore, ReportSink, WarehouseStockSource};
 
-/// Metric names of reconciliation (EMF, like `metrics::names`).
-pub mod metric_names {
-    /// (store, SKU) rows whose Centra quantity differs from the ledger, found by this invocation.
-    pub const DRIFTED_SKUS: &str = "DriftedSkus";
-    /// Ledger rows compared with Centra by this invocation.
-    pub const RECON_ROWS_COMPARED: &str = "ReconRowsCompared";
-    /// Invocations that stopped at their deadline with work left (the next one resumes).
-    pub const RECON_RUNS_INCOMPLETE: &str = "ReconRunsIncomplete";
-    /// Invocations that failed (Centra or Cloudshelf unreachable, storage errors); counted by the caller.
-    pub const RECON_RUNS_FAILED: &str = "ReconRunsFailed";
-    /// SKUs missing on either side (SKU audit).
-    pub const MISSING_SKUS: &str = "MissingSkus";
-    /// All SKU audit findings.
-    pub const CATALOGUE_FINDINGS: &str = "CatalogueFindings";
-    /// Stock levels sent to Cloudshelf.
-    pub const AVAILABILITY_ROWS_PUSHED: &str = "AvailabilityRowsPushed";
-    /// (location, variant) whose Cloudshelf `isInStock` disagrees with Centra after the push.
-    pub const IN_STOCK_MISMATCHES: &str = "InStockMismatches";
-    /// Stalled kiosk orders and store movements not in Centra in time.
-    pub const STALLED_ORDERS: &str = "StalledOrders";
-    pub const UNPOSTED_STORE_MOVEMENTS: &str = "UnpostedStoreMovements";
-    /// Store days whose accepted and posted totals differ at close.
-    pub const UNVALIDATED_TOTALS: &str = "UnvalidatedTotals";
-}
-
 /// A reconciliation job. Its `as_str` names checkpoints, report files and history entries, so it must not
 /// change once released; new jobs are added as new variants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

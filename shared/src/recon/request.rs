@@ -143,7 +143,8 @@ pub async fn handle_request(
     match run_job(ctx, job, &opts).await {
         Ok(run) => Ok(run.into()),
         Err(e) => {
-            ctx.metrics.count(super::metric_names::RECON_RUNS_FAILED, 1);
+            ctx.metrics
+                .count(crate::telemetry::metrics::names::RECON_RUNS_FAILED, 1);
             tracing::error!(job = job.as_str(), error = %e, "reconciliation invocation failed");
             Err(e.into())
         }

@@ -11,9 +11,10 @@ use super::report::{
     collect_parts, part_key, run_prefix, to_json_bytes, JobSummary, PagePart, ReportRow, JSON,
 };
 use super::{
-    metric_names, new_run_id, scope_of, valid_run_id, Counters, JobKind, JobRun, ReconContext,
-    ReconError, RunOptions,
+    new_run_id, scope_of, valid_run_id, Counters, JobKind, JobRun, ReconContext, ReconError,
+    RunOptions,
 };
+use crate::telemetry::metrics::names;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -262,7 +263,7 @@ impl JobCheckpoint {
     pub fn job_run(&self, ctx: &ReconContext, report_keys: Option<Vec<String>>) -> JobRun {
         let finished = report_keys.is_some();
         if !finished {
-            ctx.metrics.count(metric_names::RECON_RUNS_INCOMPLETE, 1);
+            ctx.metrics.count(names::RECON_RUNS_INCOMPLETE, 1);
         }
         JobRun {
             job: self.job,

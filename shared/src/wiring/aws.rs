@@ -11,7 +11,7 @@ use crate::adapters::aws::settings::{load_mappings_in, resolve_secret_in};
 use crate::adapters::aws::AwsConfig;
 #[cfg(all(feature = "dynamodb", feature = "sqs"))]
 use crate::adapters::aws::{
-    DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
+    DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsFifoQueue, SqsPushQueue,
 };
 use crate::centra::CentraClient;
 use crate::config::env::{mutation_budget_in, ConfigError, Env};
@@ -99,7 +99,7 @@ pub async fn intake_from(
     };
     let orders: Option<Arc<dyn OrderQueue>> = env
         .opt("ORDERS_QUEUE_URL")
-        .map(|url| Arc::new(SqsStockQueue::new(sqs.clone(), url)) as Arc<dyn OrderQueue>);
+        .map(|url| Arc::new(SqsFifoQueue::new(sqs.clone(), url)) as Arc<dyn OrderQueue>);
     tracing::info!(
         orders = orders.is_some(),
         centra_webhooks = centra_verifier.is_some(),
@@ -120,7 +120,7 @@ pub async fn intake_from(
             verifier,
             mappings: Arc::new(load_mappings_in(env, aws, false).await?),
             idempotency: idempotency.clone(),
-            queue: Arc::new(SqsStockQueue::new(sqs, env.required("STOCK_QUEUE_URL")?)),
+            queue: Arc::new(SqsFifoQueue::new(sqs, env.required("STOCK_QUEUE_URL")?)),
             orders: orders.clone(),
             catalogue,
             clock: clock.clone(),

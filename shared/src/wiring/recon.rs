@@ -17,7 +17,7 @@ use crate::adapters::aws::recon::{DynamoCheckpointStore, S3ReportSink, SnsAlertS
 use crate::adapters::aws::settings::{load_mappings_in, resolve_secret_in};
 use crate::adapters::aws::AwsConfig;
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3", feature = "sns"))]
-use crate::adapters::aws::{DynamoLedgerStore, DynamoOrderOutbox, SqsStockQueue};
+use crate::adapters::aws::{DynamoLedgerStore, DynamoOrderOutbox, SqsFifoQueue};
 use crate::centra::CentraClient;
 use crate::cloudshelf::CloudshelfClient;
 use crate::config::env::{ConfigError, Env};
@@ -68,7 +68,7 @@ pub async fn recon_from(
     Ok(ReconContext {
         mappings: Arc::new(load_mappings_in(env, aws, false).await?),
         ledger: ledger.clone(),
-        stock_queue: Arc::new(SqsStockQueue::new(
+        stock_queue: Arc::new(SqsFifoQueue::new(
             aws.sqs(),
             env.required("STOCK_QUEUE_URL")?,
         )),

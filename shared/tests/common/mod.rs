@@ -1,5 +1,4 @@
 //! Test harness: the embedded pipeline around a loopback Centra simulator, driven step by step (no sleeps).
-#![allow(dead_code)]
 
 use shared::config::mappings::Mappings;
 use shared::core::clock::{OffsetClock, SharedClock};
@@ -57,7 +56,6 @@ impl Harness {
     }
 
     /// Like [`Harness::new`], with other mappings.
-    #[allow(dead_code)]
     pub async fn with_mappings(skus: &[&str], stock: i64, mappings: Arc<Mappings>) -> Self {
         let (sim, mappings) =
             sim_with_mappings(skus, stock, CentraSimConfig::default(), mappings).await;

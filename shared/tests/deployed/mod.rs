@@ -9,7 +9,6 @@
 //! [`Stack::assert_deployable`] fails the test naming function, action and resource. It also holds the
 //! environment to the template: every variable a function reads is set for it (bar the defaults in
 //! [`DEFAULTED`]) and every variable the template sets for it is read.
-#![allow(dead_code)]
 
 pub mod iam;
 pub mod recorder;
@@ -42,7 +41,6 @@ pub const CENTRA_WEBHOOK_SECRET: &str = "centra-endpoint-secret";
 /// A data store of the stack: what `Ref` gives and its `Fn::GetAtt` attributes.
 #[derive(Debug, Clone)]
 pub struct Physical {
-    pub kind: String,
     pub reference: String,
     pub attributes: BTreeMap<String, String>,
 }
@@ -360,7 +358,6 @@ impl Stack {
                 .unwrap_or_else(|e| panic!("TTL of {logical}: {e:?}"));
         }
         Physical {
-            kind: "AWS::DynamoDB::Table".into(),
             attributes: BTreeMap::from([(
                 "Arn".into(),
                 format!(
@@ -416,7 +413,6 @@ impl Stack {
             .queue_url
             .expect("queue URL");
         Physical {
-            kind: "AWS::SQS::Queue".into(),
             attributes: BTreeMap::from([
                 (
                     "Arn".into(),
@@ -447,7 +443,6 @@ impl Stack {
             .await
             .unwrap_or_else(|e| panic!("create bucket {logical}: {e:?}"));
         Physical {
-            kind: "AWS::S3::Bucket".into(),
             attributes: BTreeMap::from([("Arn".into(), format!("arn:aws:s3:::{name}"))]),
             reference: name,
         }
@@ -466,7 +461,6 @@ impl Stack {
             .topic_arn
             .expect("topic ARN");
         Physical {
-            kind: "AWS::SNS::Topic".into(),
             attributes: BTreeMap::from([
                 ("TopicArn".into(), arn.clone()),
                 ("TopicName".into(), name),

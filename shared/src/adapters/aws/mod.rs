@@ -15,7 +15,7 @@ pub mod idempotency;
 pub mod ledger;
 #[cfg(feature = "dynamodb")]
 pub mod orders;
-#[cfg(all(feature = "dynamodb", feature = "sqs"))]
+#[cfg(feature = "test-support")]
 pub mod provision;
 pub mod recon;
 pub mod secrets;
@@ -35,7 +35,7 @@ pub use ledger::DynamoLedgerStore;
 #[cfg(feature = "dynamodb")]
 pub use orders::DynamoOrderOutbox;
 #[cfg(feature = "sqs")]
-pub use sqs::{ReceivedMessage, SqsPushQueue, SqsStockQueue};
+pub use sqs::{ReceivedMessage, SqsFifoQueue, SqsPushQueue};
 
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`), latest behavior.
 ///

@@ -1,6 +1,6 @@
-//! Creates the tables and queues the functions expect, for tests and the local run against an emulator.
-//! In AWS the SAM template owns them. Creating what already exists is not an error, so a long-lived local
-//! endpoint can be provisioned again.
+//! Creates the tables and queues the functions expect, for the tests (cargo feature `test-support`, which no
+//! function enables). In AWS the SAM template owns them. Creating what already exists is not an error, so a
+//! long-lived endpoint can be provisioned again.
 
 use crate::adapters::aws::attrs::dynamo_error;
 use crate::core::errors::BackendError;

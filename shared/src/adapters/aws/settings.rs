@@ -133,11 +133,12 @@ mod tests {
     #[cfg(not(feature = "secretsmanager"))]
     #[tokio::test]
     async fn a_secret_arn_without_the_secrets_manager_client_is_a_configuration_error() {
-        std::env::set_var(
-            "NOT_BUILT_IN_A_SECRET_ARN",
-            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x",
-        );
-        match resolve_secret("NOT_BUILT_IN_A").await {
+        // The setting given through `Env`, not the process environment the other tests share.
+        let env = Env::from_fn(|name| {
+            (name == "NOT_BUILT_IN_A_SECRET_ARN")
+                .then(|| "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x".to_string())
+        });
+        match resolve_secret_in(&env, &AwsConfig::from_env().await, "NOT_BUILT_IN_A").await {
             Err(e @ ConfigError::NotBuiltIn { .. }) => {
                 let text = e.to_string();
                 assert!(text.contains("NOT_BUILT_IN_A_SECRET_ARN"), "{text}");
@@ -150,8 +151,10 @@ mod tests {
     #[cfg(not(feature = "ssm"))]
     #[tokio::test]
     async fn an_ssm_parameter_without_the_ssm_client_is_a_configuration_error() {
-        std::env::set_var("NOT_BUILT_IN_B_SSM_PARAMETER", "/app/secret");
-        match resolve_secret("NOT_BUILT_IN_B").await {
+        let env = Env::from_fn(|name| {
+            (name == "NOT_BUILT_IN_B_SSM_PARAMETER").then(|| "/app/secret".to_string())
+        });
+        match resolve_secret_in(&env, &AwsConfig::from_env().await, "NOT_BUILT_IN_B").await {
             Err(e @ ConfigError::NotBuiltIn { .. }) => {
                 let text = e.to_string();
                 assert!(text.contains("NOT_BUILT_IN_B_SSM_PARAMETER"), "{text}");

@@ -92,13 +92,15 @@ async fn send_batch_with_retries(
     unreachable!("the last attempt returns")
 }
 
+/// A FIFO queue of stock-line and order messages (`StockQueue` and `OrderQueue`): the stock queue and the orders
+/// queue of the template are both this type.
 #[derive(Debug, Clone)]
-pub struct SqsStockQueue {
+pub struct SqsFifoQueue {
     pub client: Client,
     pub queue_url: String,
 }
 
-impl SqsStockQueue {
+impl SqsFifoQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
@@ -140,7 +142,7 @@ fn fifo_lanes(messages: &[FifoMessage]) -> Vec<Vec<&FifoMessage>> {
 }
 
 #[async_trait]
-impl StockQueue for SqsStockQueue {
+impl StockQueue for SqsFifoQueue {
     async fn send_all(&self, messages: &[FifoMessage]) -> Result<(), BackendError> {
         // SQS keeps the order of entries within a batch and of batches sent one after another; lanes run
         // concurrently, batches within a lane in sequence, so each group arrives in order.
@@ -169,7 +171,7 @@ impl StockQueue for SqsStockQueue {
 }
 
 /// The FIFO sender is also the orders-queue sender (`ORDERS_QUEUE_URL`): same batching, lanes and retries.
-impl OrderQueue for SqsStockQueue {}
+impl OrderQueue for SqsFifoQueue {}
 
 #[derive(Debug, Clone)]
 pub struct SqsPushQueue {

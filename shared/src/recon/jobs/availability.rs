@@ -16,7 +16,8 @@ use crate::recon::compare::{availability_diff, cloudshelf_in_stock_map};
 use crate::recon::report::{ReportRow, JSON};
 use crate::recon::run::{read_cloudshelf_variants, with_retries, JobCheckpoint, Outcome, Pacer};
 use crate::recon::Cursor;
-use crate::recon::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
+use crate::recon::{Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
+use crate::telemetry::metrics::names;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -239,11 +240,11 @@ pub async fn run_availability(ctx: &ReconContext, opts: &RunOptions) -> Result<J
             }
         }
         ctx.metrics.count(
-            metric_names::AVAILABILITY_ROWS_PUSHED,
+            names::AVAILABILITY_ROWS_PUSHED,
             counters.get(counter::LEVELS_PUSHED),
         );
         ctx.metrics.count(
-            metric_names::IN_STOCK_MISMATCHES,
+            names::IN_STOCK_MISMATCHES,
             counters.get(counter::IN_STOCK_MISMATCHES),
         );
         run.cp.counters.merge(&counters);

@@ -13,7 +13,8 @@ use crate::config::mappings::FinancePosting;
 use crate::finance::{close_store_day, explain_unposted, flush_store, DayClose, DifferenceKind};
 use crate::recon::report::ReportRow;
 use crate::recon::run::{JobCheckpoint, Outcome};
-use crate::recon::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
+use crate::recon::{Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
+use crate::telemetry::metrics::names;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -248,8 +249,7 @@ pub async fn run_finance_close(
     }
 
     let unvalidated = counters.get(counter::UNVALIDATED);
-    ctx.metrics
-        .count(metric_names::UNVALIDATED_TOTALS, unvalidated);
+    ctx.metrics.count(names::UNVALIDATED_TOTALS, unvalidated);
     run.set_state(&state);
     run.cp.counters = counters;
     notes.insert(

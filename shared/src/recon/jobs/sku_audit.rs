@@ -10,7 +10,8 @@ use crate::recon::report::ReportRow;
 use crate::recon::run::{
     read_centra_sizes, read_cloudshelf_variants, JobCheckpoint, Outcome, Pacer,
 };
-use crate::recon::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
+use crate::recon::{Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
+use crate::telemetry::metrics::names;
 use serde::{Deserialize, Serialize};
 
 const JOB: JobKind = JobKind::SkuAudit;
@@ -268,11 +269,9 @@ pub async fn run_sku_audit(ctx: &ReconContext, opts: &RunOptions) -> Result<JobR
 
     let missing =
         counters.get(counter::MISSING_IN_CLOUDSHELF) + counters.get(counter::MISSING_IN_CENTRA);
-    ctx.metrics.count(metric_names::MISSING_SKUS, missing);
-    ctx.metrics.count(
-        metric_names::CATALOGUE_FINDINGS,
-        audit.findings.len() as u64,
-    );
+    ctx.metrics.count(names::MISSING_SKUS, missing);
+    ctx.metrics
+        .count(names::CATALOGUE_FINDINGS, audit.findings.len() as u64);
     run.cp.counters = counters.clone();
     let details = serde_json::json!({ "counts": audit.counts() });
     let keys = run

@@ -17,7 +17,8 @@ use crate::orders::outbox::OutboxState;
 use crate::orders::stalled::{find_stalled_orders, StalledOrder};
 use crate::recon::report::ReportRow;
 use crate::recon::run::{with_retries, JobCheckpoint, Outcome};
-use crate::recon::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
+use crate::recon::{Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
+use crate::telemetry::metrics::names;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -322,10 +323,8 @@ pub async fn run_stalled_orders(
         + counters.get(counter::OUTBOX_EXCEPTIONS);
     let unposted =
         counters.get(counter::MOVEMENTS_NOT_IN_CENTRA) + counters.get(counter::ITEMS_BLOCKED);
-    ctx.metrics
-        .count(metric_names::STALLED_ORDERS, stalled_orders);
-    ctx.metrics
-        .count(metric_names::UNPOSTED_STORE_MOVEMENTS, unposted);
+    ctx.metrics.count(names::STALLED_ORDERS, stalled_orders);
+    ctx.metrics.count(names::UNPOSTED_STORE_MOVEMENTS, unposted);
 
     let next = StalledState {
         watermark_ms: orders

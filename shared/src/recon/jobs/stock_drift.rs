@@ -34,9 +34,10 @@ use crate::recon::report::{
 };
 use crate::recon::run::{JobCheckpoint, Pacer};
 use crate::recon::snapshot::{classify, RowStatus, SeenRows, StoreSnapshot};
-use crate::recon::{metric_names, Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
+use crate::recon::{Counters, JobKind, JobRun, ReconContext, ReconError, RunOptions};
 use crate::stock::ledger::LedgerRow;
 use crate::stock::ports::{ExceptionRecord, FifoMessage};
+use crate::telemetry::metrics::names;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -246,14 +247,12 @@ pub async fn run_stock_drift(ctx: &ReconContext, opts: &RunOptions) -> Result<Jo
         .saved_counters
         .since(&sweep.run.counters_at_invocation_start);
     ctx.metrics
-        .count(metric_names::DRIFTED_SKUS, done.get(counter::DRIFTED));
-    ctx.metrics.count(
-        metric_names::RECON_ROWS_COMPARED,
-        done.get(counter::ROWS_COMPARED),
-    );
+        .count(names::DRIFTED_SKUS, done.get(counter::DRIFTED));
+    ctx.metrics
+        .count(names::RECON_ROWS_COMPARED, done.get(counter::ROWS_COMPARED));
     let finished = matches!(outcome, Ok(Progress::Finished(_)));
     if !finished {
-        ctx.metrics.count(metric_names::RECON_RUNS_INCOMPLETE, 1);
+        ctx.metrics.count(names::RECON_RUNS_INCOMPLETE, 1);
     }
     let report_keys = match outcome? {
         Progress::Finished(keys) => keys,
