@@ -435,6 +435,7 @@ impl OrderSync {
         let expected = record.rev;
         record.state = OutboxState::Injected;
         record.centra_orders = numbers;
+        record.parked_order = None;
         record.lease_until_ms = 0;
         record.updated_at_ms = self.clock.now_millis();
         if !self.outbox.put(&record, Some(expected)).await? {
@@ -519,6 +520,8 @@ impl OrderSync {
         let expected = record.rev;
         record.state = OutboxState::Exception;
         record.exception = Some(refusal.reason.clone());
+        // Kept for `shelfsync orders retry` (ops::order_retry), which queues it again once the cause is fixed.
+        record.parked_order = Some(Box::new(order.clone()));
         record.lease_until_ms = 0;
         record.updated_at_ms = self.clock.now_millis();
         let _ = self.outbox.put(&record, Some(expected)).await?;
