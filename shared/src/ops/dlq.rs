@@ -529,3 +529,63 @@ pub async fn recorded_errors(
     }
     Ok(notes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The functions read only the body and `MessageGroupId` of a record: a redriven message's stamp
+    /// attributes change nothing for them.
+    #[test]
+    fn consumers_read_a_redriven_record_like_any_other() {
+        let record = |attributes: &str| {
+            format!(
+                r#"{{"messageId":"m1","body":"{{\"store\":\"LDN-01\",\"item\":{{\"by\":\"sku\",\"value\":\"A\"}}}}",
+                    "attributes":{{"MessageGroupId":"A"}},"messageAttributes":{attributes}}}"#
+            )
+        };
+        let stamped = r#"{"redriven_by":{"stringValue":"alice","dataType":"String"},
+                          "redriven_at":{"stringValue":"2026-11-30T00:53:20Z","dataType":"String"},
+                          "redriven_from":{"stringValue":"stock","dataType":"String"}}"#;
+        let event = |r: String| -> aws_lambda_events::sqs::SqsEvent {
+            serde_json::from_str(&format!(r#"{{"Records":[{r}]}}"#)).unwrap()
+        };
+        let plain = crate::lambda_sqs::fifo_items(event(record("{}")));
+        let redriven = crate::lambda_sqs::fifo_items(event(record(stamped)));
+        assert_eq!(
+            (&plain[0].group_id, &plain[0].payload),
+            (&redriven[0].group_id, &redriven[0].payload)
+        );
+        let (keys, unreadable) = crate::lambda_sqs::dirty_keys(event(record(stamped)));
+        assert_eq!((keys.len(), unreadable.len()), (1, 0));
+        assert!(matches!(
+            decode(DlqName::StockPush, &redriven[0].payload),
+            Decoded::PushRequest(_)
+        ));
+        assert!(matches!(
+            decode(DlqName::Orders, &redriven[0].payload),
+            Decoded::Unreadable(_)
+        ));
+    }
+
+    #[test]
+    fn names_and_environment() {
+        for d in DlqName::ALL {
+            assert_eq!(DlqName::parse(d.as_str()), Ok(d));
+        }
+        assert!(DlqName::parse("push").unwrap_err().contains("stock-push"));
+        assert_eq!(DlqName::Schedules.source_env(), None);
+        assert!(DlqName::Stock.fifo() && DlqName::Orders.fifo() && !DlqName::StockPush.fifo());
+        assert!(matches!(
+            decode(
+                DlqName::Schedules,
+                r#"{"job":"stock_drift","since_minutes":30}"#
+            ),
+            Decoded::SchedulerPayload(_)
+        ));
+        assert!(matches!(
+            decode(DlqName::Schedules, r#"{"job":"x","surprise":1}"#),
+            Decoded::Unreadable(_)
+        ));
+    }
+}
