@@ -263,6 +263,14 @@ impl OrderSync {
                     record = self.mark_injected(order, record, numbers).await?;
                     return self.report(order, record, true).await;
                 }
+                // An operator's retry found and recorded the Centra order (ops::order_retry): whatever this search
+                // missed, never create beside it.
+                Ok(_) if !record.centra_orders.is_empty() => {
+                    let numbers = record.centra_orders.clone();
+                    self.metrics.count(metric::ORDERS_ADOPTED, 1);
+                    record = self.mark_injected(order, record, numbers).await?;
+                    return self.report(order, record, true).await;
+                }
                 Ok(_) => {}
                 Err(e) => return Err(self.transient(format!("Centra order lookup: {e}"))),
             }
