@@ -11,7 +11,8 @@ use crate::apply::StockApplier;
 use crate::aws::AwsConfig;
 #[cfg(all(feature = "dynamodb", feature = "sqs"))]
 use crate::aws::{
-    DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue, SqsStockQueue,
+    DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue,
+    SqsStockQueue,
 };
 use crate::centra::CentraClient;
 use crate::centra_webhooks::{CentraSignatureVerifier, CentraWebhookIntake};

@@ -1,9 +1,9 @@
 //! Builds the order-sync service from its environment.
 #![cfg_attr(not(feature = "dynamodb"), allow(unused_imports))]
 
-use crate::aws::AwsConfig;
 #[cfg(feature = "dynamodb")]
 use crate::aws::{DynamoLedgerStore, DynamoOrderOutbox};
+use crate::aws::AwsConfig;
 use crate::centra::CentraClient;
 use crate::centra_orders::CentraOrderApi;
 use crate::cloudshelf::CloudshelfClient;
