@@ -29,6 +29,7 @@ pub mod ledger;
 pub mod local;
 pub mod mappings;
 pub mod metrics;
+pub mod ops;
 pub mod orders;
 pub mod ports;
 pub mod push;
