@@ -5,6 +5,7 @@ mod bench;
 mod bench_orders;
 mod centra_check;
 mod demo;
+mod operator;
 mod ops;
 mod order_sims;
 mod reconcile;
@@ -44,11 +45,15 @@ enum Command {
         #[arg(long, env = "STORE_EVENTS_SECRET", default_value = demo::DEMO_SECRET)]
         secret: String,
     },
-    /// List exception records (a Centra-refused line, an unreadable message) from the deployed stock table.
-    Exceptions {
-        #[arg(long)]
-        store: Option<String>,
-    },
+    /// List open exception records (a Centra-refused line, a parked kiosk order, an unreadable message) from
+    /// the deployed stock table; `exceptions resolve <id> --note …` records that one was dealt with.
+    Exceptions(operator::ExceptionsArgs),
+    /// Dead-letter queues: `dlq list <stock|stock-push|orders|schedules>`, `dlq redrive <queue>`.
+    #[command(subcommand)]
+    Dlq(operator::DlqCommand),
+    /// Kiosk orders: `orders retry <cloudshelf order id>` re-opens an order parked in exception.
+    #[command(subcommand)]
+    Orders(operator::OrdersCommand),
     /// After fixing what Centra refused: clear the item's block and push what the store reported since.
     Unblock {
         #[arg(long)]
@@ -146,7 +151,9 @@ async fn main() -> anyhow::Result<()> {
             println!("re-signed {} at {ts}", file.display());
             Ok(())
         }
-        Command::Exceptions { store } => ops::list_exceptions(store).await,
+        Command::Exceptions(args) => operator::exceptions(args).await,
+        Command::Dlq(command) => operator::dlq(command).await,
+        Command::Orders(command) => operator::orders(command).await,
         Command::Unblock {
             store,
             sku,

@@ -1,10 +1,10 @@
 //! Operator commands against the deployed tables (AWS credentials and the stack's table/queue names in the
-//! environment: `STOCK_TABLE`, `IDEMPOTENCY_TABLE`, `STOCK_PUSH_QUEUE_URL`).
+//! environment: `STOCK_TABLE`, `IDEMPOTENCY_TABLE`, `STOCK_PUSH_QUEUE_URL`); the newer actions are in `operator`.
 
 use shared::adapters::aws::{sdk_config, DynamoLedgerStore, SqsPushQueue};
 use shared::config::env::env_required;
 use shared::core::ids::{ItemRef, StoreCode};
-use shared::stock::ports::ExceptionLog;
+use shared::ops::exceptions::ExceptionBook;
 
 async fn ledger() -> anyhow::Result<DynamoLedgerStore> {
     let sdk = sdk_config().await;
@@ -15,19 +15,39 @@ async fn ledger() -> anyhow::Result<DynamoLedgerStore> {
     ))
 }
 
-pub async fn list_exceptions(store: Option<String>) -> anyhow::Result<()> {
-    let ledger = ledger().await?;
-    let exceptions = ledger.list(store.as_deref()).await?;
-    println!("{} exception(s)", exceptions.len());
-    for e in exceptions {
-        let at = chrono::DateTime::from_timestamp_millis(e.created_at_ms)
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default();
+pub async fn list_exceptions(
+    book: &ExceptionBook,
+    store: Option<String>,
+    kind: Option<String>,
+    json: bool,
+    all: bool,
+) -> anyhow::Result<()> {
+    let mut exceptions = book.list(store.as_deref(), kind.as_deref()).await?;
+    let resolved = exceptions.iter().filter(|e| e.resolution.is_some()).count();
+    if !all {
+        exceptions.retain(|e| e.resolution.is_none());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&exceptions)?);
+        return Ok(());
+    }
+    if all {
+        println!("{} exception(s), {resolved} resolved", exceptions.len());
+    } else {
         println!(
-            "{at}  [{}] store {} item {}",
+            "{} open exception(s) ({resolved} resolved not shown: --all)",
+            exceptions.len()
+        );
+    }
+    for entry in exceptions {
+        let e = &entry.record;
+        println!(
+            "{}  [{}] store {} item {}  id {}",
+            shared::ops::format_ms(e.created_at_ms),
             e.kind,
             e.store,
-            e.item.as_deref().unwrap_or("-")
+            e.item.as_deref().unwrap_or("-"),
+            e.id
         );
         println!("    {}", e.message);
         if let Some(key) = &e.mapping_key {
@@ -41,6 +61,14 @@ pub async fn list_exceptions(store: Option<String>) -> anyhow::Result<()> {
         }
         if !e.event_ids.is_empty() {
             println!("    events: {}", e.event_ids.join(", "));
+        }
+        if let Some(r) = &entry.resolution {
+            println!(
+                "    resolved by {} at {}: {}",
+                r.by,
+                shared::ops::format_ms(r.at_ms),
+                r.note
+            );
         }
     }
     Ok(())

@@ -3,14 +3,15 @@
 //! # Layers
 //!
 //! `core` ← `config` / `events` ← domain (`intake`, `stock`, `orders`, `finance`, `recon`) ← clients and adapters
-//! (`centra`, `cloudshelf`, `adapters`) ← `wiring` / `lambda`. A module imports only from its own layer or the
+//! (`centra`, `cloudshelf`, `adapters`) ← `wiring` / `lambda` / `ops`. A module imports only from its own layer or the
 //! ones left of it; the domain knows no AWS types and talks to storage and queues through its ports. The test
 //! `module_graph` (shared/tests/module_graph.rs, in the `integration` test binary) fails on an import cycle or a layer broken.
 //!
 //! # Crate map
 //!
 //! ```text
-//! core/           ids (store, item, movement), clock, backend errors — imports nothing from the crate
+//! core/           ids (store, item, movement), clock, backend errors, money, operator actions — imports nothing
+//!                 from the crate
 //! config/         env (settings), mappings (stores, warehouses, currencies) — no AWS calls
 //! events/         the store-events contract: strict_json, store_events (stock), order_placed, orders (messages)
 //! intake/         signature, store_events and centra_webhooks (the two endpoints), http (the HTTP adapter)
@@ -26,6 +27,7 @@
 //!                 report_sinks
 //! telemetry/      logs, metrics (every metric name)
 //! lambda/         SQS batch helpers and one handler per function
+//! ops/            operators' actions (the CLI's): dlq list/redrive, orders retry, exceptions resolve
 //! wiring/         building the services: aws, orders, recon (from the environment), local, local_orders
 //! ```
 
@@ -40,6 +42,7 @@ pub mod graphql_documents;
 pub mod http_client;
 pub mod intake;
 pub mod lambda;
+pub mod ops;
 pub mod orders;
 pub mod recon;
 pub mod stock;

@@ -23,6 +23,7 @@ mod intake;
 mod intake_fuzz;
 mod item_identity;
 mod module_graph;
+mod ops_moto;
 mod order_flow;
 mod order_intake;
 mod recon_drift;

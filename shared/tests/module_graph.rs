@@ -191,8 +191,9 @@ fn each_layer_imports_only_from_layers_below_it() {
             "config" => to == "core",
             "events" => matches!(to, "core" | "config"),
             f if domain.contains(&f) => {
-                // The domain reaches Centra and Cloudshelf through their clients, never AWS or the wiring.
-                !matches!(to, "adapters" | "wiring" | "lambda")
+                // The domain reaches Centra and Cloudshelf through their clients, never AWS, the wiring or the
+                // operators' tools built on top of it.
+                !matches!(to, "adapters" | "wiring" | "lambda" | "ops")
             }
             _ => true,
         }

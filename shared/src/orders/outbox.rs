@@ -65,6 +65,13 @@ pub struct OutboxRecord {
     /// Revision of the stored record; set by the store, never bumped by callers.
     #[serde(default)]
     pub rev: u64,
+    /// The kiosk order as queued, kept while the record is parked in `Exception` so that `shelfsync orders
+    /// retry` can queue it again without a new event; dropped once Centra holds the order (customer data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked_order: Option<Box<crate::events::orders::KioskOrder>>,
+    /// Operator actions on this record (who, when, what), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator_actions: Vec<crate::core::operator::OperatorAction>,
 }
 
 impl OutboxRecord {
@@ -90,6 +97,8 @@ impl OutboxRecord {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             rev: 0,
+            parked_order: None,
+            operator_actions: Vec::new(),
         }
     }
 }

@@ -263,6 +263,14 @@ impl OrderSync {
                     record = self.mark_injected(order, record, numbers).await?;
                     return self.report(order, record, true).await;
                 }
+                // An operator's retry found and recorded the Centra order (ops::order_retry): whatever this search
+                // missed, never create beside it.
+                Ok(_) if !record.centra_orders.is_empty() => {
+                    let numbers = record.centra_orders.clone();
+                    self.metrics.count(metric::ORDERS_ADOPTED, 1);
+                    record = self.mark_injected(order, record, numbers).await?;
+                    return self.report(order, record, true).await;
+                }
                 Ok(_) => {}
                 Err(e) => return Err(self.transient(format!("Centra order lookup: {e}"))),
             }
@@ -435,6 +443,7 @@ impl OrderSync {
         let expected = record.rev;
         record.state = OutboxState::Injected;
         record.centra_orders = numbers;
+        record.parked_order = None;
         record.lease_until_ms = 0;
         record.updated_at_ms = self.clock.now_millis();
         if !self.outbox.put(&record, Some(expected)).await? {
@@ -519,6 +528,8 @@ impl OrderSync {
         let expected = record.rev;
         record.state = OutboxState::Exception;
         record.exception = Some(refusal.reason.clone());
+        // Kept for `shelfsync orders retry` (ops::order_retry), which queues it again once the cause is fixed.
+        record.parked_order = Some(Box::new(order.clone()));
         record.lease_until_ms = 0;
         record.updated_at_ms = self.clock.now_millis();
         let _ = self.outbox.put(&record, Some(expected)).await?;
