@@ -1015,7 +1015,8 @@ async fn process_order(
         Some(Fault::ErrorsBesideData { .. }) | None => {}
     }
 
-    // UNVERIFIED: the HTTP status of Order-API errors (reference §5a gives only the body);
+    // UNVERIFIED: the HTTP status of Order-API errors (Centra documents only the body; codes in
+    // docs/orders.md §2);
     // 400 is the simulator's choice, and clients should read the body whatever the status.
     let refuse = |code: i64, msg: String| {
         json_response(

@@ -1,5 +1,6 @@
 //! Centra reads for scheduled reconciliation: the catalogue (product → variant → size, with SKU, EAN and
-//! status) and one warehouse's stock, both in `limit`/`page` offset pages (reference §2, §4).
+//! status) and one warehouse's stock, both in `limit`/`page` offset pages (`Query.products` and
+//! `Warehouse.stock` in `schema/centra/integration-subset.graphql`).
 //!
 //! Offset pages are not a snapshot: a product changed during a scan can shift between pages. The `all_*`
 //! helpers therefore de-duplicate by size id; something missed is found by the next scheduled run.
@@ -10,12 +11,14 @@ use serde_json::{json, Value};
 
 use crate::centra::{CentraClient, CentraError};
 
-/// Largest `limit` Centra takes on these lists (reference §2: "often capped at 1–200").
+/// Largest `limit` Centra takes on these lists ("Limit must be in range 1 - 200" on Centra's list fields,
+/// `schema/centra/integration-subset.graphql`).
 pub const MAX_PAGE_LIMIT: u32 = 200;
 
-// UNVERIFIED (reference §4 shows `products(where:{status:[ACTIVE]}, sort:[updatedAt_DESC], limit:, page:)`
-// and the size fields, not these): the `status` field on `Product` and `ProductVariant`, the `INACTIVE`
-// value, and the default order when `sort` is left out. `sort` is left out on purpose: `updatedAt_DESC`
+// UNVERIFIED (Centra's PIM guide, quoted at `Query.products` in `schema/centra/integration-subset.graphql`,
+// shows `products(where:{status}, sort:[updatedAt_DESC], limit:, page:)` and the size fields, not these): the
+// `status` field on `Product` and `ProductVariant`, the `INACTIVE` value, and the default order when `sort` is
+// left out. `sort` is left out on purpose: `updatedAt_DESC`
 // reorders the list while it is paged whenever a product changes; the default order (by id, presumably)
 // does not.
 pub(crate) const CATALOGUE_PAGE: &str = "query CatalogueSizes($limit: Int!, $page: Int!) {
@@ -28,8 +31,10 @@ pub(crate) const CATALOGUE_PAGE: &str = "query CatalogueSizes($limit: Int!, $pag
   }
 }";
 
-// `warehouses(where: {id})` and the `productSize` sub-object of `Stock` are UNVERIFIED (reference §4);
-// `freeToAllocateQuantity` adds no complexity, `physicalQuantity` is needed for count comparisons.
+// `warehouses(where: {id})` and the `productSize` sub-object of `Stock` are UNVERIFIED (marked so in
+// `schema/centra/integration-subset.graphql`; `shelfsync centra-check` asks the customer's Centra);
+// `freeToAllocateQuantity` adds no complexity (https://centra.dev/integration-api/api-reference/types/Stock),
+// `physicalQuantity` is needed for count comparisons.
 pub(crate) const WAREHOUSE_STOCK_PAGE: &str =
     "query WarehouseStock($wh: Int!, $limit: Int!, $page: Int!) {
   warehouses(where: { id: [$wh] }) {

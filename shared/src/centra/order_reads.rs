@@ -1,7 +1,8 @@
 //! Order reads over Centra's Integration API (GraphQL): an order's current state for the lifecycle handler,
 //! the lookup that adopts an order whose create response was lost, and shipment/return → order number.
 //!
-//! `orders(where: OrderFilter, limit, page)` is documented (reference §2, §5b); the `createdAt` range's field
+//! `orders(where: OrderFilter, limit, page)` is documented (`Query.orders`, `OrderFilter` in
+//! `schema/centra/integration-subset.graphql`); the `createdAt` range's field
 //! names (`from`/`to`), what `search` matches, and the `shipments`/`returns` filter shapes are UNVERIFIED. So
 //! the tag lookup re-checks `internalComment` itself and never trusts `search` alone.
 

@@ -1,4 +1,5 @@
-//! Centra Order API client: `POST <plugin base>/order` creates a DTC order paid outside Centra (reference §5a).
+//! Centra Order API client: `POST <plugin base>/order` creates a DTC order paid outside Centra
+//! (docs/orders.md §2).
 //!
 //! What matters to the caller is whether the order may exist. A refused connection, a 401, a 429 or a coded
 //! refusal (`{"status":"no","code":N}`) mean it does not; a timeout, a 5xx, a dropped connection or an
@@ -166,7 +167,7 @@ impl OrderApiError {
     }
 }
 
-/// Meaning of Centra's Order-API error codes (reference §5a) and whether a retry can help.
+/// Meaning of Centra's Order-API error codes (listed in docs/orders.md §2) and whether a retry can help.
 fn code_meaning(code: i64) -> (&'static str, bool) {
     match code {
         -1 => ("a product is not sellable: inactive, not displayed in the market, or not in the pricelist; check the SKU and the store's market/pricelist in Centra", true),

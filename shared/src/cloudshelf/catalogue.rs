@@ -1,6 +1,6 @@
 //! Cloudshelf catalogue reads and upserts for scheduled reconciliation: product variants (with SKU,
 //! barcode and stock flags) paged through `products`, locations, `upsertProducts` and
-//! `upsertProductVariants` (reference §2, §4, §6 and `cloudshelf-schema.graphql`).
+//! `upsertProductVariants` (`schema/cloudshelf.graphql`).
 //!
 //! Cloudshelf has no root query for variants: they are read as `Product.productVariants`, a plain list, one
 //! page of products at a time. Page sizes are derived from the query text so that each read stays within
@@ -89,7 +89,7 @@ pub(crate) const UPSERT_PRODUCT_VARIANTS: &str =
 }";
 
 /// Products per `upsertProducts` call and variants per `upsertProductVariants` call. UNVERIFIED: Cloudshelf
-/// documents no limit; the SFCC connector sends about 150 variants per request (reference §7).
+/// documents no limit; its SFCC connector sends about 150 variants per request.
 pub const PRODUCTS_CHUNK: usize = 150;
 pub const VARIANTS_CHUNK: usize = 150;
 

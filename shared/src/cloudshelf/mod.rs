@@ -1,11 +1,11 @@
 //! Cloudshelf Omnichannel API (GraphQL) client: read orders, report their status back, poll for orders
 //! changed since a watermark, and push per-location stock levels.
 //!
-//! Error model (reference §2): auth is `Authorization: Token <apiKey>`; schema problems and the query
-//! complexity/depth limits come back as top-level `errors[]`; business failures of an upsert as `userErrors`
-//! in its payload. Rate limiting is by query complexity; how a throttled request is answered is UNVERIFIED, so
-//! any HTTP 429 is `RateLimited` (with `Retry-After` honoured if one ever appears). All user data travels in
-//! GraphQL variables, never in the query text.
+//! Error model: auth is `Authorization: Token <apiKey>` (header of `schema/cloudshelf.graphql`); schema
+//! problems and the query complexity/depth limits come back as top-level `errors[]`; business failures of an
+//! upsert as `userErrors` in its payload. Rate limiting is by query complexity; how a throttled request is
+//! answered is UNVERIFIED, so any HTTP 429 is `RateLimited` (with `Retry-After` honoured if one ever appears).
+//! All user data travels in GraphQL variables, never in the query text.
 //!
 //! `upsertOrders` sets absolute values (status, third-party id), so repeating it after an uncertain failure
 //! (`Transient`) is safe.
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// Documented maximum query complexity (reference §2).
+/// Maximum query complexity, from Cloudshelf's API documentation (`schema/cloudshelf.graphql` does not carry it).
 pub const MAX_QUERY_COMPLEXITY: u32 = 500;
 
 pub(crate) const ORDER: &str = "query Order($id: GlobalId!) {
@@ -29,7 +29,8 @@ pub(crate) const ORDER: &str = "query Order($id: GlobalId!) {
   }
 }";
 
-// `orders` has no filter (reference §4): newest first, paged until the watermark is passed.
+// `orders` has no filter (only paging and `sortBy`: `Query.orders` in `schema/cloudshelf.graphql`): newest first,
+// paged until the watermark is passed.
 pub(crate) const ORDERS_BY_UPDATED_AT: &str =
     "query OrdersByUpdatedAt($first: Int!, $after: String) {
   orders(first: $first, after: $after, sortBy: {updatedAt: DESC}) {
@@ -65,8 +66,9 @@ pub(crate) const UPSERT_STOCK_LEVELS: &str =
   }
 }";
 
-/// Inputs per `upsertStockLevels` call: the Shopify connector's chunk size (reference §4). The real limit is
-/// UNVERIFIED.
+/// Inputs per `upsertStockLevels` call: the chunk size of Cloudshelf's Shopify connector
+/// (Cloudshelf/Shopify_CSConnector, the repository `schema/cloudshelf.graphql` is rendered from). The real
+/// limit is UNVERIFIED.
 pub const STOCK_LEVELS_CHUNK: usize = 1000;
 
 /// One `StockLevelInput`. Both ids take a Cloudshelf gid or the platformProvidedId (external gid) the location

@@ -106,7 +106,8 @@ where
     Env::process().parse(name, default)
 }
 
-/// Centra's published rate-limit tiers (reference §2): mutation quota per 10 s and per hour.
+/// Centra's published rate-limit tiers: mutation quota per 10 s and per hour (the `MUTATION_COUNT` windows of
+/// `RateLimit` in `schema/centra/integration-subset.graphql`; an environment's `rateLimits` query gives its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateTier {
     Growth,

@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 
 /// Countries whose delivery address must carry `region` (Centra's `state`).
 ///
-/// centra.md §5a: the Order API's `state` is "required for some countries" without a list. These are the
+/// Centra's Order API documents `state` as "required for some countries" without a list (docs/orders.md §1:
+/// `region` where the country needs one). These are the
 /// countries whose addresses are not deliverable without a state/province/territory and for which Centra keeps
 /// a state list (its checkout asks for one): United States, Canada, Australia. The exact set Centra enforces is
 /// UNVERIFIED; add a country here when Centra refuses an order of it for a missing `state`.

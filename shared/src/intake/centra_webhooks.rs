@@ -1,4 +1,4 @@
-//! Centra webhooks: `POST /v1/centra-webhooks` (centra.md §6, the "Integration API" plugin version).
+//! Centra webhooks: `POST /v1/centra-webhooks` (docs/orders.md §3, the "Integration API" plugin version).
 //!
 //! Centra posts `application/x-www-form-urlencoded` bodies, `payload=<url-encoded JSON>`, holding
 //! `{"events":[{"type":"order","action":"update","date":"2021-01-29 14:40:58.628033","id":2735}, …]}` — ids only.

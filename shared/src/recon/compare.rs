@@ -9,7 +9,8 @@
 //!
 //! # External ids
 //!
-//! Cloudshelf takes our own ids as `gid://external/<Namespace>/<id>` (reference cloudshelf.md §2). A Centra
+//! Cloudshelf takes our own ids as `gid://external/<Namespace>/<id>` (upsert inputs' `id`: "a Cloudshelf gid, or
+//! your own external gid", `schema/cloudshelf.graphql`). A Centra
 //! size is a Cloudshelf variant `gid://external/CentraProductSize/<SKU>` and a Centra product a Cloudshelf
 //! product `gid://external/CentraProduct/<product id>`:
 //! - the variant is keyed by the full SKU, not the numeric size id, because every other path already names
@@ -444,7 +445,8 @@ pub fn cloudshelf_in_stock_map(variants: &[CloudshelfVariant]) -> HashMap<(Strin
 /// - `last_pushed`: the quantities of the previous push, same keys. Only levels that differ are returned.
 ///   A key pushed before whose location was read now but which has no row any more is set to 0.
 /// - `safety_stock`: the organisation's `safetyStockNumber`; Cloudshelf shows in stock when the quantity
-///   is positive and not below it (reference §3, §6; the exact comparison is UNVERIFIED).
+///   is positive and not below it (`safetyStockNumber`, `StockLevelInput.quantity` in `schema/cloudshelf.graphql`;
+///   the exact comparison is UNVERIFIED).
 ///
 /// Both lists are sorted by (location, variant).
 pub fn availability_diff(

@@ -1,5 +1,5 @@
-//! Centra's Order API (`POST /order-api/<plugin>/order`, reference §5a) and the order data the Integration
-//! API reads back (`orders`, `shipments`, `returns`, reference §5b).
+//! Centra's Order API (`POST /order-api/<plugin>/order`, docs/orders.md §2) and the order data the Integration
+//! API reads back (`orders`, `shipments`, `returns` in `schema/centra/integration-subset.graphql`).
 //!
 //! One Order-API plugin belongs to one DTC store; markets, pricelists and shipping options belong to stores
 //! too, and an order may only use those of its plugin's store. Sizes come from the shared catalogue
@@ -15,7 +15,8 @@ use super::schema::{OrderFilter, PageArgs, SizeRef};
 use super::store::{paginate, Store};
 use crate::graphql::GraphqlError;
 
-/// Statuses an operator may move an order to (Centra's order flow, reference §5a).
+/// Statuses an operator may move an order to (Centra's order flow; `OrderStatus` in
+/// `schema/centra/integration-subset.graphql`).
 pub const ORDER_STATUSES: [&str; 6] = [
     "PENDING",
     "CONFIRMED",
@@ -964,7 +965,8 @@ fn address_json(a: &SimAddress) -> Value {
     })
 }
 
-/// A DTC order as the Integration API shows it (field names from the schema pages, reference §5b).
+/// A DTC order as the Integration API shows it (field names from the schema pages: `DirectToConsumerOrder` in
+/// `schema/centra/integration-subset.graphql`).
 pub(crate) fn order_json(o: &SimOrder) -> Value {
     let lines: Vec<Value> = o
         .lines
