@@ -747,7 +747,7 @@ async fn process(
     };
     let calls = match plan_calls(&op, entry) {
         Ok(calls) => calls,
-        Err(response) => return response,
+        Err(errors) => return errors_response(errors),
     };
     let after = match take_fault(inner, op.kind, entry).await {
         Ok(after) => after,
@@ -828,11 +828,11 @@ async fn check_request(
 }
 
 /// The call each root field of the operation makes (introspection fields aside), with the stock changes'
-/// descriptions logged; or the answer naming the fields that make none.
+/// descriptions logged; or the errors of the fields that make none.
 fn plan_calls<'o>(
     op: &'o graphql::Operation,
     entry: &mut RequestLogEntry,
-) -> Result<Vec<(&'o SelectedField, Call)>, Response> {
+) -> Result<Vec<(&'o SelectedField, Call)>, Vec<GraphqlError>> {
     let mut calls = Vec::new();
     let mut errors = Vec::new();
     for field in &op.fields {
@@ -845,7 +845,7 @@ fn plan_calls<'o>(
         }
     }
     if !errors.is_empty() {
-        return Err(errors_response(errors));
+        return Err(errors);
     }
     for (_, call) in &calls {
         match call {

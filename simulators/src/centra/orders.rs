@@ -190,6 +190,9 @@ struct Draft {
     adjust_stock: bool,
 }
 
+/// A payment entry as the request gives it: (type, status, amount, transaction).
+type PaymentEntry = (String, String, f64, Option<String>);
+
 enum CustomerChoice {
     Guest(String),
     Registered(String),
@@ -524,10 +527,7 @@ impl OrderBook {
     }
 
     /// The payment entries (type, status, amount, transaction) of the optional `payment`.
-    fn validate_payment(
-        &self,
-        o: &Map<String, Value>,
-    ) -> Result<Vec<(String, String, f64, Option<String>)>, Rejection> {
+    fn validate_payment(&self, o: &Map<String, Value>) -> Result<Vec<PaymentEntry>, Rejection> {
         let mut payment = Vec::new();
         if let Some(p) = field(o, "payment") {
             let Some(p) = p.as_object() else {
