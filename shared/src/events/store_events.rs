@@ -340,8 +340,41 @@ pub(crate) fn stock_event_from_object(
         "",
     )?;
 
+    let event_type = parse_stock_event_type(obj)?;
+
+    let occurred_at = parse_occurred_at(obj, now_ms)?;
+    let store = parse_store(obj, mappings)?;
+
+    let sequence = match field(obj, "sequence") {
+        None => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            invalid("invalid_type", "sequence", "must be a non-negative integer")
+        })?),
+    };
+    let (reference, reason) = parse_reference_and_reason(obj, event_type)?;
+
+    let lines = parse_stock_lines(obj, event_type, &store, mappings)?;
+    let business_date = mappings
+        .store(store.as_str())
+        .map(|m| m.business_date(occurred_at.timestamp_millis()))
+        .unwrap_or_else(|| occurred_at.date_naive());
+    Ok(StockEvent {
+        id: id.to_string(),
+        event_type,
+        occurred_at,
+        business_date,
+        store,
+        sequence,
+        reference,
+        reason,
+        lines,
+    })
+}
+
+/// `type` of a stock event.
+fn parse_stock_event_type(obj: &Map<String, Value>) -> Result<StockEventType, ValidationError> {
     let type_str = required_string(obj, "type", "type")?;
-    let event_type = match type_str.as_str() {
+    Ok(match type_str.as_str() {
         "stock.sale" => StockEventType::Sale,
         "stock.return" => StockEventType::Return,
         "stock.adjustment" => StockEventType::Adjustment,
@@ -353,17 +386,14 @@ pub(crate) fn stock_event_from_object(
                 format!("\"{}\" is not one of stock.sale, stock.return, stock.adjustment, stock.count, order.placed", clip(other)),
             ))
         }
-    };
+    })
+}
 
-    let occurred_at = parse_occurred_at(obj, now_ms)?;
-    let store = parse_store(obj, mappings)?;
-
-    let sequence = match field(obj, "sequence") {
-        None => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
-            invalid("invalid_type", "sequence", "must be a non-negative integer")
-        })?),
-    };
+/// `reference` (at most 256 characters) and `reason` (required for stock.adjustment) of a stock event.
+fn parse_reference_and_reason(
+    obj: &Map<String, Value>,
+    event_type: StockEventType,
+) -> Result<(Option<String>, Option<String>), ValidationError> {
     let reference = string_field(obj, "reference", "reference")?;
     if reference.as_ref().is_some_and(|r| r.len() > 256) {
         return Err(invalid(
@@ -382,23 +412,7 @@ pub(crate) fn stock_event_from_object(
             "is required for stock.adjustment",
         ));
     }
-
-    let lines = parse_stock_lines(obj, event_type, &store, mappings)?;
-    let business_date = mappings
-        .store(store.as_str())
-        .map(|m| m.business_date(occurred_at.timestamp_millis()))
-        .unwrap_or_else(|| occurred_at.date_naive());
-    Ok(StockEvent {
-        id: id.to_string(),
-        event_type,
-        occurred_at,
-        business_date,
-        store,
-        sequence,
-        reference,
-        reason,
-        lines,
-    })
+    Ok((reference, reason))
 }
 
 /// `lines` of a stock event: each line's item, quantity (sign and size by type), price and currency; then the
@@ -487,21 +501,12 @@ pub(crate) fn check_item_sums(lines: &[EventLine]) -> Result<(), ValidationError
     Ok(())
 }
 
-/// One line of a stock event at path `p`.
-fn parse_stock_line(
-    line: &Value,
+/// A line's quantity at path `p`: bounded in size, its sign as the event type needs.
+fn check_line_quantity(
+    quantity: i64,
     p: &str,
     event_type: StockEventType,
-    store: &StoreCode,
-    mappings: &Mappings,
-) -> Result<EventLine, ValidationError> {
-    let LineParts {
-        object: lo,
-        sku,
-        ean,
-        item,
-        quantity,
-    } = parse_line_parts(line, p)?;
+) -> Result<(), ValidationError> {
     let qpath = format!("{p}.quantity");
     // `unsigned_abs`: `abs` of i64::MIN overflows.
     if quantity.unsigned_abs() > MAX_QUANTITY {
@@ -535,6 +540,25 @@ fn parse_stock_line(
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// One line of a stock event at path `p`.
+fn parse_stock_line(
+    line: &Value,
+    p: &str,
+    event_type: StockEventType,
+    store: &StoreCode,
+    mappings: &Mappings,
+) -> Result<EventLine, ValidationError> {
+    let LineParts {
+        object: lo,
+        sku,
+        ean,
+        item,
+        quantity,
+    } = parse_line_parts(line, p)?;
+    check_line_quantity(quantity, p, event_type)?;
     let unit_price = string_field(lo, "unit_price", &format!("{p}.unit_price"))?;
     let currency = string_field(lo, "currency", &format!("{p}.currency"))?;
     if let Some(price) = &unit_price {

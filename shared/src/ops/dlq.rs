@@ -13,12 +13,12 @@
 //! (SQS's `StartMessageMoveTask` does the same server-side on real AWS but moto lacks it; not used.)
 
 use super::format_ms;
-use crate::events::orders::OrderQueueMessage;
-use crate::orders::outbox::OrderOutbox;
 use crate::core::errors::BackendError;
-use crate::stock::ports::{DirtyKey, ExceptionLog};
-use crate::recon::request::ReconRequest;
+use crate::events::orders::OrderQueueMessage;
 use crate::events::store_events::StockLineMessage;
+use crate::orders::outbox::OrderOutbox;
+use crate::recon::request::ReconRequest;
+use crate::stock::ports::{DirtyKey, ExceptionLog};
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,

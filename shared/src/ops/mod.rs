@@ -3,7 +3,6 @@
 //! Each action is idempotent (running it twice does it once and says so), has a dry run that changes nothing,
 //! and writes who did it and when into what it changes, so every record says how it got where it is.
 
-
 #[cfg(all(feature = "dynamodb", feature = "sqs"))]
 pub mod dlq;
 #[cfg(feature = "dynamodb")]

@@ -8,15 +8,15 @@
 //! orders FIFO queue in its usual group, under a dedup id of its own (the original one may still be inside
 //! SQS's 5-minute deduplication window).
 
-use crate::core::operator::OperatorAction;
 use crate::centra::CentraClient;
-use crate::events::orders::KioskOrder;
-use crate::orders::outbox::{OrderOutbox, OutboxRecord, OutboxState};
-use crate::intake::store_events::order_message;
-use crate::orders::sync::order_tag;
-use crate::core::errors::BackendError;
-use crate::stock::ports::{FifoMessage, OrderQueue};
 use crate::core::clock::Clock;
+use crate::core::errors::BackendError;
+use crate::core::operator::OperatorAction;
+use crate::events::orders::KioskOrder;
+use crate::intake::store_events::order_message;
+use crate::orders::outbox::{OrderOutbox, OutboxRecord, OutboxState};
+use crate::orders::sync::order_tag;
+use crate::stock::ports::{FifoMessage, OrderQueue};
 use sha2::{Digest, Sha256};
 
 pub const RETRY_ACTION: &str = "retry";

@@ -490,14 +490,14 @@ impl StockPusher {
         record
     }
 
+    /// Sends the record's pending mutations one by one (splits are appended and sent in turn) and settles
+    /// each one's rows by its outcome.
     async fn send_and_settle(
         &self,
         record: &mut PushRecord,
         deadline_ms: i64,
         report: &mut PushReport,
     ) {
-        let store = record.store.clone();
-        let push_id = record.push_id.clone();
         let mut split_mutations = 0usize;
         let mut next = 0;
         while next < record.mutations.len() {
@@ -510,100 +510,178 @@ impl StockPusher {
             let mutation = record.mutations[index].clone();
             match outcome {
                 MutationOutcome::Applied { change_id, skipped } => {
-                    let m = &mut record.mutations[index];
-                    m.status = MutationStatus::Applied;
-                    m.change_id = change_id;
-                    m.skipped = skipped
-                        .iter()
-                        .map(|(i, message)| SkippedLine {
-                            line: *i as u32,
-                            message: message.clone(),
-                        })
-                        .collect();
-                    let mutation = m.clone();
-                    // Best effort: recovery finds the same from the audit trail.
-                    self.save_record(record).await;
-                    report.mutations_applied += 1;
-                    self.settle_applied(&store, &push_id, &mutation, report)
+                    self.record_applied(record, index, change_id, &skipped, report)
                         .await;
                 }
                 MutationOutcome::NotApplied(reason) => {
-                    record.mutations[index].status = MutationStatus::NotApplied;
-                    self.save_record(record).await;
-                    tracing::warn!(%store, push_id, index, %reason, "mutation not applied; keys will be retried");
-                    for line in &mutation.lines {
-                        let _ = self.finish_row(&store, &line.item, &push_id, None).await;
-                        report.retry(&store, &line.item);
-                    }
+                    self.release_not_applied(record, index, &mutation, &reason, report)
+                        .await;
                 }
                 MutationOutcome::Refused(bad) => {
-                    record.mutations[index].status = MutationStatus::Split;
-                    for (i, message) in &bad {
-                        let line = &mutation.lines[*i];
-                        self.park(
-                            &store,
-                            line,
-                            &push_id,
-                            "centra_rejected_line",
-                            message,
-                            report,
-                        )
+                    self.resend_unrefused_lines(record, index, &mutation, &bad, report)
                         .await;
-                    }
-                    let bad: BTreeSet<usize> = bad.iter().map(|(i, _)| *i).collect();
-                    let good: Vec<PushLine> = mutation
-                        .lines
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| !bad.contains(i))
-                        .map(|(_, l)| l.clone())
-                        .collect();
-                    // Centra applied none of it; resend the lines it had no objection to.
-                    let first_new = record.mutations.len();
-                    if !good.is_empty() {
-                        record.add_mutation(mutation.kind, good);
-                    }
-                    self.record_split(record, first_new, report).await;
                 }
                 MutationOutcome::Bisect(message) => {
-                    record.mutations[index].status = MutationStatus::Split;
-                    let half = mutation.lines.len().div_ceil(2).max(1);
-                    let parts = mutation.lines.len().div_ceil(half);
-                    if split_mutations + parts > self.settings.max_split_mutations {
-                        // Halving costs Centra's budget: past the cap the lines are parked with Centra's words.
-                        for line in &mutation.lines {
-                            let kind = "centra_refused_unattributed";
-                            self.park(&store, line, &push_id, kind, &message, report)
-                                .await;
-                        }
-                        self.save_record(record).await;
-                        continue;
-                    }
-                    tracing::warn!(%store, push_id, index, %message, "Centra refused a mutation without naming the line; splitting");
-                    split_mutations += parts;
-                    let first_new = record.mutations.len();
-                    for part in mutation.lines.chunks(half) {
-                        record.add_mutation(mutation.kind, part.to_vec());
-                    }
-                    self.record_split(record, first_new, report).await;
+                    self.bisect_refused(
+                        record,
+                        index,
+                        &mutation,
+                        &message,
+                        &mut split_mutations,
+                        report,
+                    )
+                    .await;
                 }
                 MutationOutcome::Unresolved => {
-                    // Leave lease and record as they are; look again after the lease ends.
-                    let now = self.clock.now_millis();
-                    let keys: Vec<DirtyKey> = mutation
-                        .lines
-                        .iter()
-                        .map(|l| DirtyKey {
-                            store: store.clone(),
-                            item: l.item.clone(),
-                        })
-                        .collect();
-                    let delay = delay_seconds(now + self.settings.lease_ms, now);
-                    if self.push_queue.mark_dirty(&keys, delay).await.is_err() {
-                        report.failed_keys.extend(keys);
-                    }
+                    self.requeue_unresolved(&record.store, &mutation, report)
+                        .await;
                 }
             }
+        }
+    }
+
+    /// An applied mutation: recorded with what Centra skipped, then its rows settled.
+    async fn record_applied(
+        &self,
+        record: &mut PushRecord,
+        index: usize,
+        change_id: Option<String>,
+        skipped: &[(usize, String)],
+        report: &mut PushReport,
+    ) {
+        let m = &mut record.mutations[index];
+        m.status = MutationStatus::Applied;
+        m.change_id = change_id;
+        m.skipped = skipped
+            .iter()
+            .map(|(i, message)| SkippedLine {
+                line: *i as u32,
+                message: message.clone(),
+            })
+            .collect();
+        let mutation = m.clone();
+        // Best effort: recovery finds the same from the audit trail.
+        self.save_record(record).await;
+        report.mutations_applied += 1;
+        let (store, push_id) = (record.store.clone(), record.push_id.clone());
+        self.settle_applied(&store, &push_id, &mutation, report)
+            .await;
+    }
+
+    /// A mutation definitely not applied: its rows are released and their keys retried.
+    async fn release_not_applied(
+        &self,
+        record: &mut PushRecord,
+        index: usize,
+        mutation: &PushMutation,
+        reason: &str,
+        report: &mut PushReport,
+    ) {
+        let store = record.store.clone();
+        let push_id = record.push_id.clone();
+        record.mutations[index].status = MutationStatus::NotApplied;
+        self.save_record(record).await;
+        tracing::warn!(%store, push_id, index, %reason, "mutation not applied; keys will be retried");
+        for line in &mutation.lines {
+            let _ = self.finish_row(&store, &line.item, &push_id, None).await;
+            report.retry(&store, &line.item);
+        }
+    }
+
+    /// Centra refused named lines: they are parked, the rest go out again as a new mutation.
+    async fn resend_unrefused_lines(
+        &self,
+        record: &mut PushRecord,
+        index: usize,
+        mutation: &PushMutation,
+        bad: &[(usize, String)],
+        report: &mut PushReport,
+    ) {
+        let store = record.store.clone();
+        let push_id = record.push_id.clone();
+        record.mutations[index].status = MutationStatus::Split;
+        for (i, message) in bad {
+            let line = &mutation.lines[*i];
+            self.park(
+                &store,
+                line,
+                &push_id,
+                "centra_rejected_line",
+                message,
+                report,
+            )
+            .await;
+        }
+        let bad: BTreeSet<usize> = bad.iter().map(|(i, _)| *i).collect();
+        let good: Vec<PushLine> = mutation
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !bad.contains(i))
+            .map(|(_, l)| l.clone())
+            .collect();
+        // Centra applied none of it; resend the lines it had no objection to.
+        let first_new = record.mutations.len();
+        if !good.is_empty() {
+            record.add_mutation(mutation.kind, good);
+        }
+        self.record_split(record, first_new, report).await;
+    }
+
+    /// Centra refused the mutation without naming a line: it goes out again in halves, up to the cap on
+    /// split mutations (`split_mutations` counts those of this push).
+    async fn bisect_refused(
+        &self,
+        record: &mut PushRecord,
+        index: usize,
+        mutation: &PushMutation,
+        message: &str,
+        split_mutations: &mut usize,
+        report: &mut PushReport,
+    ) {
+        let store = record.store.clone();
+        let push_id = record.push_id.clone();
+        record.mutations[index].status = MutationStatus::Split;
+        let half = mutation.lines.len().div_ceil(2).max(1);
+        let parts = mutation.lines.len().div_ceil(half);
+        if *split_mutations + parts > self.settings.max_split_mutations {
+            // Halving costs Centra's budget: past the cap the lines are parked with Centra's words.
+            for line in &mutation.lines {
+                let kind = "centra_refused_unattributed";
+                self.park(&store, line, &push_id, kind, message, report)
+                    .await;
+            }
+            self.save_record(record).await;
+            return;
+        }
+        tracing::warn!(%store, push_id, index, %message, "Centra refused a mutation without naming the line; splitting");
+        *split_mutations += parts;
+        let first_new = record.mutations.len();
+        for part in mutation.lines.chunks(half) {
+            record.add_mutation(mutation.kind, part.to_vec());
+        }
+        self.record_split(record, first_new, report).await;
+    }
+
+    /// Unknown whether applied: leave lease and record as they are; look again after the lease ends.
+    async fn requeue_unresolved(
+        &self,
+        store: &StoreCode,
+        mutation: &PushMutation,
+        report: &mut PushReport,
+    ) {
+        let now = self.clock.now_millis();
+        let keys: Vec<DirtyKey> = mutation
+            .lines
+            .iter()
+            .map(|l| DirtyKey {
+                store: store.clone(),
+                item: l.item.clone(),
+            })
+            .collect();
+        let delay = delay_seconds(now + self.settings.lease_ms, now);
+        if self.push_queue.mark_dirty(&keys, delay).await.is_err() {
+            report.failed_keys.extend(keys);
         }
     }
 
@@ -696,54 +774,11 @@ impl StockPusher {
                 return MutationOutcome::NotApplied(reason);
             }
             attempts += 1;
-            let started = std::time::Instant::now();
-            let result = match mutation.kind {
-                ChangeKind::Decrease => {
-                    self.centra
-                        .change_stock(record.warehouse_id, Direction::Out, &description, &payload)
-                        .await
-                }
-                ChangeKind::Increase => {
-                    self.centra
-                        .change_stock(record.warehouse_id, Direction::In, &description, &payload)
-                        .await
-                }
-                ChangeKind::Set => {
-                    self.centra
-                        .set_stock(record.warehouse_id, &description, &payload)
-                        .await
-                }
-            };
-            self.metrics.observe_ms(
-                names::CENTRA_MUTATION_LATENCY,
-                started.elapsed().as_millis() as i64,
-            );
+            let result = self
+                .send_mutation(record, mutation, &description, &payload)
+                .await;
             match result {
-                Ok(reply) => {
-                    self.metrics.count(names::CENTRA_MUTATIONS, 1);
-                    if !reply.graphql_errors.is_empty() {
-                        tracing::warn!(store = %record.store, push_id = %record.push_id, index, errors = ?reply.graphql_errors, "Centra errors beside the mutation's payload");
-                    }
-                    return match read_reply(mutation.lines.len(), &reply) {
-                        Reading::Settled(outcome) => outcome,
-                        Reading::CheckTrail { skipped, why } => {
-                            tracing::warn!(store = %record.store, push_id = %record.push_id, index, %why, "Centra's answer does not say which lines it applied; checking its audit trail");
-                            match self.audit(record, mutation).await {
-                                Some(AuditLookup::Found(change)) => MutationOutcome::Applied {
-                                    skipped: union(
-                                        skipped,
-                                        absent_lines(mutation.kind, &mutation.lines, &change),
-                                    ),
-                                    change_id: Some(change.id),
-                                },
-                                Some(AuditLookup::NotApplied) => MutationOutcome::NotApplied(
-                                    format!("Centra made no stock change ({why})"),
-                                ),
-                                _ => MutationOutcome::Unresolved,
-                            }
-                        }
-                    };
-                }
+                Ok(reply) => return self.outcome_of_reply(record, index, &reply).await,
                 Err(CentraError::RateLimited { retry_at_ms }) => {
                     self.metrics.count(names::CENTRA_RATE_LIMITED, 1);
                     let until = retry_at_ms.unwrap_or_else(|| self.clock.now_millis() + 10_000);
@@ -788,6 +823,73 @@ impl StockPusher {
                     }
                 }
                 Err(e) => return MutationOutcome::NotApplied(e.to_string()),
+            }
+        }
+    }
+
+    /// One call to Centra for the mutation, timed.
+    async fn send_mutation(
+        &self,
+        record: &PushRecord,
+        mutation: &PushMutation,
+        description: &str,
+        payload: &[(ItemRef, i64)],
+    ) -> Result<MutationReply, CentraError> {
+        let started = std::time::Instant::now();
+        let result = match mutation.kind {
+            ChangeKind::Decrease => {
+                self.centra
+                    .change_stock(record.warehouse_id, Direction::Out, description, payload)
+                    .await
+            }
+            ChangeKind::Increase => {
+                self.centra
+                    .change_stock(record.warehouse_id, Direction::In, description, payload)
+                    .await
+            }
+            ChangeKind::Set => {
+                self.centra
+                    .set_stock(record.warehouse_id, description, payload)
+                    .await
+            }
+        };
+        self.metrics.observe_ms(
+            names::CENTRA_MUTATION_LATENCY,
+            started.elapsed().as_millis() as i64,
+        );
+        result
+    }
+
+    /// What Centra's answer to mutation `index` says was applied, from its audit trail when the answer does
+    /// not say.
+    async fn outcome_of_reply(
+        &self,
+        record: &PushRecord,
+        index: usize,
+        reply: &MutationReply,
+    ) -> MutationOutcome {
+        let mutation = &record.mutations[index];
+        self.metrics.count(names::CENTRA_MUTATIONS, 1);
+        if !reply.graphql_errors.is_empty() {
+            tracing::warn!(store = %record.store, push_id = %record.push_id, index, errors = ?reply.graphql_errors, "Centra errors beside the mutation's payload");
+        }
+        match read_reply(mutation.lines.len(), reply) {
+            Reading::Settled(outcome) => outcome,
+            Reading::CheckTrail { skipped, why } => {
+                tracing::warn!(store = %record.store, push_id = %record.push_id, index, %why, "Centra's answer does not say which lines it applied; checking its audit trail");
+                match self.audit(record, mutation).await {
+                    Some(AuditLookup::Found(change)) => MutationOutcome::Applied {
+                        skipped: union(
+                            skipped,
+                            absent_lines(mutation.kind, &mutation.lines, &change),
+                        ),
+                        change_id: Some(change.id),
+                    },
+                    Some(AuditLookup::NotApplied) => {
+                        MutationOutcome::NotApplied(format!("Centra made no stock change ({why})"))
+                    }
+                    _ => MutationOutcome::Unresolved,
+                }
             }
         }
     }
@@ -913,53 +1015,88 @@ impl StockPusher {
             return Ok(Recovery::Done);
         };
         if record.mutations[position].status == MutationStatus::Pending {
-            let mutation = record.mutations[position].clone();
-            let marker = PushRecord::marker(push_id, mutation.index);
-            match self
-                .centra
-                .find_push_change(record.warehouse_id, &marker)
-                .await
+            if let Some(recovery) = self
+                .settle_pending_from_trail(store, item, lease, &mut record, position)
+                .await?
             {
-                Ok(AuditLookup::Found(change)) => {
-                    let m = &mut record.mutations[position];
-                    m.status = MutationStatus::Applied;
-                    m.skipped = absent_lines(mutation.kind, &mutation.lines, &change)
-                        .into_iter()
-                        .map(|(i, message)| SkippedLine {
-                            line: i as u32,
-                            message,
-                        })
-                        .collect();
-                    m.change_id = Some(change.id);
-                    self.push_log.put(&record).await?;
-                    tracing::info!(%store, %item, push_id, index = mutation.index, "abandoned push found in the audit trail: applied");
-                }
-                Ok(AuditLookup::NotApplied) => {
-                    record.mutations[position].status = MutationStatus::NotApplied;
-                    self.push_log.put(&record).await?;
-                    tracing::info!(%store, %item, push_id, index = mutation.index, "abandoned push not in the audit trail: not applied");
-                }
-                Ok(AuditLookup::Inconclusive(why)) => {
-                    return self
-                        .unsettled(store, item, lease, &record, position, &why)
-                        .await
-                }
-                Err(
-                    e @ (CentraError::GraphQl(_)
-                    | CentraError::Rejected(_)
-                    | CentraError::Protocol(_)),
-                ) => {
-                    return self
-                        .unsettled(store, item, lease, &record, position, &e.to_string())
-                        .await
-                }
-                // Centra unreachable or busy: not a verdict, ask again shortly.
-                Err(e) => {
-                    tracing::warn!(%store, %item, push_id, error = %e, "cannot resolve abandoned push yet");
-                    return Ok(Recovery::Wait(self.clock.now_millis() + 30_000));
-                }
+                return Ok(recovery);
             }
         }
+        self.finish_recovered(store, item, push_id, &record, position)
+            .await
+    }
+
+    /// A pending mutation of an abandoned push, settled from Centra's audit trail: recorded applied or not
+    /// applied (then `None`: the row is finished from the record), or the recovery's answer when the trail
+    /// settles nothing.
+    async fn settle_pending_from_trail(
+        &self,
+        store: &StoreCode,
+        item: &ItemRef,
+        lease: &Lease,
+        record: &mut PushRecord,
+        position: usize,
+    ) -> Result<Option<Recovery>, BackendError> {
+        let push_id = lease.push_id.as_str();
+        let mutation = record.mutations[position].clone();
+        let marker = PushRecord::marker(push_id, mutation.index);
+        match self
+            .centra
+            .find_push_change(record.warehouse_id, &marker)
+            .await
+        {
+            Ok(AuditLookup::Found(change)) => {
+                let m = &mut record.mutations[position];
+                m.status = MutationStatus::Applied;
+                m.skipped = absent_lines(mutation.kind, &mutation.lines, &change)
+                    .into_iter()
+                    .map(|(i, message)| SkippedLine {
+                        line: i as u32,
+                        message,
+                    })
+                    .collect();
+                m.change_id = Some(change.id);
+                self.push_log.put(record).await?;
+                tracing::info!(%store, %item, push_id, index = mutation.index, "abandoned push found in the audit trail: applied");
+            }
+            Ok(AuditLookup::NotApplied) => {
+                record.mutations[position].status = MutationStatus::NotApplied;
+                self.push_log.put(record).await?;
+                tracing::info!(%store, %item, push_id, index = mutation.index, "abandoned push not in the audit trail: not applied");
+            }
+            Ok(AuditLookup::Inconclusive(why)) => {
+                return self
+                    .unsettled(store, item, lease, record, position, &why)
+                    .await
+                    .map(Some)
+            }
+            Err(
+                e @ (CentraError::GraphQl(_) | CentraError::Rejected(_) | CentraError::Protocol(_)),
+            ) => {
+                return self
+                    .unsettled(store, item, lease, record, position, &e.to_string())
+                    .await
+                    .map(Some)
+            }
+            // Centra unreachable or busy: not a verdict, ask again shortly.
+            Err(e) => {
+                tracing::warn!(%store, %item, push_id, error = %e, "cannot resolve abandoned push yet");
+                return Ok(Some(Recovery::Wait(self.clock.now_millis() + 30_000)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Finishes the row of an abandoned push from its settled mutation: its line recorded as held by Centra,
+    /// parked when Centra skipped it, or released when the mutation was not applied.
+    async fn finish_recovered(
+        &self,
+        store: &StoreCode,
+        item: &ItemRef,
+        push_id: &str,
+        record: &PushRecord,
+        position: usize,
+    ) -> Result<Recovery, BackendError> {
         let mutation = record.mutations[position].clone();
         let (line_index, line) = mutation
             .lines

@@ -135,133 +135,221 @@ pub async fn run_availability(ctx: &ReconContext, opts: &RunOptions) -> Result<J
                 }
                 Ok(rows) => {
                     counters.add(counter::CENTRA_ROWS, rows.len() as u64);
-                    let location = mapping.cloudshelf_location.clone();
                     let key = pushed_levels_key(store.as_str());
-                    let previous: PushedLevels = match ctx.reports.get(&key).await? {
-                        Some(body) => serde_json::from_slice(&body).unwrap_or_default(),
-                        None => PushedLevels::default(),
+                    let levels = StoreLevels {
+                        location: mapping.cloudshelf_location.clone(),
+                        previous: read_pushed_levels(ctx, &key).await?,
+                        key,
                     };
-                    // A moved location makes every level new there.
-                    let last_pushed: HashMap<(String, String), i64> =
-                        if previous.location_id == location {
-                            previous
-                                .levels
-                                .iter()
-                                .map(|(v, q)| ((location.clone(), v.clone()), *q))
-                                .collect()
-                        } else {
-                            HashMap::new()
-                        };
-                    let (mut updates, mismatches) = availability_diff(
-                        rows.into_iter().map(|r| (location.clone(), r)),
-                        &view.in_stock,
-                        &last_pushed,
-                        ctx.settings.cloudshelf_safety_stock,
-                    );
-                    // A size Cloudshelf lacks would fail the whole call with a userError that names no
-                    // input; the SKU audit reports it, the push leaves it out.
-                    let before = updates.len();
-                    updates.retain(|u| view.variants.contains(&u.product_variant_id));
-                    counters.add(counter::UNKNOWN_VARIANTS, (before - updates.len()) as u64);
-                    counters.add(counter::LEVELS_CHANGED, updates.len() as u64);
+                    let (updates, mismatches) =
+                        levels_to_push(ctx, view, rows, &levels, &mut counters);
                     if !opts.dry_run && !updates.is_empty() {
-                        let errors = with_retries(
+                        let pushed = push_levels(
                             ctx,
+                            cloudshelf,
                             run.deadline_ms,
-                            "Cloudshelf upsertStockLevels",
-                            || cloudshelf.upsert_stock_levels(&updates),
+                            &updates,
+                            levels,
+                            &mut counters,
                         )
                         .await?;
-                        if errors.is_empty() {
-                            counters.add(counter::LEVELS_PUSHED, updates.len() as u64);
-                            let mut levels: BTreeMap<String, i64> =
-                                if previous.location_id == location {
-                                    previous.levels
-                                } else {
-                                    BTreeMap::new()
-                                };
-                            // Zeros are kept: a level Cloudshelf holds at 0 must not look new next run.
-                            for u in &updates {
-                                levels.insert(u.product_variant_id.clone(), u.quantity);
-                            }
-                            let pushed = PushedLevels {
-                                location_id: location.clone(),
-                                levels,
-                            };
-                            let body = serde_json::to_vec(&pushed).map_err(|e| {
-                                crate::core::errors::BackendError::new("reports", e.to_string())
-                            })?;
-                            ctx.reports.put(&key, JSON, body).await?;
-                        } else {
-                            // userErrors name no input, so nothing of this push is recorded: all of it is
-                            // sent again next run (absolute levels).
-                            counters.add(counter::PUSH_ERRORS, errors.len() as u64);
-                            state.failed.insert(
-                                store.to_string(),
-                                errors
-                                    .iter()
-                                    .map(|e| format!("{}: {}", e.code, e.message))
-                                    .collect::<Vec<_>>()
-                                    .join("; "),
-                            );
+                        if let Err(reason) = pushed {
+                            state.failed.insert(store.to_string(), reason);
                         }
                     }
                     let pushed_now = !opts.dry_run && counters.get(counter::PUSH_ERRORS) == 0;
-                    let rows: Vec<AvailabilityRow> = mismatches
-                        .into_iter()
-                        .filter(|m| view.variants.contains(&m.product_variant_id))
-                        .filter(|m| {
-                            // A level this run pushed is expected to fix the flag: counted, not listed.
-                            let fixed = m.corrected_by_push && pushed_now;
-                            counters.add(
-                                if fixed {
-                                    counter::CORRECTED_BY_PUSH
-                                } else {
-                                    counter::IN_STOCK_MISMATCHES
-                                },
-                                1,
-                            );
-                            !fixed
-                        })
-                        .map(|m| AvailabilityRow {
-                            store: store.to_string(),
-                            location_id: m.location_id,
-                            product_variant_id: m.product_variant_id,
-                            sku: m.sku,
-                            centra_free_to_allocate: m.free_to_allocate,
-                            expected_in_stock: m.expected_in_stock,
-                            cloudshelf_in_stock: m.cloudshelf_in_stock,
-                            corrected_by_push: m.corrected_by_push,
-                        })
-                        .collect();
+                    let rows = mismatch_rows(mismatches, view, pushed_now, &store, &mut counters);
                     run.write_part(ctx, index, store.as_str(), &counters, rows)
                         .await?;
                 }
             }
         }
-        ctx.metrics.count(
-            names::AVAILABILITY_ROWS_PUSHED,
-            counters.get(counter::LEVELS_PUSHED),
-        );
-        ctx.metrics.count(
-            names::IN_STOCK_MISMATCHES,
-            counters.get(counter::IN_STOCK_MISMATCHES),
-        );
-        run.cp.counters.merge(&counters);
-        state
-            .store_counters
-            .entry(store.to_string())
-            .or_default()
-            .merge(&counters);
-        run.cp.cursor = Cursor {
-            store_index: index + 1,
-            page: 1,
-        };
-        run.set_state(&state);
-        run.save(ctx).await?;
+        finish_store(ctx, &mut run, &mut state, index, &store, &counters).await?;
         slowest_store_ms = slowest_store_ms.max(ctx.clock.now_millis() - started);
     }
 
+    publish_availability(ctx, run, opts, &state).await
+}
+
+/// One store's Cloudshelf location, and what was last pushed there (kept under `key`).
+struct StoreLevels {
+    location: String,
+    key: String,
+    previous: PushedLevels,
+}
+
+/// What was last pushed for a store (none yet: nothing).
+async fn read_pushed_levels(ctx: &ReconContext, key: &str) -> Result<PushedLevels, ReconError> {
+    Ok(match ctx.reports.get(key).await? {
+        Some(body) => serde_json::from_slice(&body).unwrap_or_default(),
+        None => PushedLevels::default(),
+    })
+}
+
+/// The levels that changed since the last push (for variants Cloudshelf has), and the `isInStock` flags
+/// that disagree with Centra.
+fn levels_to_push(
+    ctx: &ReconContext,
+    view: &CloudshelfView,
+    rows: Vec<CentraStockRow>,
+    levels: &StoreLevels,
+    counters: &mut Counters,
+) -> (
+    Vec<crate::cloudshelf::StockLevelUpdate>,
+    Vec<crate::recon::compare::InStockMismatch>,
+) {
+    let location = &levels.location;
+    let previous = &levels.previous;
+    // A moved location makes every level new there.
+    let last_pushed: HashMap<(String, String), i64> = if &previous.location_id == location {
+        previous
+            .levels
+            .iter()
+            .map(|(v, q)| ((location.clone(), v.clone()), *q))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let (mut updates, mismatches) = availability_diff(
+        rows.into_iter().map(|r| (location.clone(), r)),
+        &view.in_stock,
+        &last_pushed,
+        ctx.settings.cloudshelf_safety_stock,
+    );
+    // A size Cloudshelf lacks would fail the whole call with a userError that names no
+    // input; the SKU audit reports it, the push leaves it out.
+    let before = updates.len();
+    updates.retain(|u| view.variants.contains(&u.product_variant_id));
+    counters.add(counter::UNKNOWN_VARIANTS, (before - updates.len()) as u64);
+    counters.add(counter::LEVELS_CHANGED, updates.len() as u64);
+    (updates, mismatches)
+}
+
+/// Pushes the changed levels and, once Cloudshelf took them, records them as the store's last push; the
+/// inner error is Cloudshelf's userErrors, for the report.
+async fn push_levels(
+    ctx: &ReconContext,
+    cloudshelf: &crate::cloudshelf::CloudshelfClient,
+    deadline_ms: i64,
+    updates: &[crate::cloudshelf::StockLevelUpdate],
+    levels: StoreLevels,
+    counters: &mut Counters,
+) -> Result<Result<(), String>, ReconError> {
+    let errors = with_retries(ctx, deadline_ms, "Cloudshelf upsertStockLevels", || {
+        cloudshelf.upsert_stock_levels(updates)
+    })
+    .await?;
+    if !errors.is_empty() {
+        // userErrors name no input, so nothing of this push is recorded: all of it is
+        // sent again next run (absolute levels).
+        counters.add(counter::PUSH_ERRORS, errors.len() as u64);
+        return Ok(Err(errors
+            .iter()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")));
+    }
+    counters.add(counter::LEVELS_PUSHED, updates.len() as u64);
+    let StoreLevels {
+        location,
+        key,
+        previous,
+    } = levels;
+    let mut levels: BTreeMap<String, i64> = if previous.location_id == location {
+        previous.levels
+    } else {
+        BTreeMap::new()
+    };
+    // Zeros are kept: a level Cloudshelf holds at 0 must not look new next run.
+    for u in updates {
+        levels.insert(u.product_variant_id.clone(), u.quantity);
+    }
+    let pushed = PushedLevels {
+        location_id: location,
+        levels,
+    };
+    let body = serde_json::to_vec(&pushed)
+        .map_err(|e| crate::core::errors::BackendError::new("reports", e.to_string()))?;
+    ctx.reports.put(&key, JSON, body).await?;
+    Ok(Ok(()))
+}
+
+/// The report rows for the mismatched flags of variants Cloudshelf has, counted.
+fn mismatch_rows(
+    mismatches: Vec<crate::recon::compare::InStockMismatch>,
+    view: &CloudshelfView,
+    pushed_now: bool,
+    store: &crate::core::ids::StoreCode,
+    counters: &mut Counters,
+) -> Vec<AvailabilityRow> {
+    mismatches
+        .into_iter()
+        .filter(|m| view.variants.contains(&m.product_variant_id))
+        .filter(|m| {
+            // A level this run pushed is expected to fix the flag: counted, not listed.
+            let fixed = m.corrected_by_push && pushed_now;
+            counters.add(
+                if fixed {
+                    counter::CORRECTED_BY_PUSH
+                } else {
+                    counter::IN_STOCK_MISMATCHES
+                },
+                1,
+            );
+            !fixed
+        })
+        .map(|m| AvailabilityRow {
+            store: store.to_string(),
+            location_id: m.location_id,
+            product_variant_id: m.product_variant_id,
+            sku: m.sku,
+            centra_free_to_allocate: m.free_to_allocate,
+            expected_in_stock: m.expected_in_stock,
+            cloudshelf_in_stock: m.cloudshelf_in_stock,
+            corrected_by_push: m.corrected_by_push,
+        })
+        .collect()
+}
+
+/// Counts one store's work into the metrics and the run, and saves the run past it.
+async fn finish_store(
+    ctx: &ReconContext,
+    run: &mut JobCheckpoint,
+    state: &mut AvailabilityState,
+    index: u32,
+    store: &crate::core::ids::StoreCode,
+    counters: &Counters,
+) -> Result<(), ReconError> {
+    ctx.metrics.count(
+        names::AVAILABILITY_ROWS_PUSHED,
+        counters.get(counter::LEVELS_PUSHED),
+    );
+    ctx.metrics.count(
+        names::IN_STOCK_MISMATCHES,
+        counters.get(counter::IN_STOCK_MISMATCHES),
+    );
+    run.cp.counters.merge(counters);
+    state
+        .store_counters
+        .entry(store.to_string())
+        .or_default()
+        .merge(counters);
+    run.cp.cursor = Cursor {
+        store_index: index + 1,
+        page: 1,
+    };
+    run.set_state(state);
+    run.save(ctx).await?;
+    Ok(())
+}
+
+/// Collects the stores' rows and publishes the report.
+async fn publish_availability(
+    ctx: &ReconContext,
+    mut run: JobCheckpoint,
+    opts: &RunOptions,
+    state: &AvailabilityState,
+) -> Result<JobRun, ReconError> {
     let (rows, truncated) = run.collect_rows::<AvailabilityRow>(ctx).await?;
     let counters = run.cp.counters.clone();
     let mut notes = vec![format!(

@@ -115,50 +115,22 @@ pub async fn run_finance_close(
         .clone()
         .ok_or(ReconError::NotConfigured("finance daybook"))?;
     let mut run = JobCheckpoint::claim(ctx, JOB, opts).await?;
-    let mut state: FinanceState = match &run.previous_state {
-        Some(v) => serde_json::from_value(v.clone()).unwrap_or_default(),
-        None => run.state(),
-    };
-    if run.previous_state.is_some() {
-        // Saved now so that a run failing halfway still carries what earlier runs closed.
-        run.set_state(&state);
-        run.save(ctx).await?;
-    }
+    let mut state = carry_state(ctx, &mut run).await?;
     let now = ctx.clock.now_millis();
-    let mut counters = Counters::default();
-    let mut rows = Vec::new();
-    let mut closes: Vec<DayClose> = Vec::new();
-    let mut notes = Vec::new();
+    let mut out = CloseOutput::default();
 
     for store in run.cp.stores.clone() {
         let Some(mapping) = ctx.mappings.store(store.as_str()).cloned() else {
             continue;
         };
         let last = mapping.last_closed_date(now);
-        let oldest = last - chrono::Duration::days(MAX_OPEN_DAYS);
-        let mut dates: BTreeSet<NaiveDate> = BTreeSet::new();
-        let first = match opts.since {
-            Some(since) => mapping.business_date(since.timestamp_millis()),
-            None => {
-                let open = state.open.get(store.as_str()).cloned().unwrap_or_default();
-                dates.extend(open.into_iter().filter(|d| *d >= oldest));
-                state
-                    .closed
-                    .get(store.as_str())
-                    .and_then(|c| c.succ_opt())
-                    .unwrap_or(last)
-                    .max(oldest)
-            }
+        let days = StoreDays {
+            store: &store,
+            mapping: &mapping,
+            last,
+            oldest: last - chrono::Duration::days(MAX_OPEN_DAYS),
         };
-        let mut d = first;
-        while d <= last {
-            dates.insert(d);
-            match d.succ_opt() {
-                Some(next) => d = next,
-                None => break,
-            }
-        }
-        for date in dates {
+        for date in days_to_close(&days, &state, opts) {
             let records = daybook.day(&store, date).await?;
             let mut close = close_store_day(&store, date, &records, now);
             explain_unposted(
@@ -169,88 +141,209 @@ pub async fn run_finance_close(
                 now,
             )
             .await?;
-            counters.add(counter::STORE_DAYS, 1);
-            let mut status = if close.validated {
-                "validated"
-            } else {
-                "not_validated"
-            };
-            let unposted = close
-                .differences
-                .iter()
-                .filter(|d| d.kind == DifferenceKind::AcceptedNotPosted)
-                .count() as u64;
-            counters.add(counter::ACCEPTED_NOT_POSTED, unposted);
-            counters.add(
-                counter::POSTED_NOT_ACCEPTED,
-                close.differences.len() as u64 - unposted,
-            );
-            if unposted > 0 && mapping.finance_posting == FinancePosting::Daily && !opts.dry_run {
-                let flushed =
-                    flush_store(ctx.ledger.as_ref(), ctx_push_queue(ctx)?, &store).await?;
-                counters.add(counter::ROWS_FLUSHED, flushed as u64);
-                notes.push(format!(
-                    "{store} posts daily: {flushed} ledger rows handed to the pusher for {date}; the day validates on a later run"
-                ));
-                status = "posting";
-            }
-            let open = state.open.entry(store.to_string()).or_default();
-            if close.validated {
-                counters.add(counter::VALIDATED, 1);
-                open.remove(&date);
-                let closed = state.closed.entry(store.to_string()).or_insert(date);
-                *closed = (*closed).max(date);
-            } else {
-                counters.add(counter::UNVALIDATED, 1);
-                open.insert(date);
-            }
-            open.retain(|d| *d >= oldest);
-            for t in &close.totals {
-                rows.push(FinanceRow {
-                    store: store.to_string(),
-                    business_date: date,
-                    kind: t.kind.as_str().into(),
-                    currency: t.currency.clone(),
-                    record: String::new(),
-                    accepted_count: t.accepted.count,
-                    accepted_units: t.accepted.units,
-                    accepted_gross: t.accepted.gross.to_string(),
-                    posted_count: t.posted.count,
-                    posted_units: t.posted.units,
-                    posted_gross: t.posted.gross.to_string(),
-                    status: status.into(),
-                    reason: String::new(),
-                });
-            }
-            for d in &close.differences {
-                let first = d.accepted.first();
-                rows.push(FinanceRow {
-                    store: store.to_string(),
-                    business_date: date,
-                    kind: first.map(|a| a.kind.as_str()).unwrap_or("").into(),
-                    currency: first.map(|a| a.currency.clone()).unwrap_or_default(),
-                    record: d.record_id.clone(),
-                    accepted_count: d.accepted.len() as u64,
-                    accepted_units: d.accepted.iter().map(|a| a.units).sum(),
-                    accepted_gross: first.map(|a| a.gross.to_string()).unwrap_or_default(),
-                    posted_count: 0,
-                    posted_units: 0,
-                    posted_gross: String::new(),
-                    status: match d.kind {
-                        DifferenceKind::AcceptedNotPosted => "accepted_not_posted",
-                        DifferenceKind::PostedNotAccepted => "posted_not_accepted",
-                    }
-                    .into(),
-                    reason: d.reason.clone().unwrap_or_default(),
-                });
-            }
-            closes.push(close);
+            out.counters.add(counter::STORE_DAYS, 1);
+            let status = count_differences(ctx, opts, &days, date, &close, &mut out).await?;
+            carry_day(&mut state, &days, date, close.validated, &mut out.counters);
+            out.rows.extend(day_rows(&store, date, &close, status));
+            out.closes.push(close);
         }
     }
 
+    publish_close(ctx, run, &state, out).await
+}
+
+/// The state the last run carried (or a new one), saved at once when there was one.
+async fn carry_state(
+    ctx: &ReconContext,
+    run: &mut JobCheckpoint,
+) -> Result<FinanceState, ReconError> {
+    let state: FinanceState = match &run.previous_state {
+        Some(v) => serde_json::from_value(v.clone()).unwrap_or_default(),
+        None => run.state(),
+    };
+    if run.previous_state.is_some() {
+        // Saved now so that a run failing halfway still carries what earlier runs closed.
+        run.set_state(&state);
+        run.save(ctx).await?;
+    }
+    Ok(state)
+}
+
+/// What the close of every store's days adds up to.
+#[derive(Default)]
+struct CloseOutput {
+    counters: Counters,
+    rows: Vec<FinanceRow>,
+    closes: Vec<DayClose>,
+    notes: Vec<String>,
+}
+
+/// One store's days to close: up to its last closed business day, none older than `oldest`.
+struct StoreDays<'a> {
+    store: &'a crate::core::ids::StoreCode,
+    mapping: &'a crate::config::mappings::StoreMapping,
+    last: NaiveDate,
+    oldest: NaiveDate,
+}
+
+/// The store's days still open, then every day after the last one closed (or from `opts.since`) up to the
+/// last closed business day.
+fn days_to_close(days: &StoreDays, state: &FinanceState, opts: &RunOptions) -> BTreeSet<NaiveDate> {
+    let StoreDays {
+        store,
+        mapping,
+        last,
+        oldest,
+    } = *days;
+    let mut dates: BTreeSet<NaiveDate> = BTreeSet::new();
+    let first = match opts.since {
+        Some(since) => mapping.business_date(since.timestamp_millis()),
+        None => {
+            let open = state.open.get(store.as_str()).cloned().unwrap_or_default();
+            dates.extend(open.into_iter().filter(|d| *d >= oldest));
+            state
+                .closed
+                .get(store.as_str())
+                .and_then(|c| c.succ_opt())
+                .unwrap_or(last)
+                .max(oldest)
+        }
+    };
+    let mut d = first;
+    while d <= last {
+        dates.insert(d);
+        match d.succ_opt() {
+            Some(next) => d = next,
+            None => break,
+        }
+    }
+    dates
+}
+
+/// Counts the day's differences and, for a store posting daily with movements not posted, hands its held
+/// rows to the pusher; the day's status.
+async fn count_differences(
+    ctx: &ReconContext,
+    opts: &RunOptions,
+    days: &StoreDays<'_>,
+    date: NaiveDate,
+    close: &DayClose,
+    out: &mut CloseOutput,
+) -> Result<&'static str, ReconError> {
+    let store = days.store;
+    let mut status = if close.validated {
+        "validated"
+    } else {
+        "not_validated"
+    };
+    let unposted = close
+        .differences
+        .iter()
+        .filter(|d| d.kind == DifferenceKind::AcceptedNotPosted)
+        .count() as u64;
+    out.counters.add(counter::ACCEPTED_NOT_POSTED, unposted);
+    out.counters.add(
+        counter::POSTED_NOT_ACCEPTED,
+        close.differences.len() as u64 - unposted,
+    );
+    if unposted > 0 && days.mapping.finance_posting == FinancePosting::Daily && !opts.dry_run {
+        let flushed = flush_store(ctx.ledger.as_ref(), ctx_push_queue(ctx)?, store).await?;
+        out.counters.add(counter::ROWS_FLUSHED, flushed as u64);
+        out.notes.push(format!(
+            "{store} posts daily: {flushed} ledger rows handed to the pusher for {date}; the day validates on a later run"
+        ));
+        status = "posting";
+    }
+    Ok(status)
+}
+
+/// Carries the day to the next run: the latest validated day, or one more day still open.
+fn carry_day(
+    state: &mut FinanceState,
+    days: &StoreDays,
+    date: NaiveDate,
+    validated: bool,
+    counters: &mut Counters,
+) {
+    let open = state.open.entry(days.store.to_string()).or_default();
+    if validated {
+        counters.add(counter::VALIDATED, 1);
+        open.remove(&date);
+        let closed = state.closed.entry(days.store.to_string()).or_insert(date);
+        *closed = (*closed).max(date);
+    } else {
+        counters.add(counter::UNVALIDATED, 1);
+        open.insert(date);
+    }
+    open.retain(|d| *d >= days.oldest);
+}
+
+/// The report lines of one closed day: its totals, then its differing records.
+fn day_rows(
+    store: &crate::core::ids::StoreCode,
+    date: NaiveDate,
+    close: &DayClose,
+    status: &str,
+) -> Vec<FinanceRow> {
+    let mut rows = Vec::new();
+    for t in &close.totals {
+        rows.push(FinanceRow {
+            store: store.to_string(),
+            business_date: date,
+            kind: t.kind.as_str().into(),
+            currency: t.currency.clone(),
+            record: String::new(),
+            accepted_count: t.accepted.count,
+            accepted_units: t.accepted.units,
+            accepted_gross: t.accepted.gross.to_string(),
+            posted_count: t.posted.count,
+            posted_units: t.posted.units,
+            posted_gross: t.posted.gross.to_string(),
+            status: status.into(),
+            reason: String::new(),
+        });
+    }
+    for d in &close.differences {
+        let first = d.accepted.first();
+        rows.push(FinanceRow {
+            store: store.to_string(),
+            business_date: date,
+            kind: first.map(|a| a.kind.as_str()).unwrap_or("").into(),
+            currency: first.map(|a| a.currency.clone()).unwrap_or_default(),
+            record: d.record_id.clone(),
+            accepted_count: d.accepted.len() as u64,
+            accepted_units: d.accepted.iter().map(|a| a.units).sum(),
+            accepted_gross: first.map(|a| a.gross.to_string()).unwrap_or_default(),
+            posted_count: 0,
+            posted_units: 0,
+            posted_gross: String::new(),
+            status: match d.kind {
+                DifferenceKind::AcceptedNotPosted => "accepted_not_posted",
+                DifferenceKind::PostedNotAccepted => "posted_not_accepted",
+            }
+            .into(),
+            reason: d.reason.clone().unwrap_or_default(),
+        });
+    }
+    rows
+}
+
+/// Counts the unvalidated days, carries the state and publishes the report.
+async fn publish_close(
+    ctx: &ReconContext,
+    mut run: JobCheckpoint,
+    state: &FinanceState,
+    out: CloseOutput,
+) -> Result<JobRun, ReconError> {
+    let CloseOutput {
+        counters,
+        rows,
+        closes,
+        mut notes,
+    } = out;
     let unvalidated = counters.get(counter::UNVALIDATED);
     ctx.metrics.count(names::UNVALIDATED_TOTALS, unvalidated);
-    run.set_state(&state);
+    run.set_state(state);
     run.cp.counters = counters;
     notes.insert(
         0,

@@ -105,6 +105,78 @@ pub async fn run_stalled_orders(
         .clone()
         .ok_or(ReconError::NotConfigured("order outbox"))?;
     let mut run = JobCheckpoint::claim(ctx, JOB, opts).await?;
+    let carried = carry_state(ctx, &mut run).await?;
+    let now = ctx.clock.now_millis();
+    let thresholds = ctx.settings.stalled;
+    let in_scope = |store: &str| run.cp.stores.iter().any(|s| s.as_str() == store);
+    let mut counters = Counters::default();
+
+    let since = read_since(opts, &carried, now);
+    let orders = read_cloudshelf_orders(
+        ctx,
+        cloudshelf,
+        run.deadline_ms,
+        since,
+        &carried,
+        &mut counters,
+    )
+    .await?;
+
+    let (records, by_order) = read_outbox(outbox.as_ref(), &in_scope, &mut counters).await?;
+
+    let centra_states = read_centra_states(
+        ctx,
+        run.deadline_ms,
+        &records,
+        now,
+        &thresholds,
+        &mut counters,
+    )
+    .await?;
+
+    let mut rows = Vec::new();
+    for finding in find_stalled_orders(&orders, &records, &centra_states, now, &thresholds) {
+        if let Some(row) = stalled_order_row(finding, &by_order, opts, &in_scope, &mut counters) {
+            rows.push(row);
+        }
+    }
+    rows.extend(outbox_exception_rows(&records, now, &mut counters));
+    rows.extend(
+        unposted_movement_rows(ctx, &run.cp.stores, now, &thresholds, &mut counters).await?,
+    );
+
+    let (stalled_orders, unposted) = count_stalled(ctx, &counters);
+    let next = next_state(&orders, &records, carried.watermark_ms);
+    run.set_state(&next);
+    run.cp.counters = counters;
+    let notes = vec![format!(
+        "Cloudshelf orders read from {} (watermark); thresholds: no Centra order {} min, outbox {} min, Centra PENDING {} h.",
+        since.format("%Y-%m-%d %H:%M UTC"),
+        thresholds.cloudshelf_without_centra_ms / 60_000,
+        thresholds.outbox_stuck_ms / 60_000,
+        thresholds.centra_pending_ms / 3_600_000
+    )];
+    let keys = run
+        .publish(
+            ctx,
+            Outcome {
+                findings: stalled_orders + unposted,
+                exceptions: stalled_orders + unposted,
+                rows,
+                truncated: false,
+                notes,
+                details: serde_json::json!({ "watermark_ms": next.watermark_ms, "open_orders": next.open.len() }),
+            },
+        )
+        .await?;
+    Ok(run.job_run(ctx, Some(keys)))
+}
+
+/// The state the last run carried (or a new one), saved at once when there was one.
+async fn carry_state(
+    ctx: &ReconContext,
+    run: &mut JobCheckpoint,
+) -> Result<StalledState, ReconError> {
     let carried: StalledState = match &run.previous_state {
         Some(v) => serde_json::from_value(v.clone()).unwrap_or_default(),
         None => run.state(),
@@ -114,19 +186,30 @@ pub async fn run_stalled_orders(
         run.set_state(&carried);
         run.save(ctx).await?;
     }
-    let now = ctx.clock.now_millis();
-    let thresholds = ctx.settings.stalled;
-    let in_scope = |store: &str| run.cp.stores.iter().any(|s| s.as_str() == store);
-    let mut counters = Counters::default();
+    Ok(carried)
+}
 
-    // Cloudshelf orders changed since the watermark, plus those still open last time.
+/// Where this run reads Cloudshelf orders from: the asked start, else a little before the watermark, else
+/// the first run's lookback.
+fn read_since(opts: &RunOptions, carried: &StalledState, now: i64) -> DateTime<Utc> {
     let since_ms = opts.since.map(|t| t.timestamp_millis()).unwrap_or_else(|| {
         carried
             .watermark_ms
             .map_or(now - FIRST_RUN_LOOKBACK_MS, |w| w - WATERMARK_OVERLAP_MS)
     });
-    let since = DateTime::<Utc>::from_timestamp_millis(since_ms).unwrap_or_default();
-    let changed = with_retries(ctx, run.deadline_ms, "Cloudshelf orders", || {
+    DateTime::<Utc>::from_timestamp_millis(since_ms).unwrap_or_default()
+}
+
+/// Cloudshelf orders changed since the watermark, plus those still open last time.
+async fn read_cloudshelf_orders(
+    ctx: &ReconContext,
+    cloudshelf: &crate::cloudshelf::CloudshelfClient,
+    deadline_ms: i64,
+    since: DateTime<Utc>,
+    carried: &StalledState,
+    counters: &mut Counters,
+) -> Result<Vec<CloudshelfOrder>, ReconError> {
+    let changed = with_retries(ctx, deadline_ms, "Cloudshelf orders", || {
         cloudshelf.orders_updated_since(since, crate::cloudshelf::MAX_ORDERS_PAGE_SIZE)
     })
     .await?;
@@ -151,8 +234,22 @@ pub async fn run_stalled_orders(
             },
         );
     }
-    let orders: Vec<CloudshelfOrder> = orders.into_values().collect();
+    Ok(orders.into_values().collect())
+}
 
+/// The outbox records of the stores in scope, and the store of every record's Cloudshelf order (in scope or
+/// not).
+async fn read_outbox(
+    outbox: &dyn crate::orders::outbox::OrderOutbox,
+    in_scope: &impl Fn(&str) -> bool,
+    counters: &mut Counters,
+) -> Result<
+    (
+        Vec<crate::orders::outbox::OutboxRecord>,
+        HashMap<String, String>,
+    ),
+    ReconError,
+> {
     let mut records = outbox.list().await?;
     let by_order: HashMap<String, String> = records
         .iter()
@@ -160,91 +257,122 @@ pub async fn run_stalled_orders(
         .collect();
     records.retain(|r| in_scope(r.store.as_str()));
     counters.add(counter::OUTBOX_RECORDS, records.len() as u64);
+    Ok((records, by_order))
+}
 
-    // Centra's view of recent kiosk orders old enough to be stuck PENDING.
+/// Centra's view of recent kiosk orders old enough to be stuck PENDING.
+async fn read_centra_states(
+    ctx: &ReconContext,
+    deadline_ms: i64,
+    records: &[crate::orders::outbox::OutboxRecord],
+    now: i64,
+    thresholds: &crate::orders::stalled::StalledThresholds,
+    counters: &mut Counters,
+) -> Result<HashMap<u64, crate::centra::order_reads::CentraOrderState>, ReconError> {
     let mut centra_states = HashMap::new();
     let centra = ctx.sources.centra.as_deref();
-    for record in &records {
+    for record in records {
         let age = now - record.created_at_ms;
         if age < thresholds.centra_pending_ms || age > CENTRA_RECHECK_WINDOW_MS {
             continue;
         }
         let Some(centra) = centra else { break };
         for number in &record.centra_orders {
-            let state = with_retries(ctx, run.deadline_ms, "Centra order", || {
-                centra.order(*number)
-            })
-            .await?;
+            let state =
+                with_retries(ctx, deadline_ms, "Centra order", || centra.order(*number)).await?;
             counters.add(counter::CENTRA_ORDERS_CHECKED, 1);
             if let Some(state) = state {
                 centra_states.insert(*number, state);
             }
         }
     }
+    Ok(centra_states)
+}
 
-    let mut rows = Vec::new();
-    for finding in find_stalled_orders(&orders, &records, &centra_states, now, &thresholds) {
-        rows.push(match finding {
-            StalledOrder::CloudshelfWithoutCentraOrder {
-                cloudshelf_order_id,
-                status,
-                minutes,
-                outbox_state,
-            } => {
-                let store = by_order.get(&cloudshelf_order_id).cloned().unwrap_or_default();
-                if opts.store.is_some() && !in_scope(&store) {
-                    continue;
-                }
-                counters.add(counter::CLOUDSHELF_WITHOUT_CENTRA, 1);
-                StalledRow {
-                    kind: "cloudshelf_without_centra_order".into(),
-                    store,
-                    detail: match &outbox_state {
-                        None => "the order never reached the integration (webhook lost): re-send it from Cloudshelf or check the intake".into(),
-                        Some(s) => format!("the integration holds it in state {s}"),
-                    },
-                    reference: cloudshelf_order_id,
-                    centra_order: None,
-                    state: status,
-                    minutes,
-                }
+/// The report row for one stalled order, counted; none for a Cloudshelf order of a store out of the asked
+/// scope.
+fn stalled_order_row(
+    finding: StalledOrder,
+    by_order: &HashMap<String, String>,
+    opts: &RunOptions,
+    in_scope: &impl Fn(&str) -> bool,
+    counters: &mut Counters,
+) -> Option<StalledRow> {
+    Some(match finding {
+        StalledOrder::CloudshelfWithoutCentraOrder {
+            cloudshelf_order_id,
+            status,
+            minutes,
+            outbox_state,
+        } => {
+            let store = by_order
+                .get(&cloudshelf_order_id)
+                .cloned()
+                .unwrap_or_default();
+            if opts.store.is_some() && !in_scope(&store) {
+                return None;
             }
-            StalledOrder::OutboxStuck {
-                cloudshelf_order_id,
+            counters.add(counter::CLOUDSHELF_WITHOUT_CENTRA, 1);
+            StalledRow {
+                kind: "cloudshelf_without_centra_order".into(),
                 store,
+                detail: match &outbox_state {
+                    None => "the order never reached the integration (webhook lost): re-send it from Cloudshelf or check the intake".into(),
+                    Some(s) => format!("the integration holds it in state {s}"),
+                },
+                reference: cloudshelf_order_id,
+                centra_order: None,
+                state: status,
+                minutes,
+            }
+        }
+        StalledOrder::OutboxStuck {
+            cloudshelf_order_id,
+            store,
+            state,
+            minutes,
+            attempts,
+        } => {
+            counters.add(counter::OUTBOX_STUCK, 1);
+            StalledRow {
+                kind: "outbox_stuck".into(),
+                store,
+                reference: cloudshelf_order_id,
+                centra_order: None,
                 state,
                 minutes,
-                attempts,
-            } => {
-                counters.add(counter::OUTBOX_STUCK, 1);
-                StalledRow {
-                    kind: "outbox_stuck".into(),
-                    store,
-                    reference: cloudshelf_order_id,
-                    centra_order: None,
-                    state,
-                    minutes,
-                    detail: format!("{attempts} Centra attempts so far"),
-                }
+                detail: format!("{attempts} Centra attempts so far"),
             }
-            StalledOrder::CentraPending {
-                cloudshelf_order_id,
-                centra_order,
+        }
+        StalledOrder::CentraPending {
+            cloudshelf_order_id,
+            centra_order,
+            minutes,
+        } => {
+            counters.add(counter::CENTRA_PENDING, 1);
+            StalledRow {
+                kind: "centra_pending".into(),
+                store: by_order
+                    .get(&cloudshelf_order_id)
+                    .cloned()
+                    .unwrap_or_default(),
+                reference: cloudshelf_order_id,
+                centra_order: Some(centra_order),
+                state: "PENDING".into(),
                 minutes,
-            } => {
-                counters.add(counter::CENTRA_PENDING, 1);
-                StalledRow {
-                    kind: "centra_pending".into(),
-                    store: by_order.get(&cloudshelf_order_id).cloned().unwrap_or_default(),
-                    reference: cloudshelf_order_id,
-                    centra_order: Some(centra_order),
-                    state: "PENDING".into(),
-                    minutes,
-                    detail: "Centra has not confirmed the order: check payment and fraud review".into(),
-                }
+                detail: "Centra has not confirmed the order: check payment and fraud review".into(),
             }
-        });
-    }
+        }
+    })
+}
+
+/// One row per outbox record parked as an exception, counted.
+fn outbox_exception_rows(
+    records: &[crate::orders::outbox::OutboxRecord],
+    now: i64,
+    counters: &mut Counters,
+) -> Vec<StalledRow> {
+    let mut rows = Vec::new();
     for record in records.iter().filter(|r| r.state == OutboxState::Exception) {
         counters.add(counter::OUTBOX_EXCEPTIONS, 1);
         rows.push(StalledRow {
@@ -257,9 +385,19 @@ pub async fn run_stalled_orders(
             detail: record.exception.clone().unwrap_or_default(),
         });
     }
+    rows
+}
 
-    // Store movements the ledger holds that Centra does not, past the threshold.
-    for store in &run.cp.stores {
+/// Store movements the ledger holds that Centra does not, past the threshold.
+async fn unposted_movement_rows(
+    ctx: &ReconContext,
+    stores: &[crate::core::ids::StoreCode],
+    now: i64,
+    thresholds: &crate::orders::stalled::StalledThresholds,
+    counters: &mut Counters,
+) -> Result<Vec<StalledRow>, ReconError> {
+    let mut rows = Vec::new();
+    for store in stores {
         // A store that posts daily holds its movements until its close on purpose; the finance close
         // reports what it did not post.
         let holds = ctx
@@ -316,7 +454,11 @@ pub async fn run_stalled_orders(
             });
         }
     }
+    Ok(rows)
+}
 
+/// Publishes the two metrics and returns (stalled orders, unposted store movements).
+fn count_stalled(ctx: &ReconContext, counters: &Counters) -> (u64, u64) {
     let stalled_orders = counters.get(counter::CLOUDSHELF_WITHOUT_CENTRA)
         + counters.get(counter::OUTBOX_STUCK)
         + counters.get(counter::CENTRA_PENDING)
@@ -325,12 +467,21 @@ pub async fn run_stalled_orders(
         counters.get(counter::MOVEMENTS_NOT_IN_CENTRA) + counters.get(counter::ITEMS_BLOCKED);
     ctx.metrics.count(names::STALLED_ORDERS, stalled_orders);
     ctx.metrics.count(names::UNPOSTED_STORE_MOVEMENTS, unposted);
+    (stalled_orders, unposted)
+}
 
-    let next = StalledState {
+/// What the next run carries: the latest `updatedAt` read, and the placed or paid orders still without a
+/// Centra order.
+fn next_state(
+    orders: &[CloudshelfOrder],
+    records: &[crate::orders::outbox::OutboxRecord],
+    watermark_ms: Option<i64>,
+) -> StalledState {
+    StalledState {
         watermark_ms: orders
             .iter()
             .map(|o| o.updated_at.timestamp_millis())
-            .chain(carried.watermark_ms)
+            .chain(watermark_ms)
             .max(),
         open: orders
             .iter()
@@ -352,28 +503,5 @@ pub async fn run_stalled_orders(
                 )
             })
             .collect(),
-    };
-    run.set_state(&next);
-    run.cp.counters = counters;
-    let notes = vec![format!(
-        "Cloudshelf orders read from {} (watermark); thresholds: no Centra order {} min, outbox {} min, Centra PENDING {} h.",
-        since.format("%Y-%m-%d %H:%M UTC"),
-        thresholds.cloudshelf_without_centra_ms / 60_000,
-        thresholds.outbox_stuck_ms / 60_000,
-        thresholds.centra_pending_ms / 3_600_000
-    )];
-    let keys = run
-        .publish(
-            ctx,
-            Outcome {
-                findings: stalled_orders + unposted,
-                exceptions: stalled_orders + unposted,
-                rows,
-                truncated: false,
-                notes,
-                details: serde_json::json!({ "watermark_ms": next.watermark_ms, "open_orders": next.open.len() }),
-            },
-        )
-        .await?;
-    Ok(run.job_run(ctx, Some(keys)))
+    }
 }
