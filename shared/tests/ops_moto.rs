@@ -17,7 +17,6 @@ use shared::cloudshelf::CloudshelfClient;
 use shared::config::mappings::Mappings;
 use shared::core::clock::ManualClock;
 use shared::core::ids::{EventPosition, ItemRef, Movement, StoreCode};
-use shared::core::money::Amount;
 use shared::events::orders::*;
 use shared::events::store_events::{StockEventType, StockLineMessage};
 use shared::ops::dlq::{self, DlqName, RedriveStamp};
@@ -505,47 +504,11 @@ async fn orders_env() -> OrdersEnv {
 }
 
 fn order(id: &str) -> KioskOrder {
-    let price = Amount::parse("49.00").unwrap();
-    let shipping = Amount::parse("5.00").unwrap();
-    KioskOrder {
-        event_id: format!("evt-{id}"),
-        cloudshelf_order_id: format!("gid://cloudshelf/Order/{id}"),
-        store: StoreCode::parse("LDN-01").unwrap(),
-        occurred_at: Utc::now(),
-        device: None,
-        sales_assistant: None,
-        customer: Customer {
-            email: "ann@example.com".into(),
-            first_name: None,
-            last_name: None,
-            phone: None,
-        },
-        delivery_address: DeliveryAddress {
-            lines: vec!["1 High St".into()],
-            city: "London".into(),
-            postcode: "W1 1AA".into(),
-            region: None,
-            country: "GB".into(),
-        },
-        shipping_method: "home-standard".into(),
-        shipping_price: shipping,
-        payment: KioskPayment {
-            provider: "adyen".into(),
-            transaction_id: format!("psp-{id}"),
-            amount: price.checked_mul(2).unwrap().checked_add(shipping).unwrap(),
-            currency: "GBP".into(),
-            status: PaymentStatus::Captured,
-        },
-        lines: vec![KioskOrderLine {
-            item: ItemRef::Sku(SKU_A.into()),
-            sku: Some(SKU_A.into()),
-            ean: None,
-            quantity: 2,
-            unit_price: price,
-            currency: "GBP".into(),
-        }],
-        received_at_ms: 0,
-    }
+    crate::order_flow::kiosk_order(
+        id,
+        "LDN-01",
+        vec![crate::order_flow::line(ItemRef::Sku(SKU_A.into()), 2, "49.00")],
+    )
 }
 
 fn seed_cloudshelf(env: &OrdersEnv, order: &KioskOrder) {

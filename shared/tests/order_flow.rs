@@ -124,7 +124,7 @@ async fn env() -> Env {
     env_with(Arc::new(MemoryOrderOutbox::new()), false).await
 }
 
-fn line(item: ItemRef, qty: u32, price: &str) -> KioskOrderLine {
+pub(crate) fn line(item: ItemRef, qty: u32, price: &str) -> KioskOrderLine {
     KioskOrderLine {
         sku: match &item {
             ItemRef::Sku(s) => Some(s.clone()),
@@ -141,7 +141,7 @@ fn line(item: ItemRef, qty: u32, price: &str) -> KioskOrderLine {
     }
 }
 
-fn kiosk_order(id: &str, store: &str, lines: Vec<KioskOrderLine>) -> KioskOrder {
+pub(crate) fn kiosk_order(id: &str, store: &str, lines: Vec<KioskOrderLine>) -> KioskOrder {
     let shipping = Amount::parse("5.00").unwrap();
     let mut order = KioskOrder {
         event_id: format!("evt-{id}"),

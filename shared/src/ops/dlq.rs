@@ -21,8 +21,8 @@ use crate::recon::request::ReconRequest;
 use crate::stock::ports::{DirtyKey, ExceptionLog};
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 use serde::Serialize;
@@ -328,39 +328,19 @@ pub async fn delete(
     dlq_url: &str,
     messages: &[DlqMessage],
 ) -> Result<(), BackendError> {
-    for chunk in messages.chunks(MAX_BATCH) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(format!("m{i}"))
-                    .receipt_handle(&m.receipt_handle)
-                    .build()
-                    .map_err(build_error)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let output = client
-            .delete_message_batch()
-            .queue_url(dlq_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| sqs_error("DeleteMessageBatch", e))?;
-        if let Some(f) = output.failed().first() {
-            return Err(BackendError::new(
+    let handles: Vec<String> = messages.iter().map(|m| m.receipt_handle.clone()).collect();
+    crate::adapters::aws::sqs::delete_messages(client, dlq_url, &handles)
+        .await
+        .map_err(|e| {
+            BackendError::new(
                 "sqs",
                 format!(
-                    "DeleteMessageBatch: {} of {} not deleted (e.g. {}); they were sent to the source queue and \
-                     will be sent again by a rerun, which their dedup ids / the consumers' idempotency absorb",
-                    output.failed().len(),
-                    chunk.len(),
-                    f.code()
+                    "{}; they were sent to the source queue and will be sent again by a rerun, which their dedup \
+                     ids / the consumers' idempotency absorb",
+                    e.message
                 ),
-            ));
-        }
-    }
-    Ok(())
+            )
+        })
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
