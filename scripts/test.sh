@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the workspace tests against a throwaway moto server (DynamoDB + SQS emulator; no Docker).
-# Arguments are passed to `cargo test`, e.g. `scripts/test.sh -p shared --test aws_moto`.
+# Arguments are passed to `cargo test`, e.g. `scripts/test.sh -p shared --test integration aws_moto::` (each package's
+# integration tests are one binary, `integration`, with one module per area).
 set -euo pipefail
 
 MOTO_VERSION="5.2.1"
@@ -140,7 +141,7 @@ cargo test ${scope[@]+"${scope[@]}"} ${targets[@]+"${targets[@]}"} "$@" 2>&1 | t
 if [[ $# -eq 0 ]]; then
     # `shared` as a function with fewer AWS clients links it: it builds, and a setting that needs a client it
     # lacks is a configuration error at start-up (the workspace run above has every client).
-    cargo test -p shared --lib --no-default-features --features dynamodb,sqs config:: 2>&1 | tee -a "$test_log"
+    cargo test -p shared --lib --no-default-features --features dynamodb,sqs -- config:: settings:: 2>&1 | tee -a "$test_log"
 fi
 # One closing line for the whole run (cargo prints one per test binary, the last often for a binary without
 # tests).

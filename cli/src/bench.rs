@@ -1,8 +1,8 @@
 //! `shelfsync bench-sync`: a burst of store events through the real intake, applier and pusher (embedded
 //! queues and stores) against the Centra simulator with Growth-tier rate limits.
 
-use shared::local::{Pipeline, PipelineConfig};
-use shared::mappings::Mappings;
+use shared::config::mappings::Mappings;
+use shared::wiring::local::{Pipeline, PipelineConfig};
 use simulators::centra::{CentraSim, CentraSimConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -162,7 +162,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let workers = pipeline.spawn_apply_workers(args.apply_workers, stop_rx);
         while pipeline
             .metrics
-            .total(shared::metrics::names::MOVEMENTS_APPLIED)
+            .total(shared::telemetry::metrics::names::MOVEMENTS_APPLIED)
             < args.events as f64
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -194,7 +194,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if applied_at.is_none()
             && pipeline
                 .metrics
-                .total(shared::metrics::names::MOVEMENTS_APPLIED)
+                .total(shared::telemetry::metrics::names::MOVEMENTS_APPLIED)
                 >= applied_target
         {
             applied_at = Some(started.elapsed());

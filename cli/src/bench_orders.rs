@@ -3,13 +3,16 @@
 
 use crate::order_sims::{seed_centra_orders, seed_cloudshelf_order};
 use futures::StreamExt;
-use shared::domain::{ItemRef, StoreCode};
-use shared::embedded::MemoryLedgerStore;
-use shared::metrics::Metrics;
-use shared::orders::local::{local_order_sync, LocalOrderEndpoints};
-use shared::orders::model::*;
+use shared::adapters::memory::MemoryLedgerStore;
+use shared::core::clock::system_clock;
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::core::money::Amount;
+use shared::events::orders::{
+    Customer, DeliveryAddress, KioskOrder, KioskOrderLine, KioskPayment, PaymentStatus,
+};
 use shared::orders::sync::OrderOutcome;
-use shared::time::system_clock;
+use shared::telemetry::metrics::Metrics;
+use shared::wiring::local_orders::{local_order_sync, LocalOrderEndpoints};
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderStatus};
 use std::sync::Arc;
@@ -119,7 +122,7 @@ pub async fn run(args: BenchOrdersArgs) -> anyhow::Result<()> {
         system_clock(),
         Arc::new(Metrics::new()),
         // As deployed: every order is recorded in the daybook.
-        Some(Arc::new(shared::finance::MemoryDaybook::new())),
+        Some(Arc::new(shared::adapters::memory::MemoryDaybook::new())),
     );
     let sync = &sync;
     let started = Instant::now();

@@ -1,14 +1,14 @@
 //! `shelfsync demo`: the main job on embedded defaults. Starts a Centra simulator, sends signed store
 //! events through the real intake, lets the applier and pusher run, and shows what happened.
 
-use shared::centra_webhooks::{sign_centra, CentraWebhookRequest};
-use shared::domain::ItemRef;
-use shared::intake::IntakeRequest;
-use shared::local::{LocalOrderConfig, Pipeline, PipelineConfig};
-use shared::mappings::Mappings;
-use shared::orders::local::LocalOrderEndpoints;
-use shared::ports::ExceptionLog;
-use shared::signature::sign;
+use shared::config::mappings::Mappings;
+use shared::core::ids::ItemRef;
+use shared::intake::centra_webhooks::{sign_centra, CentraWebhookRequest};
+use shared::intake::signature::sign;
+use shared::intake::store_events::IntakeRequest;
+use shared::stock::ports::ExceptionLog;
+use shared::wiring::local::{LocalOrderConfig, Pipeline, PipelineConfig};
+use shared::wiring::local_orders::LocalOrderEndpoints;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus};
 use std::sync::Arc;

@@ -87,17 +87,17 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Demo) {
         Command::Demo => {
             // The demo prints its own report; logs only for RUST_LOG=… runs.
-            shared::telemetry::init_text_logs("off");
+            shared::telemetry::logs::init_text_logs("off");
             demo::run().await
         }
         Command::Serve(args) => {
-            shared::telemetry::init_text_logs("info");
+            shared::telemetry::logs::init_text_logs("info");
             serve::run(args).await
         }
         Command::Validate { mappings } => {
             let text = std::fs::read_to_string(&mappings)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", mappings.display()))?;
-            match shared::mappings::Mappings::from_toml(&text) {
+            match shared::config::mappings::Mappings::from_toml(&text) {
                 Ok(m) => {
                     println!(
                         "{}: {} stores mapped, all valid",
@@ -144,8 +144,9 @@ async fn main() -> anyhow::Result<()> {
                 .to_string();
             let ts = chrono::Utc::now().timestamp();
             event["headers"]["webhook-timestamp"] = serde_json::json!(ts.to_string());
-            event["headers"]["webhook-signature"] =
-                serde_json::json!(shared::signature::sign(&secret, &id, ts, body.as_bytes()));
+            event["headers"]["webhook-signature"] = serde_json::json!(
+                shared::intake::signature::sign(&secret, &id, ts, body.as_bytes())
+            );
             std::fs::write(&file, serde_json::to_string_pretty(&event)? + "\n")?;
             println!("re-signed {} at {ts}", file.display());
             Ok(())
@@ -161,23 +162,23 @@ async fn main() -> anyhow::Result<()> {
             not_applied,
         } => {
             let verdict = match (applied, not_applied) {
-                (true, _) => Some(shared::push::PushVerdict::Applied),
-                (_, true) => Some(shared::push::PushVerdict::NotApplied),
+                (true, _) => Some(shared::stock::push::PushVerdict::Applied),
+                (_, true) => Some(shared::stock::push::PushVerdict::NotApplied),
                 _ => None,
             };
             ops::unblock(store, sku, ean, verdict).await
         }
         Command::Reconcile(args) => {
-            shared::telemetry::init_text_logs("warn");
+            shared::telemetry::logs::init_text_logs("warn");
             reconcile::run(args).await
         }
         Command::BenchOrders(args) => {
-            shared::telemetry::init_text_logs("error");
+            shared::telemetry::logs::init_text_logs("error");
             bench_orders::run(args).await
         }
         Command::CentraCheck(args) => centra_check::run(args).await,
         Command::BenchSync(args) => {
-            shared::telemetry::init_text_logs("error");
+            shared::telemetry::logs::init_text_logs("error");
             bench::run(args).await
         }
     }

@@ -7,8 +7,8 @@
 //! (`CENTRA_API_URL`, `CENTRA_API_TOKEN` or `CENTRA_API_TOKEN_SECRET_ARN`).
 
 use clap::{Args, Subcommand};
-use shared::aws::{sdk_config, DynamoLedgerStore, DynamoOrderOutbox, SqsStockQueue};
-use shared::config::{env_opt, env_required};
+use shared::adapters::aws::{sdk_config, DynamoLedgerStore, DynamoOrderOutbox, SqsFifoQueue};
+use shared::config::env::{env_opt, env_required};
 use shared::ops::dlq::{self, DlqName, RedriveStamp};
 use shared::ops::exceptions::{ExceptionBook, ResolveOutcome};
 use shared::ops::order_retry::{retry_order, RetryOutcome, RetryRequest};
@@ -106,7 +106,7 @@ pub enum ExceptionsCommand {
 }
 
 fn now_ms() -> i64 {
-    shared::time::system_clock().now_millis()
+    shared::core::clock::system_clock().now_millis()
 }
 
 // ---------------------------------------------------------------- dlq
@@ -265,13 +265,13 @@ pub async fn orders(command: OrdersCommand) -> anyhow::Result<()> {
         aws_sdk_dynamodb::Client::new(&sdk),
         env_required("STOCK_TABLE")?,
     );
-    let queue = SqsStockQueue::new(
+    let queue = SqsFifoQueue::new(
         aws_sdk_sqs::Client::new(&sdk),
         env_required("ORDERS_QUEUE_URL")?,
     );
     let centra = shared::centra::CentraClient::new(
         env_required("CENTRA_API_URL")?,
-        shared::config::resolve_secret("CENTRA_API_TOKEN").await?,
+        shared::adapters::aws::settings::resolve_secret("CENTRA_API_TOKEN").await?,
         std::time::Duration::from_secs(10),
     );
     let request = RetryRequest {
@@ -280,7 +280,7 @@ pub async fn orders(command: OrdersCommand) -> anyhow::Result<()> {
         dry_run,
         lookup_margin_ms: shared::orders::sync::OrderSyncSettings::default().lookup_margin_ms,
     };
-    let clock = shared::time::system_clock();
+    let clock = shared::core::clock::system_clock();
     let outcome = retry_order(&outbox, &centra, &queue, clock.as_ref(), &request).await?;
     println!(
         "{}",

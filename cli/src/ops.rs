@@ -1,9 +1,9 @@
 //! Operator commands against the deployed tables (AWS credentials and the stack's table/queue names in the
 //! environment: `STOCK_TABLE`, `IDEMPOTENCY_TABLE`, `STOCK_PUSH_QUEUE_URL`); the newer actions are in `operator`.
 
-use shared::aws::{sdk_config, DynamoLedgerStore, SqsPushQueue};
-use shared::config::env_required;
-use shared::domain::{ItemRef, StoreCode};
+use shared::adapters::aws::{sdk_config, DynamoLedgerStore, SqsPushQueue};
+use shared::config::env::env_required;
+use shared::core::ids::{ItemRef, StoreCode};
 use shared::ops::exceptions::ExceptionBook;
 
 async fn ledger() -> anyhow::Result<DynamoLedgerStore> {
@@ -78,7 +78,7 @@ pub async fn unblock(
     store: String,
     sku: Option<String>,
     ean: Option<String>,
-    verdict: Option<shared::push::PushVerdict>,
+    verdict: Option<shared::stock::push::PushVerdict>,
 ) -> anyhow::Result<()> {
     let item = match (sku, ean) {
         (Some(s), _) => ItemRef::Sku(s),
@@ -92,9 +92,9 @@ pub async fn unblock(
         aws_sdk_sqs::Client::new(&sdk),
         env_required("STOCK_PUSH_QUEUE_URL")?,
     );
-    use shared::push::UnblockOutcome;
+    use shared::stock::push::UnblockOutcome;
     let now = chrono::Utc::now().timestamp_millis();
-    match shared::push::unblock(&ledger, &queue, &store, &item, verdict, now).await? {
+    match shared::stock::push::unblock(&ledger, &queue, &store, &item, verdict, now).await? {
         UnblockOutcome::Unblocked => {
             println!("{store} {item}: unblocked and queued for the next push")
         }

@@ -1,8 +1,8 @@
 //! The Centra Order API and Cloudshelf simulators set up to match the embedded example mappings, for the local
 //! run, `serve --simulate-centra` and the orders benchmark.
 
-use shared::mappings::{Mappings, EMBEDDED_DEFAULT};
-use shared::orders::model::KioskOrder;
+use shared::config::mappings::{Mappings, EMBEDDED_DEFAULT};
+use shared::events::orders::KioskOrder;
 use simulators::centra::CentraSim;
 use simulators::cloudshelf::{CloudshelfSim, OrderSeed, OrderStatus};
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ pub fn seed_centra_orders(
     centra: &CentraSim,
 ) -> anyhow::Result<(Mappings, HashMap<String, String>)> {
     let mappings =
-        shared::orders::local::mappings_with_order_api_bases(EMBEDDED_DEFAULT, |name| {
+        shared::wiring::local_orders::mappings_with_order_api_bases(EMBEDDED_DEFAULT, |name| {
             centra.order_api_base(name)
         })?;
     let mut secrets = HashMap::new();

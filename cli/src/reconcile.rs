@@ -5,19 +5,19 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::domain::{EventPosition, ItemRef, StoreCode};
-use shared::embedded::{EmbeddedFifoQueue, MemoryLedgerStore};
-use shared::ledger::LedgerRow;
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
+use shared::adapters::memory::MemoryCheckpointStore;
+use shared::adapters::memory::{MemoryFifoQueue, MemoryLedgerStore};
+use shared::adapters::report_sinks::LocalDirReportSink;
+use shared::config::mappings::Mappings;
+use shared::core::ids::{EventPosition, ItemRef, StoreCode};
 use shared::orders::outbox::MemoryOrderOutbox;
-use shared::ports::LedgerStore;
 use shared::recon::report::JobSummary;
-use shared::recon::sinks::LocalDirReportSink;
 use shared::recon::{
-    run_job, scope_of, JobKind, MemoryCheckpointStore, ReconContext, ReconSettings, ReconSources,
-    ReportSink, RunOptions,
+    run_job, scope_of, JobKind, ReconContext, ReconSettings, ReconSources, ReportSink, RunOptions,
 };
+use shared::stock::ledger::LedgerRow;
+use shared::stock::ports::LedgerStore;
+use shared::telemetry::metrics::Metrics;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, VariantSeed};
 use std::path::PathBuf;
@@ -98,7 +98,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         let (ctx, sims) = demo_context(sink.clone()).await?;
         (ctx, Some(sims))
     } else {
-        let mut ctx = shared::recon::wiring::recon_from_env(Arc::new(Metrics::new()))
+        let mut ctx = shared::wiring::recon::recon_from_env(Arc::new(Metrics::new()))
             .await
             .context("the deployed stack's settings (see docs/reconciliation.md, or use --demo)")?;
         ctx.checkpoints = Arc::new(MemoryCheckpointStore::new());
@@ -270,12 +270,14 @@ pub async fn demo_context(
             &[("M", &sku, Some(&ean), true)],
         );
         if i != 39 {
-            let product =
-                cloudshelf.add_product(Some(&shared::audit::product_gid(i)), &format!("Tee {i}"));
+            let product = cloudshelf.add_product(
+                Some(&shared::recon::compare::product_gid(i)),
+                &format!("Tee {i}"),
+            );
             cloudshelf.add_product_variant(
                 &product,
                 VariantSeed {
-                    platform_provided_id: Some(shared::audit::size_gid(&sku)),
+                    platform_provided_id: Some(shared::recon::compare::size_gid(&sku)),
                     sku: Some(sku.clone()),
                     barcode: Some(ean),
                 },
@@ -319,13 +321,13 @@ pub async fn demo_context(
     let ctx = ReconContext {
         mappings,
         ledger: ledger.clone(),
-        stock_queue: Arc::new(EmbeddedFifoQueue::new(5)),
+        stock_queue: Arc::new(MemoryFifoQueue::new(5)),
         exceptions: ledger,
         centra_stock: centra_client.clone(),
         checkpoints: Arc::new(MemoryCheckpointStore::new()),
         reports,
         metrics: Arc::new(Metrics::new()),
-        clock: shared::time::system_clock(),
+        clock: shared::core::clock::system_clock(),
         settings: ReconSettings {
             page_interval: Duration::ZERO,
             deadline_margin_ms: 0,
@@ -341,7 +343,7 @@ pub async fn demo_context(
             ))),
             order_outbox: Some(Arc::new(MemoryOrderOutbox::new())),
             daybook: Some(demo_daybook(&now_store_day(now)).await?),
-            push_queue: Some(Arc::new(shared::embedded::EmbeddedPushQueue::new())),
+            push_queue: Some(Arc::new(shared::adapters::memory::MemoryPushQueue::new())),
         },
     };
     Ok((
@@ -368,7 +370,9 @@ fn now_store_day(now_ms: i64) -> chrono::NaiveDate {
 async fn demo_daybook(
     day: &chrono::NaiveDate,
 ) -> anyhow::Result<Arc<dyn shared::finance::Daybook>> {
-    use shared::finance::{Accepted, Daybook, FinanceKind, MemoryDaybook, Money};
+    use shared::adapters::memory::MemoryDaybook;
+    use shared::core::money::Money;
+    use shared::finance::{Accepted, Daybook, FinanceKind};
     let book = MemoryDaybook::new();
     let store = StoreCode::parse("LDN-01").map_err(|e| anyhow::anyhow!("{e}"))?;
     let records = [

@@ -13,11 +13,12 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
-use shared::config::{env_opt, load_mappings, mutation_budget_from_env};
-use shared::intake::http_adapter;
-use shared::local::{LocalOrderConfig, Pipeline, PipelineConfig};
-use shared::orders::local::LocalOrderEndpoints;
-use shared::store_events::MAX_BODY_BYTES;
+use shared::adapters::aws::settings::load_mappings;
+use shared::config::env::{env_opt, mutation_budget_from_env};
+use shared::events::store_events::MAX_BODY_BYTES;
+use shared::intake::http as http_adapter;
+use shared::wiring::local::{LocalOrderConfig, Pipeline, PipelineConfig};
+use shared::wiring::local_orders::LocalOrderEndpoints;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig};
 use std::sync::Arc;
@@ -75,8 +76,7 @@ async fn centra_webhooks(
     };
     let response = match &p.orders {
         Some(stage) => {
-            shared::intake::http_adapter::handle_centra(&stage.centra_webhooks, &headers, &body)
-                .await
+            shared::intake::http::handle_centra(&stage.centra_webhooks, &headers, &body).await
         }
         None => http_503("orders are not configured (set CLOUDSHELF_API_URL and friends)"),
     };
@@ -119,10 +119,10 @@ async fn ops_status(State(p): State<Arc<Pipeline>>) -> axum::Json<serde_json::Va
 /// `GET /ops/exceptions`: what an operator must look at (`shelfsync exceptions` of the deployed stack).
 async fn ops_exceptions(State(p): State<Arc<Pipeline>>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    use shared::ports::ExceptionLog;
+    use shared::stock::ports::ExceptionLog;
     match p.ledger.list(None).await {
         Ok(list) => axum::Json(list).into_response(),
-        Err(e) => http_adapter::to_http(shared::intake::IntakeResponse::error(
+        Err(e) => http_adapter::to_http(shared::intake::contract::IntakeResponse::error(
             503,
             "unavailable",
             None,
@@ -193,20 +193,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _sim = Some(sim);
         out
     } else {
-        let url = shared::config::env_required("CENTRA_API_URL")?;
-        let token = shared::config::resolve_secret("CENTRA_API_TOKEN").await?;
+        let url = shared::config::env::env_required("CENTRA_API_URL")?;
+        let token = shared::adapters::aws::settings::resolve_secret("CENTRA_API_TOKEN").await?;
         if let Some(cloudshelf_url) = env_opt("CLOUDSHELF_API_URL") {
             orders = Some(LocalOrderConfig {
                 endpoints: LocalOrderEndpoints {
                     centra_graphql_url: url.clone(),
                     centra_token: token.clone(),
                     cloudshelf_url,
-                    cloudshelf_key: shared::config::resolve_secret("CLOUDSHELF_API_KEY").await?,
-                    order_api_secrets: shared::orders::wiring::order_api_secrets(&mappings).await?,
+                    cloudshelf_key: shared::adapters::aws::settings::resolve_secret(
+                        "CLOUDSHELF_API_KEY",
+                    )
+                    .await?,
+                    order_api_secrets: shared::wiring::orders::order_api_secrets(&mappings).await?,
                     timeout: Duration::from_secs(20),
                 },
-                centra_webhook_secret: shared::config::resolve_secret("CENTRA_WEBHOOK_SECRET")
-                    .await?,
+                centra_webhook_secret: shared::adapters::aws::settings::resolve_secret(
+                    "CENTRA_WEBHOOK_SECRET",
+                )
+                .await?,
             });
         }
         (url, token)
@@ -221,8 +226,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.mutations_per_hour = per_hour;
     config.push_window = Duration::from_millis(500);
     // The same settings, and the same rule between them, as the stock-push function.
-    let lease_seconds: i64 = shared::config::env_parse("PUSH_LEASE_SECONDS", 150)?;
-    let timeout_seconds: u64 = shared::config::env_parse("CENTRA_TIMEOUT_SECONDS", 10)?;
+    let lease_seconds: i64 = shared::config::env::env_parse("PUSH_LEASE_SECONDS", 150)?;
+    let timeout_seconds: u64 = shared::config::env::env_parse("CENTRA_TIMEOUT_SECONDS", 10)?;
     anyhow::ensure!(
         lease_seconds > timeout_seconds as i64,
         "PUSH_LEASE_SECONDS must exceed CENTRA_TIMEOUT_SECONDS"
@@ -278,7 +283,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 mod tests {
     //! The HTTP layer over real TCP: what a sender sees for every refusal that never reaches the intake.
     use super::*;
-    use shared::mappings::Mappings;
+    use shared::config::mappings::Mappings;
     use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -157,7 +157,7 @@ fn serve_answers_signed_store_events_and_centra_webhooks() {
     })
     .to_string();
     let ts = chrono::Utc::now().timestamp();
-    let signature = shared::signature::sign(
+    let signature = shared::intake::signature::sign(
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "evt_cli_1",
         ts,
@@ -186,7 +186,7 @@ fn serve_answers_signed_store_events_and_centra_webhooks() {
             ),
             (
                 "x-centra-signature",
-                shared::centra_webhooks::sign_centra(
+                shared::intake::centra_webhooks::sign_centra(
                     "centra-demo-endpoint-secret",
                     t,
                     form.as_bytes(),

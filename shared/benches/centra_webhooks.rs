@@ -5,7 +5,7 @@
 //! serde are not inlined; `CARGO_PROFILE_BENCH_OPT_LEVEL=3 cargo bench …` shows the speed-optimised figure.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use shared::centra_webhooks::{
+use shared::intake::centra_webhooks::{
     event_message, parse_centra_webhook, sign_centra, CentraSignatureVerifier,
 };
 use std::hint::black_box;

@@ -2,10 +2,10 @@
 //! (from the in-memory catalogue) and building the queue messages.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use shared::intake::build_messages;
-use shared::mappings::Mappings;
-use shared::signature::{sign, WebhookVerifier};
-use shared::store_events::parse_stock_event;
+use shared::config::mappings::Mappings;
+use shared::events::store_events::parse_stock_event;
+use shared::intake::signature::{sign, WebhookVerifier};
+use shared::intake::store_events::build_messages;
 use std::hint::black_box;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -26,13 +26,13 @@ fn bench(c: &mut Criterion) {
     let mappings = Mappings::embedded_default();
     let now_s = 1_795_860_900;
     // 20,000 sizes, as a mid-size catalogue.
-    let catalogue = shared::identity::ItemCatalogue::with_sizes(
+    let catalogue = shared::stock::identity::ItemCatalogue::with_sizes(
         (0..20_000u64).map(|i| shared::centra::SizeRecord {
             id: i + 1,
             sku: Some(format!("Prod123Var{i:06}S")),
             ean: Some(format!("735{i:010}")),
         }),
-        shared::time::system_clock(),
+        shared::core::clock::system_clock(),
     );
     for lines in [2usize, 20] {
         let body = event_body(lines);
@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
                     .unwrap();
                 let mut event =
                     parse_stock_event(id, body.as_bytes(), &mappings, now_s * 1000).unwrap();
-                futures::executor::block_on(shared::identity::resolve_event(
+                futures::executor::block_on(shared::stock::identity::resolve_event(
                     &mut event, &catalogue,
                 ))
                 .unwrap();

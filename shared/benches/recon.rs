@@ -17,20 +17,21 @@
 //! the ledger; half the stores have `drift_policy = "correct"` (messages are counted, then dropped).
 
 use async_trait::async_trait;
+use shared::adapters::memory::MemoryCheckpointStore;
+use shared::adapters::memory::MemoryLedgerStore;
+use shared::adapters::report_sinks::LocalDirReportSink;
+use shared::centra::catalogue::CentraStockRow;
 use shared::centra::{CentraClient, CentraError};
-use shared::centra_catalogue::CentraStockRow;
-use shared::domain::{EventPosition, ItemRef, StoreCode};
-use shared::embedded::MemoryLedgerStore;
-use shared::ledger::LedgerRow;
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
-use shared::ports::{ApplyWrite, BackendError, FifoMessage, LedgerStore, StockQueue};
-use shared::recon::sinks::LocalDirReportSink;
-use shared::recon::stock_drift::counter;
+use shared::config::mappings::Mappings;
+use shared::core::errors::BackendError;
+use shared::core::ids::{EventPosition, ItemRef, StoreCode};
+use shared::recon::jobs::stock_drift::counter;
 use shared::recon::{
-    run_stock_drift, MemoryCheckpointStore, ReconContext, ReconSettings, RunOptions,
-    WarehouseStockSource,
+    run_stock_drift, ReconContext, ReconSettings, RunOptions, WarehouseStockSource,
 };
+use shared::stock::ledger::LedgerRow;
+use shared::stock::ports::{ApplyWrite, FifoMessage, LedgerStore, StockQueue};
+use shared::telemetry::metrics::Metrics;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -319,7 +320,7 @@ async fn sweep(shape: Shape, over_http: bool) -> bool {
         checkpoints: Arc::new(MemoryCheckpointStore::new()),
         reports: Arc::new(LocalDirReportSink::new(&reports_dir)),
         metrics: Arc::new(Metrics::new()),
-        clock: shared::time::system_clock(),
+        clock: shared::core::clock::system_clock(),
         settings: ReconSettings {
             page_interval: Duration::ZERO,
             ..Default::default()

@@ -37,23 +37,23 @@ pub fn all() -> Vec<Document> {
         doc(
             Centra,
             "CatalogueSizes",
-            crate::centra_catalogue::CATALOGUE_PAGE,
+            crate::centra::catalogue::CATALOGUE_PAGE,
         ),
         doc(
             Centra,
             "WarehouseStock",
-            crate::centra_catalogue::WAREHOUSE_STOCK_PAGE,
+            crate::centra::catalogue::WAREHOUSE_STOCK_PAGE,
         ),
-        doc(Centra, "Orders", crate::centra_order_reads::orders_query()),
+        doc(Centra, "Orders", crate::centra::order_reads::orders_query()),
         doc(
             Centra,
             "Lookup(shipments)",
-            crate::centra_order_reads::lookup_query("shipments"),
+            crate::centra::order_reads::lookup_query("shipments"),
         ),
         doc(
             Centra,
             "Lookup(returns)",
-            crate::centra_order_reads::lookup_query("returns"),
+            crate::centra::order_reads::lookup_query("returns"),
         ),
         doc(Cloudshelf, "Order", crate::cloudshelf::ORDER),
         doc(
@@ -70,27 +70,27 @@ pub fn all() -> Vec<Document> {
         doc(
             Cloudshelf,
             "CatalogueVariants",
-            crate::cloudshelf_catalogue::VARIANTS_PAGE,
+            crate::cloudshelf::catalogue::VARIANTS_PAGE,
         ),
         doc(
             Cloudshelf,
             "CatalogueVariantStock",
-            crate::cloudshelf_catalogue::VARIANT_STOCK_PAGE,
+            crate::cloudshelf::catalogue::VARIANT_STOCK_PAGE,
         ),
         doc(
             Cloudshelf,
             "Locations",
-            crate::cloudshelf_catalogue::LOCATIONS_PAGE,
+            crate::cloudshelf::catalogue::LOCATIONS_PAGE,
         ),
         doc(
             Cloudshelf,
             "UpsertProducts",
-            crate::cloudshelf_catalogue::UPSERT_PRODUCTS,
+            crate::cloudshelf::catalogue::UPSERT_PRODUCTS,
         ),
         doc(
             Cloudshelf,
             "UpsertProductVariants",
-            crate::cloudshelf_catalogue::UPSERT_PRODUCT_VARIANTS,
+            crate::cloudshelf::catalogue::UPSERT_PRODUCT_VARIANTS,
         ),
     ]
 }

@@ -1,42 +1,50 @@
 //! Common crate of the Cloudshelf ⇄ Centra integration.
 //!
-//! The domain modules (`store_events`, `ledger`, `intake`, `apply`, `push`, …) know no AWS types: they talk to
-//! storage and queues through the small traits in `ports`. `aws` holds the DynamoDB / SQS / Secrets Manager
-//! implementations, `embedded` the in-process ones used by the local run, tests and benchmarks.
+//! # Layers
+//!
+//! `core` ← `config` / `events` ← domain (`intake`, `stock`, `orders`, `finance`, `recon`) ← clients and adapters
+//! (`centra`, `cloudshelf`, `adapters`) ← `wiring` / `lambda` / `ops`. A module imports only from its own layer or the
+//! ones left of it; the domain knows no AWS types and talks to storage and queues through its ports. The test
+//! `module_graph` (shared/tests/module_graph.rs, in the `integration` test binary) fails on an import cycle or a layer broken.
+//!
+//! # Crate map
+//!
+//! ```text
+//! core/           ids (store, item, movement), clock, backend errors, money, operator actions — imports nothing
+//!                 from the crate
+//! config/         env (settings), mappings (stores, warehouses, currencies) — no AWS calls
+//! events/         the store-events contract: strict_json, store_events (stock), order_placed, orders (messages)
+//! intake/         signature, store_events and centra_webhooks (the two endpoints), http (the HTTP adapter)
+//! stock/          ledger, apply, push, budget, batch, identity, ports (queues, ledger, budget)
+//! orders/         outbox, sync (to Centra and Cloudshelf), stalled
+//! finance/        daybook, day close, unposted movements
+//! recon/          run, checkpoint, request, snapshot, compare (pure comparisons), jobs/ (one per job), report/
+//! centra/         Centra Integration API client: stock (mod), catalogue, order_reads, orders
+//! cloudshelf/     Cloudshelf GraphQL client: orders (mod), catalogue
+//! graphql_documents  every GraphQL document the clients send (checked against schema/)
+//! http_client     the HTTPS client both API clients use
+//! adapters/       aws/ (DynamoDB, SQS, S3, SNS, secrets; provision behind `test-support`), memory/ (in process),
+//!                 report_sinks
+//! telemetry/      logs, metrics (every metric name)
+//! lambda/         SQS batch helpers and one handler per function
+//! ops/            operators' actions (the CLI's): dlq list/redrive, orders retry, exceptions resolve
+//! wiring/         building the services: aws, orders, recon (from the environment), local, local_orders
+//! ```
 
-pub mod apply;
-pub mod audit;
-pub mod aws;
-pub mod batch;
-pub mod budget;
+pub mod adapters;
 pub mod centra;
-pub mod centra_catalogue;
-pub mod centra_order_reads;
-pub mod centra_orders;
-pub mod centra_webhooks;
 pub mod cloudshelf;
-pub mod cloudshelf_catalogue;
 pub mod config;
-pub mod domain;
-pub mod embedded;
+pub mod core;
+pub mod events;
 pub mod finance;
 pub mod graphql_documents;
 pub mod http_client;
-pub mod identity;
 pub mod intake;
-pub mod lambda_sqs;
-pub mod ledger;
-pub mod local;
-pub mod mappings;
-pub mod metrics;
+pub mod lambda;
 pub mod ops;
 pub mod orders;
-pub mod ports;
-pub mod push;
 pub mod recon;
-pub mod signature;
-pub mod store_events;
-pub mod strict_json;
+pub mod stock;
 pub mod telemetry;
-pub mod time;
 pub mod wiring;

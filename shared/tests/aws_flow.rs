@@ -10,16 +10,16 @@
 //! calls the handler with the batch, and deletes what the handler did not report as failed — exactly the
 //! trigger's contract (the trigger's own SQS rights are the Lambda service's, not the function's code).
 
-mod common;
-mod deployed;
+use crate::common;
+use crate::deployed;
 
 use common::*;
 use deployed::{Stack, StackParameters, StockPipeline};
-use shared::aws::sqs::receive_batch;
-use shared::aws::*;
-use shared::mappings::EMBEDDED_DEFAULT;
-use shared::metrics::names;
-use shared::ports::StockQueue;
+use shared::adapters::aws::sqs::receive_batch;
+use shared::adapters::aws::*;
+use shared::config::mappings::EMBEDDED_DEFAULT;
+use shared::stock::ports::StockQueue;
+use shared::telemetry::metrics::names;
 use simulators::centra::CentraSimConfig;
 
 struct Flow {
@@ -104,8 +104,8 @@ async fn an_unreadable_message_becomes_an_exception_without_blocking_others() {
     let (sim, _) = sim_with(&["D-1", "D-2"], 20, CentraSimConfig::default()).await;
     let s = flow(sim.graphql_url(), sim.token().to_string()).await;
     // A message no intake would produce (a manual send) must not block its group or vanish.
-    SqsStockQueue::new(s.sqs.clone(), &s.stock_queue)
-        .send_all(&[shared::ports::FifoMessage {
+    SqsFifoQueue::new(s.sqs.clone(), &s.stock_queue)
+        .send_all(&[shared::stock::ports::FifoMessage {
             group_id: "D-1".into(),
             dedup_id: "poison".into(),
             body: "{\"not\":\"a movement\"}".into(),
@@ -127,7 +127,7 @@ async fn an_unreadable_message_becomes_an_exception_without_blocking_others() {
         &s.stack.resources["StockTable"].reference,
         &s.stack.resources["IdempotencyTable"].reference,
     );
-    let exceptions = shared::ports::ExceptionLog::list(&ledger, Some("-"))
+    let exceptions = shared::stock::ports::ExceptionLog::list(&ledger, Some("-"))
         .await
         .unwrap();
     assert_eq!(exceptions.len(), 1);

@@ -1,21 +1,23 @@
 //! The AWS implementations of the ports against a moto server. `scripts/test.sh` starts moto and sets
 //! `AWS_ENDPOINT_URL`; every test creates its own uniquely named tables and queues, so they run in parallel.
 
-use shared::aws::provision::{
+use shared::adapters::aws::provision::{
     create_fifo_queue_with_dlq, create_idempotency_table, create_standard_queue_with_dlq,
     create_stock_table,
 };
-use shared::aws::secrets::{secrets_manager_value, ssm_parameter};
-use shared::aws::sqs::{change_visibility, delete_messages, receive_batch, ReceivedMessage};
-use shared::aws::{
-    sdk_config, DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsPushQueue,
-    SqsStockQueue,
+use shared::adapters::aws::secrets::{secrets_manager_value, ssm_parameter};
+use shared::adapters::aws::sqs::{
+    change_visibility, delete_messages, receive_batch, ReceivedMessage,
 };
-use shared::domain::{ItemRef, StoreCode};
-use shared::ledger::{
+use shared::adapters::aws::{
+    sdk_config, DynamoIdempotencyStore, DynamoLedgerStore, DynamoMutationBudget, SqsFifoQueue,
+    SqsPushQueue,
+};
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::stock::ledger::{
     ChangeKind, LedgerRow, MutationStatus, PendingMovement, PushLine, PushMutation, PushRecord,
 };
-use shared::ports::*;
+use shared::stock::ports::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -696,7 +698,7 @@ async fn fifo_stock_queue_keeps_group_order_and_dedupes() {
     let (url, _dlq) = create_fifo_queue_with_dlq(&aws.sqs, &unique("stock"), 5, 30)
         .await
         .unwrap();
-    let queue = SqsStockQueue::new(aws.sqs.clone(), &url);
+    let queue = SqsFifoQueue::new(aws.sqs.clone(), &url);
 
     let messages: Vec<FifoMessage> = (0..25)
         .map(|i| {
@@ -750,7 +752,7 @@ async fn fifo_in_flight_message_blocks_only_its_group() {
     let (url, _dlq) = create_fifo_queue_with_dlq(&aws.sqs, &unique("stock"), 5, 30)
         .await
         .unwrap();
-    let queue = SqsStockQueue::new(aws.sqs.clone(), &url);
+    let queue = SqsFifoQueue::new(aws.sqs.clone(), &url);
     queue
         .send_all(&[
             fifo("A", "a1", "a1"),
@@ -817,7 +819,7 @@ async fn fifo_message_moves_to_the_dlq_after_max_receives() {
     assert_eq!(attributes[&Q::VisibilityTimeout], "30");
     assert!(attributes[&Q::RedrivePolicy].contains("-dlq.fifo"));
 
-    SqsStockQueue::new(aws.sqs.clone(), &url)
+    SqsFifoQueue::new(aws.sqs.clone(), &url)
         .send_all(&[fifo("P", "poison", "poison")])
         .await
         .unwrap();

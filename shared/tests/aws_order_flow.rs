@@ -2,13 +2,13 @@
 //! Centra and Cloudshelf simulators: intake → orders FIFO queue → order sync (as the FIFO trigger would call
 //! it, including a redelivery of the same batch) → Centra Order API → Cloudshelf.
 
-mod deployed;
+use crate::deployed;
 
 use deployed::{post_centra_webhook, post_store_event, Stack, StackParameters};
-use shared::aws::sqs::{delete_messages, receive_batch, ReceivedMessage};
-use shared::aws::*;
-use shared::batch::FifoItem;
+use shared::adapters::aws::sqs::{delete_messages, receive_batch, ReceivedMessage};
+use shared::adapters::aws::*;
 use shared::orders::outbox::OrderOutbox;
+use shared::stock::batch::FifoItem;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus};
 

@@ -1,8 +1,8 @@
 //! The DynamoDB order outbox against a moto server (`scripts/test.sh` sets `AWS_ENDPOINT_URL`).
 
-use shared::aws::provision::create_stock_table;
-use shared::aws::{sdk_config, DynamoOrderOutbox};
-use shared::domain::StoreCode;
+use shared::adapters::aws::provision::create_stock_table;
+use shared::adapters::aws::{sdk_config, DynamoOrderOutbox};
+use shared::core::ids::StoreCode;
 use shared::orders::outbox::{OrderOutbox, OutboxRecord, OutboxState};
 
 async fn outbox() -> DynamoOrderOutbox {

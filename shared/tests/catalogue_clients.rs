@@ -1,19 +1,19 @@
 //! The catalogue and stock reads and the catalogue upserts of the Centra and Cloudshelf clients, against
-//! the loopback simulators, and the audits of `shared::audit` fed with what they read.
+//! the loopback simulators, and the audits of `shared::recon::compare` fed with what they read.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use shared::audit::{
-    availability_diff, cloudshelf_in_stock_map, size_gid, sku_audit, upserts_for_missing,
-    SkuFinding,
-};
+use shared::centra::catalogue::CentraStockRow;
 use shared::centra::{CentraClient, CentraError};
-use shared::centra_catalogue::CentraStockRow;
-use shared::cloudshelf::CloudshelfClient;
-use shared::cloudshelf_catalogue::{
+use shared::cloudshelf::catalogue::{
     ProductInput, ProductVariantInput, UpsertVariantsInput, MAX_VARIANTS_PAGE_SIZE,
     MAX_VARIANT_STOCK_PAGE_SIZE, VARIANTS_CHUNK,
+};
+use shared::cloudshelf::CloudshelfClient;
+use shared::recon::compare::{
+    availability_diff, cloudshelf_in_stock_map, size_gid, sku_audit, upserts_for_missing,
+    SkuFinding,
 };
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, VariantSeed};

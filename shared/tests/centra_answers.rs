@@ -2,12 +2,12 @@
 //! skip lines, `userErrors` with a null or string path, `errors` beside `data`, lost answers on a busy audit
 //! trail, Retry-After, and unknown items. Each of these once ended with Centra's stock wrong.
 
-mod common;
+use crate::common;
 
 use common::*;
-use shared::domain::{ItemRef, StoreCode};
-use shared::ports::{ExceptionLog, LedgerStore};
-use shared::push::{PushVerdict, UnblockOutcome};
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::stock::ports::{ExceptionLog, LedgerStore};
+use shared::stock::push::{PushVerdict, UnblockOutcome};
 use simulators::centra::{
     CentraBehaviour, CentraSimConfig, Fault, FaultTarget, PathStyle, RefusalKind, RetryAfterStyle,
     SizeRefusal,
@@ -20,7 +20,7 @@ const MIN: i64 = 60_000;
 async fn harness_with_eans(
     skus: &[&str],
     stock: i64,
-    tweak: impl FnOnce(&mut shared::local::PipelineConfig),
+    tweak: impl FnOnce(&mut shared::wiring::local::PipelineConfig),
 ) -> Harness {
     let h = Harness::with(&[], 0, CentraSimConfig::default(), tweak).await;
     for (i, sku) in skus.iter().enumerate() {
@@ -52,7 +52,7 @@ fn by_ean(ean: &str, quantity: i64) -> serde_json::Value {
     serde_json::json!({ "ean": ean, "quantity": quantity, "unit_price": "10.00", "currency": "GBP" })
 }
 
-async fn row(h: &Harness, store: &str, item: ItemRef) -> Option<shared::ledger::LedgerRow> {
+async fn row(h: &Harness, store: &str, item: ItemRef) -> Option<shared::stock::ledger::LedgerRow> {
     LedgerStore::get(
         h.pipeline.ledger.as_ref(),
         &StoreCode::parse(store).unwrap(),
@@ -330,7 +330,7 @@ async fn lost_answers_are_found_by_comment_among_600_other_changes() {
     h.sim.wait_idle().await;
     assert_eq!(h.centra("LDN-01", "L-1"), 7, "the hung call landed");
     h.clock
-        .advance_millis(shared::push::PushSettings::default().lease_ms + 2_000);
+        .advance_millis(shared::stock::push::PushSettings::default().lease_ms + 2_000);
     h.settle().await;
     assert_eq!(h.centra("LDN-01", "L-1"), 7, "and was not sent again");
     assert_eq!(h.calls_to("changeStock"), 2);
@@ -371,9 +371,9 @@ async fn an_outcome_the_trail_cannot_settle_is_parked_never_resent() {
     }
     h.pipeline.push_round().await;
     h.sim.wait_idle().await;
-    let lease_ms = shared::push::PushSettings::default().lease_ms;
+    let lease_ms = shared::stock::push::PushSettings::default().lease_ms;
     // Each time the extended lease ends, the trail is asked again (the row stays leased meanwhile).
-    for _ in 0..shared::push::PushSettings::default().max_unresolved_checks + 1 {
+    for _ in 0..shared::stock::push::PushSettings::default().max_unresolved_checks + 1 {
         h.clock.advance_millis(lease_ms + 1_000);
         h.pipeline.push_round().await;
     }
@@ -394,7 +394,7 @@ async fn an_outcome_the_trail_cannot_settle_is_parked_never_resent() {
     let unblock = |verdict| {
         let (h, store, item) = (&h, store.clone(), item.clone());
         async move {
-            shared::push::unblock(
+            shared::stock::push::unblock(
                 h.pipeline.ledger.as_ref(),
                 h.pipeline.push_queue.as_ref(),
                 &store,

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use shared::centra::{CentraClient, CentraError};
-use shared::centra_orders::{
+use shared::centra::orders::{
     CentraOrderApi, CreateOrderAddress, CreateOrderPayment, CreateOrderProduct, CreateOrderRequest,
     OrderApiError, OrderApiTarget, PaymentRecord,
 };
-use shared::orders::model::Amount;
+use shared::centra::{CentraClient, CentraError};
+use shared::core::money::Amount;
 use simulators::centra::{CentraSim, CentraSimConfig, Fault, FaultTarget, RetryAfterStyle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -4,19 +4,20 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::centra_webhooks::{
+use shared::adapters::memory::{MemoryFifoQueue, MemoryIdempotencyStore};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock};
+use shared::core::errors::BackendError;
+use shared::events::orders::{CentraWebhookEvent, OrderQueueMessage};
+use shared::intake::centra_webhooks::{
     sign_centra, CentraSignatureVerifier, CentraWebhookIntake, CentraWebhookRequest,
 };
-use shared::embedded::{EmbeddedFifoQueue, MemoryIdempotencyStore};
-use shared::intake::{
-    http_adapter, IntakeResponse, IntakeSettings, StoreEventIntake, WebhookIntake,
-};
-use shared::mappings::Mappings;
-use shared::metrics::{names, Metrics};
-use shared::orders::model::{CentraWebhookEvent, OrderQueueMessage};
-use shared::ports::*;
-use shared::signature::WebhookVerifier;
-use shared::time::{Clock, ManualClock};
+use shared::intake::contract::{IntakeResponse, IntakeSettings};
+use shared::intake::http::{self as http_adapter, WebhookIntake};
+use shared::intake::signature::WebhookVerifier;
+use shared::intake::store_events::StoreEventIntake;
+use shared::stock::ports::*;
+use shared::telemetry::metrics::{names, Metrics};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +27,7 @@ const OLD_SECRET: &str = "centra-endpoint-secret-2025";
 const STORE_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 struct RecordingQueue {
-    inner: EmbeddedFifoQueue,
+    inner: MemoryFifoQueue,
     sent: Mutex<Vec<FifoMessage>>,
     calls: AtomicUsize,
     fail: AtomicBool,
@@ -56,7 +57,7 @@ struct Fixture {
 
 fn fixture_with(settings: IntakeSettings) -> Fixture {
     let queue = Arc::new(RecordingQueue {
-        inner: EmbeddedFifoQueue::new(5),
+        inner: MemoryFifoQueue::new(5),
         sent: Mutex::new(Vec::new()),
         calls: AtomicUsize::new(0),
         fail: AtomicBool::new(false),
@@ -668,11 +669,11 @@ async fn the_http_adapter_routes_both_endpoints() {
         verifier: WebhookVerifier::from_config(STORE_SECRET).unwrap(),
         mappings: Arc::new(Mappings::embedded_default()),
         idempotency: Arc::new(MemoryIdempotencyStore::new()),
-        queue: Arc::new(EmbeddedFifoQueue::new(5)),
+        queue: Arc::new(MemoryFifoQueue::new(5)),
         orders: None,
-        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+        catalogue: Arc::new(shared::stock::identity::ItemCatalogue::with_sizes(
             test_sizes(),
-            shared::time::system_clock(),
+            shared::core::clock::system_clock(),
         )),
         clock: Arc::new(f.clock.clone()),
         metrics: f.metrics.clone(),

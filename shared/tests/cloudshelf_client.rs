@@ -7,7 +7,7 @@ use shared::cloudshelf::{
     CloudshelfClient, CloudshelfError, CloudshelfOrderStatus, StockLevelUpdate,
     MAX_ORDERS_PAGE_SIZE, STOCK_LEVELS_CHUNK,
 };
-use shared::orders::model::Amount;
+use shared::core::money::Amount;
 use simulators::cloudshelf::{
     CloudshelfFault, CloudshelfSim, CloudshelfSimConfig, FaultTarget, OrderSeed, OrderStatus,
     VariantSeed,

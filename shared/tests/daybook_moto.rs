@@ -1,12 +1,12 @@
-//! The DynamoDB finance daybook against a moto server (`scripts/test.sh -p shared --test daybook_moto` starts
+//! The DynamoDB finance daybook against a moto server (`scripts/test.sh -p shared --test integration daybook_moto::` starts
 //! moto and sets `AWS_ENDPOINT_URL`). Every test uses its own table.
 
-use shared::aws::provision::create_stock_table;
-use shared::aws::{sdk_config, DynamoDaybook};
-use shared::domain::StoreCode;
-use shared::finance::{
-    close_store_day, Accepted, Daybook, DifferenceKind, FinanceKind, MemoryDaybook, Money,
-};
+use shared::adapters::aws::provision::create_stock_table;
+use shared::adapters::aws::{sdk_config, DynamoDaybook};
+use shared::adapters::memory::MemoryDaybook;
+use shared::core::ids::StoreCode;
+use shared::core::money::Money;
+use shared::finance::{close_store_day, Accepted, Daybook, DifferenceKind, FinanceKind};
 
 async fn book() -> (DynamoDaybook, aws_sdk_dynamodb::Client, String) {
     if std::env::var_os("AWS_ENDPOINT_URL").is_none() {

@@ -2,7 +2,7 @@
 //! to IAM actions and resources, and — against moto, with the template's real roles — that a missing
 //! permission, variable or secret grant fails the way it would in AWS.
 
-mod deployed;
+use crate::deployed;
 
 use aws_smithy_runtime_api::http::Request;
 use aws_smithy_types::body::SdkBody;
@@ -242,7 +242,7 @@ async fn stack() -> Stack {
     Stack::create(StackParameters::new(
         "https://centra.invalid/graphql",
         "token",
-        shared::mappings::EMBEDDED_DEFAULT,
+        shared::config::mappings::EMBEDDED_DEFAULT,
     ))
     .await
 }
@@ -254,7 +254,7 @@ async fn a_secret_outside_the_role_stops_start_up() {
     let spec = stack.spec("order-sync").without_resource(&bundle);
     let err = stack
         .try_build(spec, |env, aws, metrics| async move {
-            shared::orders::wiring::order_sync_from(&env, &aws, metrics).await
+            shared::wiring::orders::order_sync_from(&env, &aws, metrics).await
         })
         .await
         .err()
@@ -281,7 +281,7 @@ async fn a_missing_variable_stops_start_up() {
     spec.environment.remove("STOCK_TABLE");
     let err = stack
         .try_build(spec, |env, aws, metrics| async move {
-            shared::wiring::applier_from(&env, &aws, metrics).await
+            shared::wiring::aws::applier_from(&env, &aws, metrics).await
         })
         .await
         .err()
@@ -298,7 +298,7 @@ async fn an_unset_feature_and_an_unread_variable_are_reported() {
     spec.environment.insert("UNUSED_SETTING".into(), "1".into());
     stack
         .try_build(spec, |env, aws, metrics| async move {
-            shared::wiring::intake_from(&env, &aws, metrics).await
+            shared::wiring::aws::intake_from(&env, &aws, metrics).await
         })
         .await
         .unwrap();
@@ -376,13 +376,13 @@ async fn a_denied_call_fails_like_aws_and_names_function_action_and_resource() {
 async fn a_missing_key_is_403_without_list_bucket_as_in_s3() {
     let stack = stack().await;
     let bucket = stack.resources["ReportsBucket"].reference.clone();
-    let get = |aws: shared::aws::AwsConfig| {
+    let get = |aws: shared::adapters::aws::AwsConfig| {
         let bucket = bucket.clone();
         async move {
             aws.s3()
                 .get_object()
                 .bucket(bucket)
-                .key(shared::identity::SNAPSHOT_KEY)
+                .key(shared::stock::identity::SNAPSHOT_KEY)
                 .send()
                 .await
                 .expect_err("no snapshot yet")

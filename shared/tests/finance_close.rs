@@ -3,20 +3,20 @@
 //! store's business day — validated when everything reached Centra, the missing records listed when not, and
 //! daily-posting stores held until their close flushes them.
 
-mod common;
+use crate::common;
 
 use common::*;
+use shared::adapters::memory::MemoryCheckpointStore;
+use shared::adapters::report_sinks::MemoryReportSink;
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock, SharedClock};
 use shared::finance::Daybook;
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
-use shared::recon::finance::FinanceRow;
+use shared::recon::jobs::finance::FinanceRow;
 use shared::recon::run::JobDocument;
-use shared::recon::sinks::MemoryReportSink;
 use shared::recon::{
-    run_job, JobKind, JobRun, MemoryCheckpointStore, ReconContext, ReconSettings, ReconSources,
-    RunOptions,
+    run_job, JobKind, JobRun, ReconContext, ReconSettings, ReconSources, RunOptions,
 };
-use shared::time::{Clock, ManualClock, SharedClock};
+use shared::telemetry::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -265,6 +265,6 @@ async fn a_daily_posting_store_is_held_until_its_close_flushes_it() {
     assert_eq!(totals(&doc, "LDN-01", "sale").status, "validated");
 }
 
-fn store_code(code: &str) -> shared::domain::StoreCode {
-    shared::domain::StoreCode::parse(code).unwrap()
+fn store_code(code: &str) -> shared::core::ids::StoreCode {
+    shared::core::ids::StoreCode::parse(code).unwrap()
 }

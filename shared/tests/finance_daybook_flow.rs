@@ -2,14 +2,14 @@
 //! closed with the pure `close_store_day`, without the reconciliation job: accepted when applied, posted when
 //! Centra holds the movement, and held for daily-posting stores until `flush_store`.
 
-mod common;
+use crate::common;
 
 use common::*;
-use shared::domain::StoreCode;
+use shared::config::mappings::Mappings;
+use shared::core::ids::StoreCode;
 use shared::finance::{
     close_store_day, flush_store, DayClose, Daybook, DifferenceKind, FinanceKind,
 };
-use shared::mappings::Mappings;
 use std::sync::Arc;
 
 fn priced_sale(store: &str, at_ms: i64, lines: &[(&str, i64, &str, &str)]) -> String {
@@ -232,7 +232,7 @@ async fn a_busy_sku_held_all_day_is_posted_in_full_though_its_row_keeps_only_the
     let mappings = Arc::new(Mappings::from_toml(DAILY).unwrap());
     let h = Harness::with_mappings(&["TOTE"], 1_000, mappings).await;
     let at = h.now_ms() - 60 * 60_000;
-    let sales = shared::ledger::MAX_PENDING_MOVEMENTS + 15;
+    let sales = shared::stock::ledger::MAX_PENDING_MOVEMENTS + 15;
     for i in 0..sales {
         let r = h
             .send(

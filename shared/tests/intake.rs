@@ -1,16 +1,18 @@
 //! Intake answers, exactly as the store-events contract lists them, and the durability rules behind them.
 
-mod common;
+use crate::common;
 
 use async_trait::async_trait;
 use common::*;
-use shared::embedded::{EmbeddedFifoQueue, MemoryIdempotencyStore};
-use shared::intake::{IntakeRequest, IntakeResponse, IntakeSettings, StoreEventIntake};
-use shared::mappings::Mappings;
-use shared::metrics::{names, Metrics};
-use shared::ports::*;
-use shared::signature::{sign, WebhookVerifier};
-use shared::time::{Clock, OffsetClock};
+use shared::adapters::memory::{MemoryFifoQueue, MemoryIdempotencyStore};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, OffsetClock};
+use shared::core::errors::BackendError;
+use shared::intake::contract::{IntakeResponse, IntakeSettings};
+use shared::intake::signature::{sign, WebhookVerifier};
+use shared::intake::store_events::{IntakeRequest, StoreEventIntake};
+use shared::stock::ports::*;
+use shared::telemetry::metrics::{names, Metrics};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ const OLD_SECRET: &str = "whsec_c2VjcmV0LW51bWJlci10d28tZm9yLXJvdGF0aW9u";
 
 /// A queue that can be told to fail, or to fail after accepting some messages.
 struct FlakyQueue {
-    inner: Arc<EmbeddedFifoQueue>,
+    inner: Arc<MemoryFifoQueue>,
     fail: AtomicBool,
     accept_before_failing: AtomicUsize,
 }
@@ -69,7 +71,7 @@ impl IdempotencyStore for DyingStore {
 
 struct Fixture {
     intake: StoreEventIntake,
-    fifo: Arc<EmbeddedFifoQueue>,
+    fifo: Arc<MemoryFifoQueue>,
     queue: Arc<FlakyQueue>,
     store: Arc<DyingStore>,
     clock: OffsetClock,
@@ -77,7 +79,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let fifo = Arc::new(EmbeddedFifoQueue::new(5));
+    let fifo = Arc::new(MemoryFifoQueue::new(5));
     let queue = Arc::new(FlakyQueue {
         inner: fifo.clone(),
         fail: AtomicBool::new(false),
@@ -96,9 +98,9 @@ fn fixture() -> Fixture {
         queue: queue.clone(),
         orders: None,
         clock: Arc::new(clock.clone()),
-        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+        catalogue: Arc::new(shared::stock::identity::ItemCatalogue::with_sizes(
             test_sizes(),
-            shared::time::system_clock(),
+            shared::core::clock::system_clock(),
         )),
         metrics: metrics.clone(),
         settings: IntakeSettings {
@@ -345,7 +347,8 @@ async fn messages_are_grouped_by_sku_with_stable_dedup_ids() {
     let mut groups: Vec<&str> = got.iter().map(|m| m.group_id.as_str()).collect();
     groups.sort();
     assert_eq!(groups, vec!["Prod123Var123789S", "Tee01Black-M"]);
-    let msg: shared::store_events::StockLineMessage = serde_json::from_str(&got[0].body).unwrap();
+    let msg: shared::events::store_events::StockLineMessage =
+        serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(msg.event_id, "e1");
 }
 
@@ -590,18 +593,18 @@ async fn an_id_reused_on_day_8_with_another_body_is_409() {
     assert_eq!(f.send("evt_reused", &first).await.status, 200);
     assert_eq!(f.fifo.len(), 1);
     assert!(
-        IntakeSettings::default().idempotency_ttl_s >= shared::apply::MOVEMENT_MARKER_TTL_S,
+        IntakeSettings::default().idempotency_ttl_s >= shared::stock::apply::MOVEMENT_MARKER_TTL_S,
         "the intake remembers ids at least as long as the applier"
     );
 }
 
 #[tokio::test]
 async fn the_lambda_route_answers_404_and_405_as_json() {
-    use shared::intake::http_adapter::route;
+    use shared::intake::http::route;
     let f = fixture();
-    let intake = shared::intake::WebhookIntake {
+    let intake = shared::intake::http::WebhookIntake {
         store_events: f.intake,
-        centra_webhooks: shared::centra_webhooks::CentraWebhookIntake {
+        centra_webhooks: shared::intake::centra_webhooks::CentraWebhookIntake {
             verifier: None,
             idempotency: f.store.clone(),
             orders: None,

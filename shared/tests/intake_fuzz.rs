@@ -18,7 +18,7 @@
 //! release build, on the project's 2-vCPU machine — `lscpu`: AMD EPYC — 2026-12-06):
 //!
 //! ```text
-//! PROPTEST_CASES=1000000 cargo test --release -p shared --test intake_fuzz -- --nocapture
+//! PROPTEST_CASES=1000000 cargo test --release -p shared --test integration intake_fuzz:: -- --nocapture
 //! ```
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -27,12 +27,15 @@ use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Map, Value};
-use shared::intake::{IntakeRequest, IntakeResponse, WebhookIntake};
-use shared::local::{LocalOrderConfig, Pipeline, PipelineConfig};
-use shared::mappings::Mappings;
-use shared::orders::local::LocalOrderEndpoints;
-use shared::store_events::{is_iso_currency, MAX_BODY_BYTES};
-use shared::time::ManualClock;
+use shared::config::mappings::Mappings;
+use shared::core::clock::ManualClock;
+use shared::core::money::is_iso_currency;
+use shared::events::store_events::MAX_BODY_BYTES;
+use shared::intake::contract::IntakeResponse;
+use shared::intake::http::WebhookIntake;
+use shared::intake::store_events::IntakeRequest;
+use shared::wiring::local::{LocalOrderConfig, Pipeline, PipelineConfig};
+use shared::wiring::local_orders::LocalOrderEndpoints;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -589,7 +592,7 @@ fn build_body(body: &Body) -> Built {
 }
 
 fn mac(secret: &str, id: &str, ts: &str, body: &[u8]) -> Vec<u8> {
-    let key = shared::signature::decode_secret(secret).unwrap();
+    let key = shared::intake::signature::decode_secret(secret).unwrap();
     let mut m = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
     m.update(id.as_bytes());
     m.update(b".");
@@ -988,7 +991,7 @@ fn env() -> Env {
     let intake = &pipeline.intake;
     let stage = pipeline.orders.as_ref().unwrap();
     let route = WebhookIntake {
-        store_events: shared::intake::StoreEventIntake {
+        store_events: shared::intake::store_events::StoreEventIntake {
             verifier: intake.verifier.clone(),
             mappings: intake.mappings.clone(),
             idempotency: intake.idempotency.clone(),
@@ -999,7 +1002,7 @@ fn env() -> Env {
             metrics: intake.metrics.clone(),
             settings: intake.settings.clone(),
         },
-        centra_webhooks: shared::centra_webhooks::CentraWebhookIntake {
+        centra_webhooks: shared::intake::centra_webhooks::CentraWebhookIntake {
             verifier: None,
             idempotency: stage.centra_webhooks.idempotency.clone(),
             orders: stage.centra_webhooks.orders.clone(),
@@ -1024,7 +1027,7 @@ fn env() -> Env {
 impl Env {
     /// Takes every queued message off both queues (they stay small however long the run): stock, orders.
     fn drain(&self) -> (Vec<String>, Vec<String>) {
-        let take = |queue: &shared::embedded::EmbeddedFifoQueue| {
+        let take = |queue: &shared::adapters::memory::MemoryFifoQueue| {
             let got = queue.receive(100_000, 60_000, NOW_MS);
             for m in &got {
                 queue.delete(m.receipt);
@@ -1043,7 +1046,7 @@ impl Env {
     fn send(&self, req: &Request, body: &[u8], through_route: bool) -> (u16, Value) {
         self.runtime.block_on(async {
             if through_route {
-                let r = shared::intake::http_adapter::route(
+                let r = shared::intake::http::route(
                     &self.route,
                     &http::Method::POST,
                     "/prod/v1/store-events",
@@ -1136,7 +1139,7 @@ fn run_case(env: &Env, case: &Case) -> Result<(), TestCaseError> {
                 prop_assert_eq!(grew, queued);
                 // The messages are this event's.
                 for m in &stock_messages {
-                    let m: shared::store_events::StockLineMessage =
+                    let m: shared::events::store_events::StockLineMessage =
                         serde_json::from_str(m).unwrap();
                     prop_assert_eq!(&m.event_id, &id);
                 }

@@ -4,16 +4,17 @@
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use shared::adapters::memory::{MemoryFifoQueue, MemoryIdempotencyStore};
 use shared::centra::{CentraError, SizeRecord};
-use shared::domain::ItemRef;
-use shared::embedded::{EmbeddedFifoQueue, MemoryIdempotencyStore};
-use shared::identity::{CatalogueSettings, ItemCatalogue, SizeDirectory};
-use shared::intake::{IntakeRequest, IntakeResponse, IntakeSettings, StoreEventIntake};
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
-use shared::signature::{sign, WebhookVerifier};
-use shared::store_events::StockLineMessage;
-use shared::time::{Clock, ManualClock};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock};
+use shared::core::ids::ItemRef;
+use shared::events::store_events::StockLineMessage;
+use shared::intake::contract::{IntakeResponse, IntakeSettings};
+use shared::intake::signature::{sign, WebhookVerifier};
+use shared::intake::store_events::{IntakeRequest, StoreEventIntake};
+use shared::stock::identity::{CatalogueSettings, ItemCatalogue, SizeDirectory};
+use shared::telemetry::metrics::Metrics;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -58,7 +59,7 @@ fn size(id: u64, sku: &str, ean: &str) -> SizeRecord {
 
 struct Fixture {
     intake: StoreEventIntake,
-    queue: Arc<EmbeddedFifoQueue>,
+    queue: Arc<MemoryFifoQueue>,
     centra: Arc<Centra>,
     clock: ManualClock,
 }
@@ -85,7 +86,7 @@ fn fixture() -> Fixture {
         size(1, "Tee-M", "7350000000012"),
         size(2, "Tee-L", "7350000000029"),
     ]);
-    let queue = Arc::new(EmbeddedFifoQueue::new(5));
+    let queue = Arc::new(MemoryFifoQueue::new(5));
     let intake = StoreEventIntake {
         verifier: WebhookVerifier::from_config(SECRET).unwrap(),
         mappings: Arc::new(Mappings::embedded_default()),
@@ -177,7 +178,7 @@ async fn a_size_named_by_sku_and_by_ean_is_one_item_in_one_group() {
         .await;
     assert_eq!(r.status, 202, "{}", r.body);
     let queued = f.queued();
-    let by_item: Vec<(String, ItemRef, shared::domain::Movement)> = queued
+    let by_item: Vec<(String, ItemRef, shared::core::ids::Movement)> = queued
         .iter()
         .map(|(g, m)| (g.clone(), m.item.clone(), m.movement))
         .collect();
@@ -187,12 +188,12 @@ async fn a_size_named_by_sku_and_by_ean_is_one_item_in_one_group() {
             (
                 "Tee-M".to_string(),
                 ItemRef::Sku("Tee-M".into()),
-                shared::domain::Movement::Delta(-3)
+                shared::core::ids::Movement::Delta(-3)
             ),
             (
                 "Tee-L".to_string(),
                 ItemRef::Sku("Tee-L".into()),
-                shared::domain::Movement::Delta(-1)
+                shared::core::ids::Movement::Delta(-1)
             ),
         ],
         "the EAN line joins the SKU line's message, group and row"
@@ -386,7 +387,7 @@ async fn the_lines_of_one_size_are_bounded_by_their_total_under_any_names() {
     assert_eq!(f.send("e1", &within).await.status, 202);
     assert_eq!(
         f.queued()[0].1.movement,
-        shared::domain::Movement::Delta(1_000_000)
+        shared::core::ids::Movement::Delta(1_000_000)
     );
     let beyond = event(
         "stock.adjustment",

@@ -5,27 +5,28 @@
 
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use chrono::Utc;
-use shared::apply::{ApplyOutcome, StockApplier};
-use shared::aws::provision::{
+use shared::adapters::aws::provision::{
     create_fifo_queue_with_dlq, create_idempotency_table, create_stock_table,
 };
-use shared::aws::{sdk_config, DynamoLedgerStore, DynamoOrderOutbox, SqsStockQueue};
+use shared::adapters::aws::{sdk_config, DynamoLedgerStore, DynamoOrderOutbox, SqsFifoQueue};
+use shared::adapters::memory::ledger::MemoryLedgerStore;
+use shared::adapters::memory::push_queue::MemoryPushQueue;
+use shared::centra::orders::CentraOrderApi;
 use shared::centra::CentraClient;
-use shared::centra_orders::CentraOrderApi;
 use shared::cloudshelf::CloudshelfClient;
-use shared::domain::{EventPosition, ItemRef, Movement, StoreCode};
-use shared::embedded::{EmbeddedPushQueue, MemoryLedgerStore};
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
+use shared::config::mappings::Mappings;
+use shared::core::clock::ManualClock;
+use shared::core::ids::{EventPosition, ItemRef, Movement, StoreCode};
+use shared::events::orders::*;
+use shared::events::store_events::{StockEventType, StockLineMessage};
 use shared::ops::dlq::{self, DlqName, RedriveStamp};
 use shared::ops::exceptions::{ExceptionBook, ResolveError, ResolveOutcome};
 use shared::ops::order_retry::{retry_order, RetryError, RetryOutcome, RetryRequest};
-use shared::orders::model::*;
 use shared::orders::outbox::{OrderOutbox, OutboxState};
 use shared::orders::sync::{OrderOutcome, OrderSync, OrderSyncSettings};
-use shared::ports::{ExceptionLog, ExceptionRecord, LedgerStore};
-use shared::store_events::{StockEventType, StockLineMessage};
-use shared::time::ManualClock;
+use shared::stock::apply::{ApplyOutcome, StockApplier};
+use shared::stock::ports::{ExceptionLog, ExceptionRecord, LedgerStore};
+use shared::telemetry::metrics::Metrics;
 use simulators::centra::{CentraSim, CentraSimConfig, Fault, FaultTarget};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus};
 use std::collections::{BTreeMap, HashMap};
@@ -361,10 +362,10 @@ async fn redrive_interrupted_between_send_and_delete_then_rerun_loses_nothing_an
     ));
     let applier = StockApplier {
         ledger: ledger.clone(),
-        push_queue: Arc::new(EmbeddedPushQueue::new()),
+        push_queue: Arc::new(MemoryPushQueue::new()),
         exceptions: ledger.clone(),
         metrics: Arc::new(Metrics::new()),
-        clock: shared::time::system_clock(),
+        clock: shared::core::clock::system_clock(),
         finance: Default::default(),
     };
     for (body, ..) in arrived.iter().chain(arrived.iter()) {
@@ -425,7 +426,7 @@ struct OrdersEnv {
     centra: CentraSim,
     cloudshelf: CloudshelfSim,
     outbox: Arc<DynamoOrderOutbox>,
-    queue: SqsStockQueue,
+    queue: SqsFifoQueue,
     queue_url: String,
     sqs: aws_sdk_sqs::Client,
     clock: ManualClock,
@@ -490,7 +491,7 @@ async fn orders_env() -> OrdersEnv {
     let broken = sync(&parts, false);
     let fixed = sync(&parts, true);
     OrdersEnv {
-        queue: SqsStockQueue::new(aws.sqs.clone(), &queue_url),
+        queue: SqsFifoQueue::new(aws.sqs.clone(), &queue_url),
         queue_url,
         sqs: aws.sqs,
         broken,
@@ -503,47 +504,11 @@ async fn orders_env() -> OrdersEnv {
 }
 
 fn order(id: &str) -> KioskOrder {
-    let price = Amount::parse("49.00").unwrap();
-    let shipping = Amount::parse("5.00").unwrap();
-    KioskOrder {
-        event_id: format!("evt-{id}"),
-        cloudshelf_order_id: format!("gid://cloudshelf/Order/{id}"),
-        store: StoreCode::parse("LDN-01").unwrap(),
-        occurred_at: Utc::now(),
-        device: None,
-        sales_assistant: None,
-        customer: Customer {
-            email: "ann@example.com".into(),
-            first_name: None,
-            last_name: None,
-            phone: None,
-        },
-        delivery_address: DeliveryAddress {
-            lines: vec!["1 High St".into()],
-            city: "London".into(),
-            postcode: "W1 1AA".into(),
-            region: None,
-            country: "GB".into(),
-        },
-        shipping_method: "home-standard".into(),
-        shipping_price: shipping,
-        payment: KioskPayment {
-            provider: "adyen".into(),
-            transaction_id: format!("psp-{id}"),
-            amount: price.checked_mul(2).unwrap().checked_add(shipping).unwrap(),
-            currency: "GBP".into(),
-            status: PaymentStatus::Captured,
-        },
-        lines: vec![KioskOrderLine {
-            item: ItemRef::Sku(SKU_A.into()),
-            sku: Some(SKU_A.into()),
-            ean: None,
-            quantity: 2,
-            unit_price: price,
-            currency: "GBP".into(),
-        }],
-        received_at_ms: 0,
-    }
+    crate::order_flow::kiosk_order(
+        id,
+        "LDN-01",
+        vec![crate::order_flow::line(ItemRef::Sku(SKU_A.into()), 2, "49.00")],
+    )
 }
 
 fn seed_cloudshelf(env: &OrdersEnv, order: &KioskOrder) {
@@ -691,7 +656,7 @@ async fn orders_retry_adopts_the_order_centra_already_holds_and_never_places_a_s
     );
     assert_ne!(
         message.dedup_id,
-        Some(shared::orders::placed::order_message(&order).dedup_id),
+        Some(shared::intake::store_events::order_message(&order).dedup_id),
         "its own dedup id: the original's may still be inside SQS's window"
     );
     assert_eq!(
@@ -742,7 +707,7 @@ async fn orders_retry_adopts_the_order_centra_already_holds_and_never_places_a_s
 
 impl OrdersEnv {
     fn clock_now(&self) -> i64 {
-        use shared::time::Clock;
+        use shared::core::clock::Clock;
         self.clock.now_millis()
     }
 }

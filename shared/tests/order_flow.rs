@@ -3,19 +3,21 @@
 //! sleeping.
 
 use chrono::Utc;
+use shared::adapters::memory::MemoryLedgerStore;
+use shared::centra::orders::CentraOrderApi;
 use shared::centra::CentraClient;
-use shared::centra_orders::CentraOrderApi;
 use shared::cloudshelf::{CloudshelfClient, CloudshelfOrderStatus};
-use shared::domain::{ItemRef, StoreCode};
-use shared::embedded::MemoryLedgerStore;
+use shared::config::mappings::Mappings;
+use shared::core::clock::ManualClock;
+use shared::core::errors::BackendError;
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::core::money::Amount;
+use shared::events::orders::*;
 use shared::finance::Daybook;
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
-use shared::orders::model::*;
 use shared::orders::outbox::{MemoryOrderOutbox, OrderOutbox, OutboxRecord, OutboxState};
 use shared::orders::sync::{order_tag, OrderOutcome, OrderSync, OrderSyncSettings};
-use shared::ports::{BackendError, ExceptionLog};
-use shared::time::ManualClock;
+use shared::stock::ports::ExceptionLog;
+use shared::telemetry::metrics::Metrics;
 use simulators::centra::{CentraSim, CentraSimConfig, Fault, FaultTarget};
 use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus};
 use std::collections::HashMap;
@@ -36,7 +38,7 @@ struct Env {
     clock: ManualClock,
     metrics: Arc<Metrics>,
     sync: OrderSync,
-    daybook: Arc<shared::finance::MemoryDaybook>,
+    daybook: Arc<shared::adapters::memory::MemoryDaybook>,
 }
 
 fn mappings_toml(order_api_base: &str, register_customers: bool) -> String {
@@ -88,7 +90,7 @@ async fn env_with(outbox: Arc<dyn OrderOutbox>, register_customers: bool) -> Env
     let exceptions = Arc::new(MemoryLedgerStore::new());
     let metrics = Arc::new(Metrics::new());
     let timeout = Duration::from_millis(800);
-    let daybook = Arc::new(shared::finance::MemoryDaybook::new());
+    let daybook = Arc::new(shared::adapters::memory::MemoryDaybook::new());
     let sync = OrderSync {
         daybook: Some(daybook.clone()),
         mappings: Arc::new(mappings),
@@ -122,7 +124,7 @@ async fn env() -> Env {
     env_with(Arc::new(MemoryOrderOutbox::new()), false).await
 }
 
-fn line(item: ItemRef, qty: u32, price: &str) -> KioskOrderLine {
+pub(crate) fn line(item: ItemRef, qty: u32, price: &str) -> KioskOrderLine {
     KioskOrderLine {
         sku: match &item {
             ItemRef::Sku(s) => Some(s.clone()),
@@ -139,7 +141,7 @@ fn line(item: ItemRef, qty: u32, price: &str) -> KioskOrderLine {
     }
 }
 
-fn kiosk_order(id: &str, store: &str, lines: Vec<KioskOrderLine>) -> KioskOrder {
+pub(crate) fn kiosk_order(id: &str, store: &str, lines: Vec<KioskOrderLine>) -> KioskOrder {
     let shipping = Amount::parse("5.00").unwrap();
     let mut order = KioskOrder {
         event_id: format!("evt-{id}"),
@@ -449,7 +451,7 @@ async fn server_error_then_success_makes_one_order() {
     assert_eq!(env.centra.orders().len(), 1);
 }
 
-async fn only_exception(env: &Env) -> shared::ports::ExceptionRecord {
+async fn only_exception(env: &Env) -> shared::stock::ports::ExceptionRecord {
     let list = env.exceptions.list(None).await.unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     list.into_iter().next().unwrap()
@@ -741,17 +743,17 @@ async fn queue_messages_route_to_injection_and_lifecycle_and_bad_bodies_become_e
     seed_cloudshelf(&env, &order);
     let body = serde_json::to_string(&OrderQueueMessage::Placed(Box::new(order.clone()))).unwrap();
     let items = vec![
-        shared::batch::FifoItem {
+        shared::stock::batch::FifoItem {
             message_id: "m1".into(),
             group_id: order.cloudshelf_order_id.clone(),
             payload: body.clone(),
         },
-        shared::batch::FifoItem {
+        shared::stock::batch::FifoItem {
             message_id: "m2".into(),
             group_id: order.cloudshelf_order_id.clone(),
             payload: body,
         },
-        shared::batch::FifoItem {
+        shared::stock::batch::FifoItem {
             message_id: "m3".into(),
             group_id: "other".into(),
             payload: "{not json".into(),
@@ -788,8 +790,8 @@ async fn the_daybook_has_kiosk_orders_accepted_and_posted_once_centra_created_th
     assert_eq!(a.units, 3);
     // 2 × 49.00 + 15.50 plus the order's shipping.
     let shipping = order.shipping_price.to_string();
-    let expected = shared::finance::Money::parse("113.50").unwrap()
-        + shared::finance::Money::parse(&shipping).unwrap();
+    let expected = shared::core::money::Money::parse("113.50").unwrap()
+        + shared::core::money::Money::parse(&shipping).unwrap();
     assert_eq!(a.gross, expected);
     assert!(
         record

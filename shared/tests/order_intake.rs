@@ -1,21 +1,23 @@
 //! `order.placed` store events: strict validation naming every field, one message on the orders FIFO queue, and
 //! the same idempotency / 409 / 503 rules as stock events.
 
-mod common;
+use crate::common;
 
 use async_trait::async_trait;
 use common::{sale, SECRET};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::embedded::{EmbeddedFifoQueue, MemoryIdempotencyStore};
-use shared::intake::{IntakeRequest, IntakeResponse, IntakeSettings, StoreEventIntake};
-use shared::mappings::Mappings;
-use shared::metrics::{names, Metrics};
-use shared::orders::model::{OrderQueueMessage, PaymentStatus};
-use shared::orders::placed::order_message;
-use shared::ports::*;
-use shared::signature::{sign, WebhookVerifier};
-use shared::time::{Clock, ManualClock};
+use shared::adapters::memory::{MemoryFifoQueue, MemoryIdempotencyStore};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock};
+use shared::core::errors::BackendError;
+use shared::events::orders::{OrderQueueMessage, PaymentStatus};
+use shared::intake::contract::{IntakeResponse, IntakeSettings};
+use shared::intake::signature::{sign, WebhookVerifier};
+use shared::intake::store_events::order_message;
+use shared::intake::store_events::{IntakeRequest, StoreEventIntake};
+use shared::stock::ports::*;
+use shared::telemetry::metrics::{names, Metrics};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +27,7 @@ const ORDER_ID: &str = "gid://cloudshelf/Order/01JDX4Q7ZK3M8V2N5P6R9T0W1Y";
 
 /// Records every message handed to it and can be told to fail.
 struct RecordingQueue {
-    inner: EmbeddedFifoQueue,
+    inner: MemoryFifoQueue,
     sent: Mutex<Vec<FifoMessage>>,
     fail: AtomicBool,
 }
@@ -33,7 +35,7 @@ struct RecordingQueue {
 impl RecordingQueue {
     fn new() -> Self {
         Self {
-            inner: EmbeddedFifoQueue::new(5),
+            inner: MemoryFifoQueue::new(5),
             sent: Mutex::new(Vec::new()),
             fail: AtomicBool::new(false),
         }
@@ -75,9 +77,9 @@ fn fixture_with(orders_enabled: bool) -> Fixture {
         idempotency: Arc::new(MemoryIdempotencyStore::new()),
         queue: stock.clone(),
         orders: orders_enabled.then(|| orders.clone() as Arc<dyn OrderQueue>),
-        catalogue: Arc::new(shared::identity::ItemCatalogue::with_sizes(
+        catalogue: Arc::new(shared::stock::identity::ItemCatalogue::with_sizes(
             test_sizes(),
-            shared::time::system_clock(),
+            shared::core::clock::system_clock(),
         )),
         clock: Arc::new(clock.clone()),
         metrics: metrics.clone(),

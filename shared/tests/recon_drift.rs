@@ -3,26 +3,28 @@
 //! then Centra is changed behind the integration's back. No sleeps: deadlines run on a manual clock that the
 //! page source moves forward.
 
-mod common;
+use crate::common;
+use shared::telemetry::metrics::names;
 
 use async_trait::async_trait;
 use common::*;
+use shared::adapters::memory::MemoryCheckpointStore;
+use shared::adapters::report_sinks::MemoryReportSink;
+use shared::centra::catalogue::CentraStockRow;
 use shared::centra::{CentraClient, CentraError};
-use shared::centra_catalogue::CentraStockRow;
-use shared::domain::{ItemRef, StoreCode};
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
-use shared::ports::{BackendError, LedgerStore};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock, SharedClock};
+use shared::core::errors::BackendError;
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::events::store_events::StockLineMessage;
 use shared::recon::checkpoint::Checkpoint;
-use shared::recon::sinks::MemoryReportSink;
-use shared::recon::stock_drift::{counter, DriftAction, DriftRow, StockDriftReport};
+use shared::recon::jobs::stock_drift::{counter, DriftAction, DriftRow, StockDriftReport};
 use shared::recon::{
-    metric_names, run_stock_drift, CheckpointStore, Counters, DriftQuantity, JobKind, JobRun,
-    MemoryCheckpointStore, ReconContext, ReconError, ReconSettings, RunOptions,
-    WarehouseStockSource,
+    run_stock_drift, CheckpointStore, Counters, DriftQuantity, JobKind, JobRun, ReconContext,
+    ReconError, ReconSettings, RunOptions, WarehouseStockSource,
 };
-use shared::store_events::StockLineMessage;
-use shared::time::{Clock, ManualClock, SharedClock};
+use shared::stock::ports::LedgerStore;
+use shared::telemetry::metrics::Metrics;
 use simulators::centra::CentraSimConfig;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -401,15 +403,12 @@ async fn seeded_drift_is_found_exactly_and_reported_in_json_csv_and_html() {
         serde_json::from_str(&recon.sink.text("reports/history.json").unwrap()).unwrap();
     assert_eq!(history["runs"][0]["jobs"]["stock_drift"]["findings"], 4);
 
-    assert_eq!(recon.ctx.metrics.total(metric_names::DRIFTED_SKUS), 4.0);
+    assert_eq!(recon.ctx.metrics.total(names::DRIFTED_SKUS), 4.0);
     assert_eq!(
-        recon.ctx.metrics.total(metric_names::RECON_ROWS_COMPARED),
+        recon.ctx.metrics.total(names::RECON_ROWS_COMPARED),
         (2 * COUNTED - 1) as f64
     );
-    assert_eq!(
-        recon.ctx.metrics.total(metric_names::RECON_RUNS_INCOMPLETE),
-        0.0
-    );
+    assert_eq!(recon.ctx.metrics.total(names::RECON_RUNS_INCOMPLETE), 0.0);
 
     // Free-to-allocate comparison sees the allocation too, and never corrects.
     let mut fta = Recon::new(&h, recon_mappings());
@@ -573,13 +572,10 @@ async fn resumed_after_deadlines_every_row_is_counted_once() {
     assert_eq!(report.invocations as usize, runs.len());
     assert_accounted(&last.counters);
     assert_eq!(
-        sliced
-            .ctx
-            .metrics
-            .total(metric_names::RECON_RUNS_INCOMPLETE),
+        sliced.ctx.metrics.total(names::RECON_RUNS_INCOMPLETE),
         (runs.len() - 1) as f64
     );
-    assert_eq!(sliced.ctx.metrics.total(metric_names::DRIFTED_SKUS), 3.0);
+    assert_eq!(sliced.ctx.metrics.total(names::DRIFTED_SKUS), 3.0);
 
     // The next invocation starts a new run.
     let next = run_stock_drift(&sliced.ctx, &sliced.opts(24 * 3_600_000))
@@ -783,9 +779,10 @@ async fn a_warehouse_centra_does_not_know_is_an_exception_not_a_stop() {
     let run = recon.run().await;
     assert_eq!(run.counters.get(counter::STORES_FAILED), 1);
     assert_eq!(run.counters.get(counter::STORES), 2);
-    let exceptions = shared::ports::ExceptionLog::list(h.pipeline.ledger.as_ref(), Some("OSL-01"))
-        .await
-        .unwrap();
+    let exceptions =
+        shared::stock::ports::ExceptionLog::list(h.pipeline.ledger.as_ref(), Some("OSL-01"))
+            .await
+            .unwrap();
     assert_eq!(exceptions.len(), 1);
     assert_eq!(exceptions[0].kind, "recon_store_failed");
     assert!(exceptions[0]
@@ -806,7 +803,7 @@ async fn a_warehouse_centra_does_not_know_is_an_exception_not_a_stop() {
 /// Before the first page is read, rewrites one ledger row (a push landing between the ledger load and the page).
 struct PushBetweenReads {
     inner: Arc<TimedPages>,
-    ledger: Arc<shared::embedded::MemoryLedgerStore>,
+    ledger: Arc<shared::adapters::memory::MemoryLedgerStore>,
     item: ItemRef,
     done: std::sync::atomic::AtomicBool,
 }

@@ -2,26 +2,26 @@
 //! against the Centra and Cloudshelf simulators (real HTTP), with the embedded ledger, outbox, checkpoints
 //! and report sink. Time runs on a manual clock.
 
-use shared::audit::size_gid;
+use shared::adapters::memory::MemoryCheckpointStore;
+use shared::adapters::memory::{MemoryFifoQueue, MemoryLedgerStore};
+use shared::adapters::report_sinks::MemoryReportSink;
 use shared::centra::CentraClient;
 use shared::cloudshelf::CloudshelfClient;
-use shared::domain::{EventPosition, ItemRef, StoreCode};
-use shared::embedded::{EmbeddedFifoQueue, MemoryLedgerStore};
-use shared::ledger::{LedgerRow, PendingMovement};
-use shared::mappings::Mappings;
-use shared::metrics::Metrics;
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock, SharedClock};
+use shared::core::ids::{EventPosition, ItemRef, StoreCode};
 use shared::orders::outbox::{MemoryOrderOutbox, OrderOutbox, OutboxRecord, OutboxState};
-use shared::ports::LedgerStore;
-use shared::recon::availability::{pushed_levels_key, AvailabilityRow};
+use shared::recon::compare::size_gid;
+use shared::recon::jobs::availability::{pushed_levels_key, AvailabilityRow};
+use shared::recon::jobs::sku_audit::SkuAuditRow;
+use shared::recon::jobs::stalled::StalledRow;
 use shared::recon::run::JobDocument;
-use shared::recon::sinks::MemoryReportSink;
-use shared::recon::sku_audit::SkuAuditRow;
-use shared::recon::stalled::StalledRow;
 use shared::recon::{
-    run_job, JobKind, JobRun, MemoryCheckpointStore, ReconContext, ReconError, ReconSettings,
-    ReconSources, RunOptions,
+    run_job, JobKind, JobRun, ReconContext, ReconError, ReconSettings, ReconSources, RunOptions,
 };
-use shared::time::{Clock, ManualClock, SharedClock};
+use shared::stock::ledger::{LedgerRow, PendingMovement};
+use shared::stock::ports::LedgerStore;
+use shared::telemetry::metrics::Metrics;
 use simulators::centra::{CentraSim, CentraSimConfig};
 use simulators::cloudshelf::{
     CloudshelfSim, CloudshelfSimConfig, OrderSeed, OrderStatus, VariantSeed,
@@ -91,7 +91,7 @@ async fn env(n: usize) -> Env {
     let ctx = ReconContext {
         mappings: Arc::new(Mappings::from_toml(MAPPINGS).unwrap()),
         ledger: ledger.clone(),
-        stock_queue: Arc::new(EmbeddedFifoQueue::new(5)),
+        stock_queue: Arc::new(MemoryFifoQueue::new(5)),
         exceptions: ledger.clone(),
         centra_stock: centra_client.clone(),
         checkpoints: Arc::new(MemoryCheckpointStore::new()),
@@ -412,7 +412,7 @@ async fn stalled_orders_found_carried_across_runs_and_cleared_once_injected() {
     row.updated_at_ms = now - 20 * MIN;
     assert_eq!(
         e.ledger.apply("evt-sale-1#0", 0, &row, None).await.unwrap(),
-        shared::ports::ApplyWrite::Written
+        shared::stock::ports::ApplyWrite::Written
     );
 
     let run = e.run(JobKind::StalledOrders, e.opts()).await;
@@ -530,7 +530,11 @@ struct Alerts(std::sync::Mutex<Vec<(String, String)>>);
 
 #[async_trait::async_trait]
 impl shared::recon::AlertSink for Alerts {
-    async fn alert(&self, subject: &str, message: &str) -> Result<(), shared::ports::BackendError> {
+    async fn alert(
+        &self,
+        subject: &str,
+        message: &str,
+    ) -> Result<(), shared::core::errors::BackendError> {
         self.0
             .lock()
             .unwrap()

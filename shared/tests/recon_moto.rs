@@ -5,25 +5,25 @@
 //! over data the deployed stock path wrote. `scripts/test.sh` starts moto and sets `AWS_ENDPOINT_URL`; every
 //! test uses its own tables and bucket.
 
-mod common;
-mod deployed;
+use crate::common;
+use crate::deployed;
 
 use common::*;
 use deployed::{Stack, StackParameters, StockPipeline};
-use shared::aws::provision::create_stock_table;
-use shared::aws::sdk_config;
+use shared::adapters::aws::provision::create_stock_table;
+use shared::adapters::aws::recon::{s3_client, DynamoCheckpointStore, S3ReportSink};
+use shared::adapters::aws::sdk_config;
+use shared::centra::catalogue::CentraStockRow;
 use shared::centra::{CentraClient, CentraError};
-use shared::centra_catalogue::CentraStockRow;
-use shared::domain::StoreCode;
-use shared::mappings::Mappings;
-use shared::recon::aws::{s3_client, DynamoCheckpointStore, S3ReportSink};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{Clock, ManualClock, SharedClock};
+use shared::core::ids::StoreCode;
 use shared::recon::checkpoint::{Checkpoint, Cursor, PartRef, RunSignature};
-use shared::recon::stock_drift::{counter, StockDriftReport};
+use shared::recon::jobs::stock_drift::{counter, StockDriftReport};
 use shared::recon::{
     run_stock_drift, CheckpointStore, Counters, JobKind, ReportSink, RunOptions,
     WarehouseStockSource,
 };
-use shared::time::{Clock, ManualClock, SharedClock};
 use simulators::centra::CentraSimConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -377,10 +377,10 @@ async fn alerts_are_published_to_the_sns_topic() {
     let stack = Stack::create(StackParameters::new(
         &sim.graphql_url(),
         sim.token(),
-        shared::mappings::EMBEDDED_DEFAULT,
+        shared::config::mappings::EMBEDDED_DEFAULT,
     ))
     .await;
-    use shared::recon::aws::SnsAlertSink;
+    use shared::adapters::aws::recon::SnsAlertSink;
     use shared::recon::AlertSink;
     // The alert topic reconcile is given (ALERT_TOPIC_ARN), published to under its role.
     let ctx = stack.reconcile().await;
@@ -439,7 +439,7 @@ async fn invoke(
 /// published to the alert topic — each under the reconcile role.
 #[tokio::test]
 async fn every_job_runs_under_the_reconcile_role() {
-    use shared::audit::size_gid;
+    use shared::recon::compare::size_gid;
     use simulators::centra::CentraSim;
     use simulators::cloudshelf::{CloudshelfSim, CloudshelfSimConfig, VariantSeed};
     let centra = CentraSim::start(CentraSimConfig {
@@ -488,7 +488,7 @@ async fn every_job_runs_under_the_reconcile_role() {
     let audit = invoke(&ctx, &watch, serde_json::json!({"job": "sku_audit"})).await;
     assert_eq!(audit.counters.get("matched"), 4, "{audit:?}");
     assert!(sink
-        .get(shared::identity::SNAPSHOT_KEY)
+        .get(shared::stock::identity::SNAPSHOT_KEY)
         .await
         .unwrap()
         .is_some());
@@ -544,7 +544,9 @@ async fn every_job_runs_under_the_reconcile_role() {
         "{availability:?}"
     );
     assert!(sink
-        .get(&shared::recon::availability::pushed_levels_key("LDN-01"))
+        .get(&shared::recon::jobs::availability::pushed_levels_key(
+            "LDN-01"
+        ))
         .await
         .unwrap()
         .is_some());

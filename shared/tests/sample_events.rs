@@ -2,10 +2,10 @@
 //! bodies our handlers accept.
 
 use aws_lambda_events::sqs::SqsEvent;
-use shared::lambda_sqs::{dirty_keys, fifo_items};
-use shared::mappings::Mappings;
-use shared::signature::WebhookVerifier;
-use shared::store_events::{parse_stock_event, StockLineMessage};
+use shared::config::mappings::Mappings;
+use shared::events::store_events::{parse_stock_event, StockLineMessage};
+use shared::intake::signature::WebhookVerifier;
+use shared::lambda::sqs::{dirty_keys, fifo_items};
 
 fn read(name: &str) -> serde_json::Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -65,7 +65,7 @@ fn stock_push_sample_holds_dirty_keys() {
 
 #[test]
 fn order_sync_sample_holds_a_kiosk_order_and_a_centra_event() {
-    use shared::orders::model::OrderQueueMessage;
+    use shared::events::orders::OrderQueueMessage;
     let event: SqsEvent = serde_json::from_value(read("order-sync.json")).unwrap();
     let items = fifo_items(event);
     assert_eq!(items.len(), 2);

@@ -1,15 +1,16 @@
 //! End-to-end invariants of stock sync: store event → intake → FIFO → ledger → coalesced push → Centra
 //! simulator over real HTTP. Each test would fail if its invariant broke.
 
-mod common;
+use crate::common;
 
 use async_trait::async_trait;
 use common::*;
-use shared::domain::{ItemRef, StoreCode};
-use shared::ledger::{LedgerRow, PushRecord};
-use shared::metrics::names;
-use shared::ports::*;
-use shared::push::{PushSettings, StockPusher};
+use shared::core::errors::BackendError;
+use shared::core::ids::{ItemRef, StoreCode};
+use shared::stock::ledger::{LedgerRow, PushRecord};
+use shared::stock::ports::*;
+use shared::stock::push::{PushSettings, StockPusher};
+use shared::telemetry::metrics::names;
 use simulators::centra::{CentraSimConfig, Fault, RefusalKind, RetryAfterStyle, SizeRefusal};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -106,7 +107,7 @@ async fn redelivered_batch_applies_once() {
     }
     // A worker processes a batch and dies before deleting it: SQS redelivers the same messages.
     let received = h.pipeline.stock_queue.receive(10, 30_000, h.now_ms());
-    let items = shared::local::fifo_items(&received);
+    let items = shared::wiring::local::fifo_items(&received);
     assert!(h.pipeline.applier.process_batch(items).await.is_empty());
     for m in &received {
         h.pipeline.stock_queue.release(m.receipt);
@@ -261,7 +262,7 @@ async fn a_size_centra_refuses_among_many_does_not_lose_the_others() {
     // Centra is fixed; the operator clears the block and both sales go out together.
     h.sim.refuse_size("G-3", None);
     assert_eq!(
-        shared::push::unblock(
+        shared::stock::push::unblock(
             h.pipeline.ledger.as_ref(),
             h.pipeline.push_queue.as_ref(),
             &store,
@@ -271,7 +272,7 @@ async fn a_size_centra_refuses_among_many_does_not_lose_the_others() {
         )
         .await
         .unwrap(),
-        shared::push::UnblockOutcome::Unblocked
+        shared::stock::push::UnblockOutcome::Unblocked
     );
     h.settle().await;
     assert_eq!(h.centra("EDI-01", "G-3"), 7);
@@ -497,8 +498,8 @@ async fn crash_before_the_centra_call_sends_once_later() {
         .unwrap()
         .unwrap();
     let rev = row.rev;
-    let line = shared::ledger::pending_change(&row).unwrap();
-    row.lease = Some(shared::ledger::Lease {
+    let line = shared::stock::ledger::pending_change(&row).unwrap();
+    row.lease = Some(shared::stock::ledger::Lease {
         push_id: "dead".into(),
         until_ms: h.now_ms() + 1_000,
         checks: 0,
@@ -514,11 +515,11 @@ async fn crash_before_the_centra_call_sends_once_later() {
             warehouse_id: warehouse(&h.mappings, "LDN-01"),
             created_at_ms: h.now_ms(),
             expires_at_s: 0,
-            mutations: vec![shared::ledger::PushMutation {
+            mutations: vec![shared::stock::ledger::PushMutation {
                 index: 0,
                 kind: line.kind,
                 lines: vec![line],
-                status: shared::ledger::MutationStatus::Pending,
+                status: shared::stock::ledger::MutationStatus::Pending,
                 change_id: None,
                 skipped: vec![],
             }],
@@ -589,7 +590,7 @@ async fn other_skus_flow_while_one_group_fails() {
         item: ItemRef::Sku("F-1".into()),
         broken: AtomicBool::new(true),
     });
-    let applier = shared::apply::StockApplier {
+    let applier = shared::stock::apply::StockApplier {
         ledger: broken.clone(),
         push_queue: p.push_queue.clone(),
         exceptions: p.ledger.clone(),
@@ -599,7 +600,7 @@ async fn other_skus_flow_while_one_group_fails() {
     };
     let received = p.stock_queue.receive(10, 30_000, h.now_ms());
     assert_eq!(received.len(), 5);
-    let items = shared::local::fifo_items(&received);
+    let items = shared::wiring::local::fifo_items(&received);
     let failed = applier.process_batch(items).await;
     let f1: Vec<String> = received
         .iter()
@@ -741,7 +742,7 @@ async fn any_batching_and_redelivery_converges_to_the_same_centra_stock() {
             }
             let failed = p
                 .applier
-                .process_batch(shared::local::fifo_items(&batch))
+                .process_batch(shared::wiring::local::fifo_items(&batch))
                 .await;
             let crash = rng.below(3) == 0;
             for m in &batch {
@@ -827,7 +828,7 @@ async fn lines_split_off_a_refusal_are_not_sent_while_the_record_cannot_name_the
 
 #[tokio::test]
 async fn a_legacy_row_named_by_ean_is_merged_into_its_sku_row_and_pushed_once() {
-    use shared::store_events::{StockEventType, StockLineMessage};
+    use shared::events::store_events::{StockEventType, StockLineMessage};
     let h = Harness::with(&[], 0, CentraSimConfig::default(), |_| {}).await;
     let wh = warehouse(&h.mappings, "LDN-01");
     h.sim.add_size("M-1", Some("7350000000777"), true);
@@ -844,8 +845,8 @@ async fn a_legacy_row_named_by_ean_is_merged_into_its_sku_row_and_pushed_once() 
         event_type: StockEventType::Sale,
         store: store.clone(),
         item: item.clone(),
-        movement: shared::domain::Movement::Delta(-qty),
-        position: shared::domain::EventPosition {
+        movement: shared::core::ids::Movement::Delta(-qty),
+        position: shared::core::ids::EventPosition {
             occurred_at_ms: at,
             sequence: None,
         },

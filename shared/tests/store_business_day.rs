@@ -2,7 +2,7 @@
 //! `finance_posting`, parsed strictly, and the business date / closing instant across DST changes.
 
 use chrono::NaiveDate;
-use shared::mappings::{FinancePosting, Mappings, StoreMapping};
+use shared::config::mappings::{FinancePosting, Mappings, StoreMapping};
 
 fn store(extra: &str) -> Result<StoreMapping, String> {
     Mappings::from_toml(&format!(

@@ -733,39 +733,10 @@ async fn process(
     body: &[u8],
     entry: &mut RequestLogEntry,
 ) -> Response {
-    let latency = inner.lock().latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-
-    if !authorized(headers, &inner.config.token) {
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({"errors": [{"message": "Unauthorized", "extensions": {"category": "authentication"}}]}),
-        );
-    }
-
-    let request = match crate::http::parse_graphql_request(body) {
-        Ok(r) => r,
-        Err(message) => return bad_request(message),
+    let (request, checked) = match check_request(inner, headers, body, entry).await {
+        Ok(checked) => checked,
+        Err(response) => return response,
     };
-
-    // The published schema decides what is a valid request, before anything else looks at it.
-    let checked = match inner.schema.check_request(
-        &request.query,
-        request.operation_name.as_deref(),
-        &request.variables,
-    ) {
-        Ok(c) => c,
-        Err(errors) => return schema_errors_response(&errors),
-    };
-    entry.kind = match checked.kind {
-        OperationKind::Mutation => RequestLogKind::Mutation,
-        _ => RequestLogKind::Query,
-    };
-    entry.operation_name = checked.operation_name.clone();
-    entry.root_fields = checked.root_fields.clone();
-
     let op = match graphql::prepare(
         &request.query,
         checked.operation_name.as_deref(),
@@ -774,46 +745,14 @@ async fn process(
         Ok(op) => op,
         Err(e) => return errors_response(vec![e]),
     };
-    let mut calls = Vec::new();
-    let mut errors = Vec::new();
-    for field in &op.fields {
-        if matches!(field.name.as_str(), "__typename" | "__schema" | "__type") {
-            continue;
-        }
-        match schema::plan(op.kind, field) {
-            Ok(call) => calls.push((field, call)),
-            Err(e) => errors.extend(e),
-        }
-    }
-    if !errors.is_empty() {
-        return errors_response(errors);
-    }
-    for (_, call) in &calls {
-        match call {
-            Call::ChangeStock(input) => entry.descriptions.push(input.description.clone()),
-            Call::SetStock(input) => entry.descriptions.push(input.description.clone()),
-            _ => {}
-        }
-    }
-
-    let fault = {
-        let mut st = inner.lock();
-        let kind = RequestKind::Graphql(op.kind);
-        let pos = st.faults.iter().position(|(t, _)| t.matches(kind));
-        pos.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
+    let calls = match plan_calls(&op, entry) {
+        Ok(calls) => calls,
+        Err(errors) => return errors_response(errors),
     };
-    let mut after = AfterRun::Answer;
-    match fault {
-        Some(Fault::ServerError(status)) => return status_response(status),
-        Some(Fault::RateLimited { retry_after }) => {
-            return too_many_requests(inner, retry_after, entry)
-        }
-        Some(Fault::Hang(d)) => tokio::time::sleep(d).await,
-        Some(Fault::LoseResponseAfterApply) => after = AfterRun::LoseResponse,
-        Some(Fault::ApplyThenStatus(status)) => after = AfterRun::Status(status),
-        Some(Fault::ErrorsBesideData { message }) => after = AfterRun::ErrorsBesideData(message),
-        None => {}
-    }
+    let after = match take_fault(inner, op.kind, entry).await {
+        Ok(after) => after,
+        Err(response) => return response,
+    };
 
     let cost = Cost {
         requests: 1,
@@ -828,10 +767,135 @@ async fn process(
         }
     }
 
+    let (mut data, mut errors) = run_calls(inner, &mut st, &calls, entry);
+    drop(st);
+    if checked.introspection {
+        match inner.schema.introspect(&checked, &request.variables) {
+            Ok(part) => data.extend(part),
+            Err(e) => errors.extend(e.iter().map(|e| schema_error_json(e, "graphql"))),
+        }
+    }
+    for field in &op.fields {
+        if field.name == "__typename" {
+            data.insert(field.response_key().to_string(), json!(op.kind.type_name()));
+        }
+    }
+
+    answer(after, &op, data, errors, entry)
+}
+
+/// Waits the configured latency, then checks the token and the request against the published schema; the
+/// request and what the schema found in it, or the answer refusing it.
+async fn check_request(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: &[u8],
+    entry: &mut RequestLogEntry,
+) -> Result<(crate::http::GraphqlRequest, crate::schema::CheckedRequest), Response> {
+    let latency = inner.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    if !authorized(headers, &inner.config.token) {
+        return Err(json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": [{"message": "Unauthorized", "extensions": {"category": "authentication"}}]}),
+        ));
+    }
+
+    let request = match crate::http::parse_graphql_request(body) {
+        Ok(r) => r,
+        Err(message) => return Err(bad_request(message)),
+    };
+
+    // The published schema decides what is a valid request, before anything else looks at it.
+    let checked = match inner.schema.check_request(
+        &request.query,
+        request.operation_name.as_deref(),
+        &request.variables,
+    ) {
+        Ok(c) => c,
+        Err(errors) => return Err(schema_errors_response(&errors)),
+    };
+    entry.kind = match checked.kind {
+        OperationKind::Mutation => RequestLogKind::Mutation,
+        _ => RequestLogKind::Query,
+    };
+    entry.operation_name = checked.operation_name.clone();
+    entry.root_fields = checked.root_fields.clone();
+    Ok((request, checked))
+}
+
+/// The call each root field of the operation makes (introspection fields aside), with the stock changes'
+/// descriptions logged; or the errors of the fields that make none.
+fn plan_calls<'o>(
+    op: &'o graphql::Operation,
+    entry: &mut RequestLogEntry,
+) -> Result<Vec<(&'o SelectedField, Call)>, Vec<GraphqlError>> {
+    let mut calls = Vec::new();
+    let mut errors = Vec::new();
+    for field in &op.fields {
+        if matches!(field.name.as_str(), "__typename" | "__schema" | "__type") {
+            continue;
+        }
+        match schema::plan(op.kind, field) {
+            Ok(call) => calls.push((field, call)),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    for (_, call) in &calls {
+        match call {
+            Call::ChangeStock(input) => entry.descriptions.push(input.description.clone()),
+            Call::SetStock(input) => entry.descriptions.push(input.description.clone()),
+            _ => {}
+        }
+    }
+    Ok(calls)
+}
+
+/// Takes the first fault armed for this kind of request: its answer when it answers before the request runs
+/// (after hanging, when it hangs), or what it does once the request has run.
+async fn take_fault(
+    inner: &Inner,
+    kind: OperationKind,
+    entry: &mut RequestLogEntry,
+) -> Result<AfterRun, Response> {
+    let fault = {
+        let mut st = inner.lock();
+        let kind = RequestKind::Graphql(kind);
+        let pos = st.faults.iter().position(|(t, _)| t.matches(kind));
+        pos.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
+    };
+    let mut after = AfterRun::Answer;
+    match fault {
+        Some(Fault::ServerError(status)) => return Err(status_response(status)),
+        Some(Fault::RateLimited { retry_after }) => {
+            return Err(too_many_requests(inner, retry_after, entry))
+        }
+        Some(Fault::Hang(d)) => tokio::time::sleep(d).await,
+        Some(Fault::LoseResponseAfterApply) => after = AfterRun::LoseResponse,
+        Some(Fault::ApplyThenStatus(status)) => after = AfterRun::Status(status),
+        Some(Fault::ErrorsBesideData { message }) => after = AfterRun::ErrorsBesideData(message),
+        None => {}
+    }
+    Ok(after)
+}
+
+/// Runs the calls against the simulated Centra: each root field's data, and the errors of those that failed.
+fn run_calls(
+    inner: &Inner,
+    st: &mut Mutable,
+    calls: &[(&SelectedField, Call)],
+    entry: &mut RequestLogEntry,
+) -> (Map<String, Value>, Vec<Value>) {
     let now = Utc::now();
     let mut data = Map::new();
     let mut errors = Vec::new();
-    for (field, call) in &calls {
+    for (field, call) in calls {
         let key = field.response_key().to_string();
         let value = match call {
             Call::ChangeStock(input) => {
@@ -882,19 +946,17 @@ async fn process(
             }
         }
     }
-    drop(st);
-    if checked.introspection {
-        match inner.schema.introspect(&checked, &request.variables) {
-            Ok(part) => data.extend(part),
-            Err(e) => errors.extend(e.iter().map(|e| schema_error_json(e, "graphql"))),
-        }
-    }
-    for field in &op.fields {
-        if field.name == "__typename" {
-            data.insert(field.response_key().to_string(), json!(op.kind.type_name()));
-        }
-    }
+    (data, errors)
+}
 
+/// The response body, with what the fault does once the request has run.
+fn answer(
+    after: AfterRun,
+    op: &graphql::Operation,
+    data: Map<String, Value>,
+    mut errors: Vec<Value>,
+    entry: &mut RequestLogEntry,
+) -> Response {
     let mut response = Map::new();
     response.insert("data".into(), Value::Object(data));
     match after {
@@ -1015,7 +1077,8 @@ async fn process_order(
         Some(Fault::ErrorsBesideData { .. }) | None => {}
     }
 
-    // UNVERIFIED: the HTTP status of Order-API errors (reference §5a gives only the body);
+    // UNVERIFIED: the HTTP status of Order-API errors (Centra documents only the body; codes in
+    // docs/orders.md §2);
     // 400 is the simulator's choice, and clients should read the body whatever the status.
     let refuse = |code: i64, msg: String| {
         json_response(

@@ -37,7 +37,8 @@ use crate::graphql::{self, GraphqlError, OperationKind, SelectedField};
 mod catalogue;
 pub use catalogue::{CatalogueVariantSnapshot, ProductSnapshot};
 
-/// Prefix of the external ids integrators may use instead of Cloudshelf's own (reference §2).
+/// Prefix of the external ids integrators may use instead of Cloudshelf's own (upsert inputs' `id` in
+/// `schema/cloudshelf.graphql`).
 pub const EXTERNAL_GID_PREFIX: &str = "gid://external/";
 /// Prefix the simulator gives its own order ids; the real internal prefix is UNVERIFIED.
 pub const ORDER_GID_PREFIX: &str = "gid://cloudshelf/Order/";
@@ -176,7 +177,7 @@ pub struct VariantSeed {
 }
 
 /// A stock level as the simulator holds it. Cloudshelf keeps the quantity but only exposes
-/// `isInStock` through the API (reference §3); tests read the quantity here.
+/// `isInStock` through the API (`StockLevel` in `schema/cloudshelf.graphql`); tests read the quantity here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockLevelSnapshot {
     pub id: String,
@@ -1433,8 +1434,8 @@ fn line_input(v: &Value, what: &str) -> Result<LineInput, String> {
 // ---------------------------------------------------------------------------------------------
 // Query limits
 
-/// Cost model (reference §2: "most fields cost 1"): every selected field costs 1, and the
-/// `edges` subtree of a paginated field is multiplied by the page size asked for. Lists that
+/// Cost model (Cloudshelf documents "most fields cost 1", see [`CloudshelfSimConfig`]): every selected field
+/// costs 1, and the `edges` subtree of a paginated field is multiplied by the page size asked for. Lists that
 /// are not paginated (order lines) multiply nothing. How Cloudshelf really weighs lists is
 /// UNVERIFIED.
 pub fn query_complexity(fields: &[SelectedField], default_page_size: u64) -> u64 {
@@ -1543,7 +1544,8 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
         return errors_response(&errors, "BAD_USER_INPUT");
     }
 
-    // Limits on the whole operation (reference §2); message wording and codes are UNVERIFIED.
+    // Limits on the whole operation (the documented ones, `CloudshelfSimConfig`); message wording and codes
+    // are UNVERIFIED.
     let depth = query_depth(&op.fields);
     if depth > inner.config.max_depth {
         let e = GraphqlError::new(format!(

@@ -1,7 +1,7 @@
 //! The Cloudshelf simulator's catalogue (a child module of [`crate::cloudshelf`], so it shares that
 //! module's stores and helpers): `products(first, after, sortBy, textSearch)` with their
 //! `productVariants`, `locations(first, after, sortBy)`, `upsertProducts(input)` and
-//! `upsertProductVariants(inputs)`, as in the schema (reference `cloudshelf-schema.graphql`).
+//! `upsertProductVariants(inputs)`, as in the schema (`schema/cloudshelf.graphql`).
 //!
 //! Variants live in the same store as the ones seeded with [`CloudshelfSim::add_variant`], so a
 //! variant created by `upsertProductVariants` under an external gid takes `upsertStockLevels` at

@@ -49,7 +49,7 @@ async fn sim_with(config: CentraSimConfig) -> CentraSim {
     sim
 }
 
-/// The reference §5a example: 2 × S at 49.00 plus 5.00 shipping, captured at the kiosk.
+/// A kiosk order (docs/orders.md §2): 2 × S at 49.00 plus 5.00 shipping, captured at the kiosk.
 fn order_body(tag: &str) -> Value {
     json!({
         "marketId": MARKET, "pricelistId": PRICELIST, "shippingList": "home-delivery-uk",

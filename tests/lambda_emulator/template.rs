@@ -78,7 +78,10 @@ impl Template {
 
     /// The `Default` of template parameter `name`, as a deployment that does not override it gets.
     fn parameter_default(&self, name: &str) -> Option<String> {
-        let parameters = self.lines.iter().position(|l| l.trim_end() == "Parameters:")?;
+        let parameters = self
+            .lines
+            .iter()
+            .position(|l| l.trim_end() == "Parameters:")?;
         let start = parameters
             + 1
             + self.lines[parameters + 1..]

@@ -2,25 +2,25 @@
 //! `shared::recon::request`), runs or continues one job until the invocation's deadline.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use shared::metrics::Metrics;
-use shared::recon::request::{handle_request, ReconRequest, ReconResponse};
+use shared::lambda::handlers::{reconcile, MetricsSink};
+use shared::telemetry::metrics::Metrics;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init_json_logs();
+    shared::telemetry::logs::init_json_logs();
     let metrics = Arc::new(Metrics::new());
-    let ctx = Arc::new(shared::recon::wiring::recon_from_env(metrics.clone()).await?);
-    let namespace = shared::config::metrics_namespace();
+    let ctx = Arc::new(shared::wiring::recon::recon_from_env(metrics.clone()).await?);
+    let namespace = Arc::new(shared::config::env::metrics_namespace());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (ctx, metrics, namespace) = (ctx.clone(), metrics.clone(), namespace.clone());
         async move {
-            let request: ReconRequest = serde_json::from_value(event.payload)
-                .map_err(|e| Error::from(format!("reconciliation request: {e}")))?;
+            let sink = MetricsSink {
+                metrics: &metrics,
+                namespace: &namespace,
+            };
             let deadline_ms = event.context.deadline as i64;
-            let outcome = handle_request(&ctx, &request, deadline_ms).await;
-            metrics.flush_to_stdout(&namespace, ctx.clock.now_millis());
-            Ok::<ReconResponse, Error>(outcome?)
+            reconcile(&ctx, &sink, event.payload, deadline_ms).await
         }
     }))
     .await

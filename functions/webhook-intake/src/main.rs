@@ -1,31 +1,31 @@
 //! Webhook intake: `POST /v1/store-events` and `POST /v1/centra-webhooks` (API Gateway HTTP API or Function URL).
 
-use lambda_http::{service_fn, Error, Request};
-use shared::intake::http_adapter;
-use shared::metrics::Metrics;
-use shared::time::{Clock, SystemClock};
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use shared::core::clock::{Clock, SystemClock};
+use shared::lambda::handlers::{webhook_intake, MetricsSink};
+use shared::telemetry::metrics::Metrics;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init_json_logs();
+    shared::telemetry::logs::init_json_logs();
     let metrics = Arc::new(Metrics::new());
-    let intake = Arc::new(shared::wiring::intake_from_env(metrics.clone()).await?);
-    let namespace = shared::config::metrics_namespace();
-    lambda_http::run(service_fn(move |request: Request| {
-        let (intake, metrics, namespace) = (intake.clone(), metrics.clone(), namespace.clone());
-        async move {
-            let response = http_adapter::route(
-                &intake,
-                request.method(),
-                request.uri().path(),
-                request.headers(),
-                request.body().as_ref(),
-            )
-            .await;
-            metrics.flush_to_stdout(&namespace, SystemClock.now_millis());
-            Ok::<_, Error>(response)
-        }
-    }))
+    let intake = Arc::new(shared::wiring::aws::intake_from_env(metrics.clone()).await?);
+    let namespace = Arc::new(shared::config::env::metrics_namespace());
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
+            let (intake, metrics, namespace) = (intake.clone(), metrics.clone(), namespace.clone());
+            async move {
+                let sink = MetricsSink {
+                    metrics: &metrics,
+                    namespace: &namespace,
+                };
+                Ok::<_, Error>(
+                    webhook_intake(&intake, &sink, SystemClock.now_millis(), event.payload).await,
+                )
+            }
+        },
+    ))
     .await
 }

@@ -2,10 +2,11 @@
 //! outbox record of a kiosk order. Kept apart from the pure close, which only sees the daybook.
 
 use super::{DayClose, DifferenceKind, FinanceKind};
-use crate::domain::{ItemRef, StoreCode};
-use crate::mappings::{FinancePosting, StoreMapping};
+use crate::config::mappings::{FinancePosting, StoreMapping};
+use crate::core::errors::BackendError;
+use crate::core::ids::{ItemRef, StoreCode};
 use crate::orders::outbox::{OrderOutbox, OutboxState};
-use crate::ports::{BackendError, LedgerStore};
+use crate::stock::ports::LedgerStore;
 
 /// Fills `reason` on the close's accepted-but-not-posted records. `outbox`: `None` leaves kiosk orders
 /// unexplained. One read per distinct ledger row or order.
@@ -92,11 +93,13 @@ async fn order_reason(outbox: &dyn OrderOutbox, order_id: &str) -> Result<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embedded::MemoryLedgerStore;
-    use crate::finance::{close_store_day, Accepted, Daybook, MemoryDaybook, Money};
-    use crate::ledger::LedgerRow;
-    use crate::mappings::Mappings;
+    use crate::adapters::memory::MemoryDaybook;
+    use crate::adapters::memory::MemoryLedgerStore;
+    use crate::config::mappings::Mappings;
+    use crate::core::money::Money;
+    use crate::finance::{close_store_day, Accepted, Daybook};
     use crate::orders::outbox::{MemoryOrderOutbox, OutboxRecord};
+    use crate::stock::ledger::LedgerRow;
 
     fn accepted(kind: FinanceKind) -> [Accepted; 1] {
         [Accepted {

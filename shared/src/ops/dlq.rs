@@ -13,15 +13,16 @@
 //! (SQS's `StartMessageMoveTask` does the same server-side on real AWS but moto lacks it; not used.)
 
 use super::format_ms;
-use crate::orders::model::OrderQueueMessage;
+use crate::core::errors::BackendError;
+use crate::events::orders::OrderQueueMessage;
+use crate::events::store_events::StockLineMessage;
 use crate::orders::outbox::OrderOutbox;
-use crate::ports::{BackendError, DirtyKey, ExceptionLog};
 use crate::recon::request::ReconRequest;
-use crate::store_events::StockLineMessage;
+use crate::stock::ports::{DirtyKey, ExceptionLog};
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 use serde::Serialize;
@@ -327,39 +328,19 @@ pub async fn delete(
     dlq_url: &str,
     messages: &[DlqMessage],
 ) -> Result<(), BackendError> {
-    for chunk in messages.chunks(MAX_BATCH) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(format!("m{i}"))
-                    .receipt_handle(&m.receipt_handle)
-                    .build()
-                    .map_err(build_error)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let output = client
-            .delete_message_batch()
-            .queue_url(dlq_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| sqs_error("DeleteMessageBatch", e))?;
-        if let Some(f) = output.failed().first() {
-            return Err(BackendError::new(
+    let handles: Vec<String> = messages.iter().map(|m| m.receipt_handle.clone()).collect();
+    crate::adapters::aws::sqs::delete_messages(client, dlq_url, &handles)
+        .await
+        .map_err(|e| {
+            BackendError::new(
                 "sqs",
                 format!(
-                    "DeleteMessageBatch: {} of {} not deleted (e.g. {}); they were sent to the source queue and \
-                     will be sent again by a rerun, which their dedup ids / the consumers' idempotency absorb",
-                    output.failed().len(),
-                    chunk.len(),
-                    f.code()
+                    "{}; they were sent to the source queue and will be sent again by a rerun, which their dedup \
+                     ids / the consumers' idempotency absorb",
+                    e.message
                 ),
-            ));
-        }
-    }
-    Ok(())
+            )
+        })
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -481,7 +462,7 @@ pub async fn recorded_errors(
     outbox: &dyn OrderOutbox,
 ) -> Result<Vec<String>, BackendError> {
     let mut notes = Vec::new();
-    let describe_exception = |e: &crate::ports::ExceptionRecord| {
+    let describe_exception = |e: &crate::stock::ports::ExceptionRecord| {
         format!("exception {} [{}]: {}", e.id, e.kind, e.message)
     };
     match decoded {
@@ -550,13 +531,13 @@ mod tests {
         let event = |r: String| -> aws_lambda_events::sqs::SqsEvent {
             serde_json::from_str(&format!(r#"{{"Records":[{r}]}}"#)).unwrap()
         };
-        let plain = crate::lambda_sqs::fifo_items(event(record("{}")));
-        let redriven = crate::lambda_sqs::fifo_items(event(record(stamped)));
+        let plain = crate::lambda::sqs::fifo_items(event(record("{}")));
+        let redriven = crate::lambda::sqs::fifo_items(event(record(stamped)));
         assert_eq!(
             (&plain[0].group_id, &plain[0].payload),
             (&redriven[0].group_id, &redriven[0].payload)
         );
-        let (keys, unreadable) = crate::lambda_sqs::dirty_keys(event(record(stamped)));
+        let (keys, unreadable) = crate::lambda::sqs::dirty_keys(event(record(stamped)));
         assert_eq!((keys.len(), unreadable.len()), (1, 0));
         assert!(matches!(
             decode(DlqName::StockPush, &redriven[0].payload),

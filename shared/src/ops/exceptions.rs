@@ -6,7 +6,8 @@
 //! resolves once. When the integration records the same exception again (a retried order refused again), it
 //! rewrites the whole item: the exception is open again, as it should be.
 
-use crate::ports::{BackendError, ExceptionRecord};
+use crate::core::errors::BackendError;
+use crate::stock::ports::ExceptionRecord;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;

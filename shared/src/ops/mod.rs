@@ -3,28 +3,11 @@
 //! Each action is idempotent (running it twice does it once and says so), has a dry run that changes nothing,
 //! and writes who did it and when into what it changes, so every record says how it got where it is.
 
-use serde::{Deserialize, Serialize};
-
 #[cfg(all(feature = "dynamodb", feature = "sqs"))]
 pub mod dlq;
 #[cfg(feature = "dynamodb")]
 pub mod exceptions;
 pub mod order_retry;
-
-/// One operator action recorded on the record it changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperatorAction {
-    /// `retry` (orders outbox), `resolve` (exception record).
-    pub action: String,
-    pub by: String,
-    pub at_ms: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// The record revision this action wrote (0 where the record has no revisions): a later run of the same
-    /// action can tell "nothing happened since" from "the system moved it on".
-    #[serde(default)]
-    pub rev: u64,
-}
 
 /// The operator named by `--by`, else `$USER`, else "unknown".
 pub fn operator_name(by: Option<String>) -> String {

@@ -8,14 +8,15 @@
 //! orders FIFO queue in its usual group, under a dedup id of its own (the original one may still be inside
 //! SQS's 5-minute deduplication window).
 
-use super::OperatorAction;
 use crate::centra::CentraClient;
-use crate::orders::model::KioskOrder;
+use crate::core::clock::Clock;
+use crate::core::errors::BackendError;
+use crate::core::operator::OperatorAction;
+use crate::events::orders::KioskOrder;
+use crate::intake::store_events::order_message;
 use crate::orders::outbox::{OrderOutbox, OutboxRecord, OutboxState};
-use crate::orders::placed::order_message;
 use crate::orders::sync::order_tag;
-use crate::ports::{BackendError, FifoMessage, OrderQueue};
-use crate::time::Clock;
+use crate::stock::ports::{FifoMessage, OrderQueue};
 use sha2::{Digest, Sha256};
 
 pub const RETRY_ACTION: &str = "retry";

@@ -5,8 +5,8 @@
 //! think they own the Centra call; the `owner` + `lease_until_ms` pair says who may call Centra now, and a
 //! crashed attempt's lease simply runs out.
 
-use crate::domain::StoreCode;
-use crate::ports::BackendError;
+use crate::core::errors::BackendError;
+use crate::core::ids::StoreCode;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -68,10 +68,10 @@ pub struct OutboxRecord {
     /// The kiosk order as queued, kept while the record is parked in `Exception` so that `shelfsync orders
     /// retry` can queue it again without a new event; dropped once Centra holds the order (customer data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parked_order: Option<Box<crate::orders::model::KioskOrder>>,
+    pub parked_order: Option<Box<crate::events::orders::KioskOrder>>,
     /// Operator actions on this record (who, when, what), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub operator_actions: Vec<crate::ops::OperatorAction>,
+    pub operator_actions: Vec<crate::core::operator::OperatorAction>,
 }
 
 impl OutboxRecord {

@@ -2,7 +2,7 @@
 //! Cloudshelf order paid or placed with no Centra order, an outbox record stuck in a state, a Centra order from a
 //! kiosk stuck PENDING. Pure: the caller reads Cloudshelf (by `updatedAt` watermark), the outbox and Centra.
 
-use crate::centra_order_reads::CentraOrderState;
+use crate::centra::order_reads::CentraOrderState;
 use crate::cloudshelf::{CloudshelfOrder, CloudshelfOrderStatus};
 use crate::orders::outbox::{OutboxRecord, OutboxState};
 use serde::Serialize;
@@ -147,8 +147,8 @@ fn sort_key(s: &StalledOrder) -> (u8, String, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::StoreCode;
-    use crate::orders::model::Amount;
+    use crate::core::ids::StoreCode;
+    use crate::core::money::Amount;
     use chrono::{DateTime, Utc};
 
     const MIN: i64 = 60_000;

@@ -6,21 +6,21 @@
 //! attempt are searched for our tag and adopted, so a lost response never becomes a second order. The lookup
 //! runs only after the earlier attempt's lease ran out, by which time its request has settled in Centra.
 
-use crate::centra::CentraClient;
-use crate::centra_orders::{
+use crate::centra::orders::{
     CentraOrderApi, CreateOrderAddress, CreateOrderPayment, CreateOrderProduct, CreateOrderRequest,
     OrderApiError, OrderApiTarget, PaymentRecord,
 };
+use crate::centra::CentraClient;
 use crate::cloudshelf::{CloudshelfClient, CloudshelfOrder, CloudshelfOrderStatus};
-use crate::domain::ItemRef;
-use crate::mappings::{Mappings, StoreOrderMapping};
-use crate::metrics::Metrics;
-use crate::orders::model::{
-    Amount, CentraWebhookEvent, KioskOrder, OrderQueueMessage, PaymentStatus,
-};
+use crate::config::mappings::{Mappings, StoreOrderMapping};
+use crate::core::clock::SharedClock;
+use crate::core::errors::BackendError;
+use crate::core::ids::ItemRef;
+use crate::core::money::Amount;
+use crate::events::orders::{CentraWebhookEvent, KioskOrder, OrderQueueMessage, PaymentStatus};
 use crate::orders::outbox::{OrderOutbox, OutboxRecord, OutboxState};
-use crate::ports::{BackendError, ExceptionLog, ExceptionRecord};
-use crate::time::SharedClock;
+use crate::stock::ports::{ExceptionLog, ExceptionRecord};
+use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -150,28 +150,8 @@ impl OrderSync {
 
     pub async fn place(&self, order: &KioskOrder) -> Result<OrderOutcome, Retry> {
         let started = self.clock.now_millis();
-        if let Some(daybook) = &self.daybook {
-            // Every delivery re-records the same values: the first one may have died right after.
-            let (date, id, accepted) = crate::finance::kiosk_order_record(&self.mappings, order);
-            daybook
-                .record_accepted(&order.store, date, &id, &[accepted])
-                .await?;
-        }
-        let mut record = match self.outbox.get(&order.cloudshelf_order_id).await? {
-            Some(r) => r,
-            None => {
-                let fresh = OutboxRecord::received(
-                    &order.cloudshelf_order_id,
-                    &order.store,
-                    &order.event_id,
-                    started,
-                );
-                if !self.outbox.put(&fresh, None).await? {
-                    return Err(Retry("outbox record created concurrently".into()));
-                }
-                self.read(&order.cloudshelf_order_id).await?
-            }
-        };
+        self.record_accepted(order).await?;
+        let mut record = self.outbox_record(order, started).await?;
         match record.state {
             OutboxState::Reported | OutboxState::Exception => {
                 self.metrics.count(metric::ORDER_DUPLICATES, 1);
@@ -187,42 +167,8 @@ impl OrderSync {
         };
         if record.state == OutboxState::Received {
             // Checked once, before the first Centra call: a mismatch means the event and Cloudshelf disagree.
-            match self.cloudshelf.order(&order.cloudshelf_order_id).await {
-                Ok(Some(cs)) => {
-                    if let Err(reason) = compare_with_cloudshelf(order, &cs) {
-                        let refusal = Refusal {
-                            kind: "cloudshelf_mismatch",
-                            reason,
-                            mapping_key: None,
-                            centra_message: None,
-                        };
-                        return self.refuse(order, record, refusal).await;
-                    }
-                }
-                Ok(None) => {
-                    let refusal = Refusal {
-                        kind: "cloudshelf_order_not_found",
-                        reason: format!(
-                            "Cloudshelf has no order {}; the kiosk event names an order Cloudshelf does not know",
-                            order.cloudshelf_order_id
-                        ),
-                        mapping_key: None,
-                        centra_message: None,
-                    };
-                    return self.refuse(order, record, refusal).await;
-                }
-                Err(e) if e.is_transient() => {
-                    return Err(self.transient(format!("Cloudshelf order read: {e}")))
-                }
-                Err(e) => {
-                    let refusal = Refusal {
-                        kind: "cloudshelf_read_failed",
-                        reason: format!("Cloudshelf order read failed: {e}"),
-                        mapping_key: None,
-                        centra_message: None,
-                    };
-                    return self.refuse(order, record, refusal).await;
-                }
+            if let Some(refusal) = self.check_with_cloudshelf(order).await? {
+                return self.refuse(order, record, refusal).await;
             }
         }
 
@@ -234,8 +180,93 @@ impl OrderSync {
             )));
         }
         let earlier_attempt_unknown = record.state == OutboxState::Injecting;
+        record = self.take_lease(order, record, store_id, now).await?;
 
-        // Take the lease (fenced by rev) before touching Centra.
+        if earlier_attempt_unknown {
+            if let Some(numbers) = self
+                .find_earlier_create(order, &record, store_id, now)
+                .await?
+            {
+                self.metrics.count(metric::ORDERS_ADOPTED, 1);
+                tracing::info!(cloudshelf_order = %order.cloudshelf_order_id, ?numbers, "adopted Centra order(s) created by an earlier attempt");
+                record = self.mark_injected(order, record, numbers).await?;
+                return self.report(order, record, true).await;
+            }
+        }
+
+        self.create_in_centra(order, record, mapping, &target, now)
+            .await
+    }
+
+    /// Records the order as accepted in the daybook, when there is one.
+    async fn record_accepted(&self, order: &KioskOrder) -> Result<(), Retry> {
+        if let Some(daybook) = &self.daybook {
+            // Every delivery re-records the same values: the first one may have died right after.
+            let (date, id, accepted) = crate::finance::kiosk_order_record(&self.mappings, order);
+            daybook
+                .record_accepted(&order.store, date, &id, &[accepted])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The order's outbox record, created (received) on its first delivery.
+    async fn outbox_record(&self, order: &KioskOrder, now: i64) -> Result<OutboxRecord, Retry> {
+        Ok(match self.outbox.get(&order.cloudshelf_order_id).await? {
+            Some(r) => r,
+            None => {
+                let fresh = OutboxRecord::received(
+                    &order.cloudshelf_order_id,
+                    &order.store,
+                    &order.event_id,
+                    now,
+                );
+                if !self.outbox.put(&fresh, None).await? {
+                    return Err(Retry("outbox record created concurrently".into()));
+                }
+                self.read(&order.cloudshelf_order_id).await?
+            }
+        })
+    }
+
+    /// Cloudshelf's copy of the order against the event: the refusal when they disagree or Cloudshelf cannot
+    /// say, `None` when they agree.
+    async fn check_with_cloudshelf(&self, order: &KioskOrder) -> Result<Option<Refusal>, Retry> {
+        let refusal = |kind, reason| Refusal {
+            kind,
+            reason,
+            mapping_key: None,
+            centra_message: None,
+        };
+        match self.cloudshelf.order(&order.cloudshelf_order_id).await {
+            Ok(Some(cs)) => Ok(compare_with_cloudshelf(order, &cs)
+                .err()
+                .map(|reason| refusal("cloudshelf_mismatch", reason))),
+            Ok(None) => Ok(Some(refusal(
+                "cloudshelf_order_not_found",
+                format!(
+                    "Cloudshelf has no order {}; the kiosk event names an order Cloudshelf does not know",
+                    order.cloudshelf_order_id
+                ),
+            ))),
+            Err(e) if e.is_transient() => {
+                Err(self.transient(format!("Cloudshelf order read: {e}")))
+            }
+            Err(e) => Ok(Some(refusal(
+                "cloudshelf_read_failed",
+                format!("Cloudshelf order read failed: {e}"),
+            ))),
+        }
+    }
+
+    /// Takes the lease (fenced by rev) before touching Centra; the record as written.
+    async fn take_lease(
+        &self,
+        order: &KioskOrder,
+        mut record: OutboxRecord,
+        store_id: u64,
+        now: i64,
+    ) -> Result<OutboxRecord, Retry> {
         let owner = format!("{}-{}", self.instance_id, uuid::Uuid::new_v4());
         let expected = record.rev;
         record.state = OutboxState::Injecting;
@@ -247,38 +278,44 @@ impl OrderSync {
         if !self.outbox.put(&record, Some(expected)).await? {
             return Err(Retry("outbox changed while taking the lease".into()));
         }
-        record = self.read(&order.cloudshelf_order_id).await?;
+        self.read(&order.cloudshelf_order_id).await
+    }
 
-        if earlier_attempt_unknown {
-            let from_ms =
-                record.first_attempt_at_ms.unwrap_or(now) - self.settings.lookup_margin_ms;
-            let from = chrono::DateTime::from_timestamp_millis(from_ms).unwrap_or_default();
-            let tag = order_tag(&order.cloudshelf_order_id);
-            match self.centra.find_orders_by_tag(store_id, &tag, from).await {
-                Ok(found) if !found.is_empty() => {
-                    let mut numbers: Vec<u64> = found.iter().map(|o| o.number).collect();
-                    numbers.sort_unstable();
-                    self.metrics.count(metric::ORDERS_ADOPTED, 1);
-                    tracing::info!(cloudshelf_order = %order.cloudshelf_order_id, ?numbers, "adopted Centra order(s) created by an earlier attempt");
-                    record = self.mark_injected(order, record, numbers).await?;
-                    return self.report(order, record, true).await;
-                }
-                // An operator's retry found and recorded the Centra order (ops::order_retry): whatever this search
-                // missed, never create beside it.
-                Ok(_) if !record.centra_orders.is_empty() => {
-                    let numbers = record.centra_orders.clone();
-                    self.metrics.count(metric::ORDERS_ADOPTED, 1);
-                    record = self.mark_injected(order, record, numbers).await?;
-                    return self.report(order, record, true).await;
-                }
-                Ok(_) => {}
-                Err(e) => return Err(self.transient(format!("Centra order lookup: {e}"))),
+    /// The Centra orders an earlier attempt whose outcome is unknown created (found by our tag since its first
+    /// attempt), sorted; `None` when it created none.
+    async fn find_earlier_create(
+        &self,
+        order: &KioskOrder,
+        record: &OutboxRecord,
+        store_id: u64,
+        now: i64,
+    ) -> Result<Option<Vec<u64>>, Retry> {
+        let from_ms = record.first_attempt_at_ms.unwrap_or(now) - self.settings.lookup_margin_ms;
+        let from = chrono::DateTime::from_timestamp_millis(from_ms).unwrap_or_default();
+        let tag = order_tag(&order.cloudshelf_order_id);
+        match self.centra.find_orders_by_tag(store_id, &tag, from).await {
+            Ok(found) if !found.is_empty() => {
+                let mut numbers: Vec<u64> = found.iter().map(|o| o.number).collect();
+                numbers.sort_unstable();
+                Ok(Some(numbers))
             }
+            Ok(_) => Ok(None),
+            Err(e) => Err(self.transient(format!("Centra order lookup: {e}"))),
         }
+    }
 
+    /// Creates the order in Centra under the lease and settles the record by the answer.
+    async fn create_in_centra(
+        &self,
+        order: &KioskOrder,
+        mut record: OutboxRecord,
+        mapping: &StoreOrderMapping,
+        target: &OrderApiTarget,
+        now: i64,
+    ) -> Result<OrderOutcome, Retry> {
         record.attempts += 1;
         let request = build_create_order(order, mapping);
-        let result = self.order_api.create_order(&target, &request).await;
+        let result = self.order_api.create_order(target, &request).await;
         self.metrics
             .observe_ms(metric::ORDER_INJECT_LATENCY, self.clock.now_millis() - now);
         match result {
@@ -309,28 +346,36 @@ impl OrderSync {
                 // Keep the lease: the next delivery looks Centra up once the lease has run out.
                 Err(self.transient(format!("Centra create outcome unknown: {detail}")))
             }
-            Err(e) => {
-                // Certainly not created (not sent, 429, -7): release the lease so a retry need not wait.
-                if record.attempts >= self.settings.max_attempts {
-                    let refusal = Refusal {
-                        kind: "centra_order_failed",
-                        reason: format!(
-                            "Centra refused the order {} times; last: {e}",
-                            record.attempts
-                        ),
-                        mapping_key: None,
-                        centra_message: None,
-                    };
-                    return self.refuse(order, record, refusal).await;
-                }
-                let expected = record.rev;
-                record.state = OutboxState::Received;
-                record.lease_until_ms = 0;
-                record.updated_at_ms = self.clock.now_millis();
-                let _ = self.outbox.put(&record, Some(expected)).await?;
-                Err(self.transient(format!("Centra create failed: {e}")))
-            }
+            Err(e) => self.release_after_failed_create(order, record, e).await,
         }
+    }
+
+    /// Centra certainly did not create the order (not sent, 429, -7): release the lease so a retry need not
+    /// wait, or refuse the order after the last attempt.
+    async fn release_after_failed_create(
+        &self,
+        order: &KioskOrder,
+        mut record: OutboxRecord,
+        e: OrderApiError,
+    ) -> Result<OrderOutcome, Retry> {
+        if record.attempts >= self.settings.max_attempts {
+            let refusal = Refusal {
+                kind: "centra_order_failed",
+                reason: format!(
+                    "Centra refused the order {} times; last: {e}",
+                    record.attempts
+                ),
+                mapping_key: None,
+                centra_message: None,
+            };
+            return self.refuse(order, record, refusal).await;
+        }
+        let expected = record.rev;
+        record.state = OutboxState::Received;
+        record.lease_until_ms = 0;
+        record.updated_at_ms = self.clock.now_millis();
+        let _ = self.outbox.put(&record, Some(expected)).await?;
+        Err(self.transient(format!("Centra create failed: {e}")))
     }
 
     fn resolve<'a>(
@@ -682,7 +727,7 @@ impl OrderSync {
 
 /// The Cloudshelf status Centra's current state implies, across every order Centra split ours into.
 pub fn lifecycle_status(
-    states: &[crate::centra_order_reads::CentraOrderState],
+    states: &[crate::centra::order_reads::CentraOrderState],
     reported: Option<&str>,
 ) -> CloudshelfOrderStatus {
     let all_cancelled = states.iter().all(|s| s.status == "CANCELLED");
@@ -838,8 +883,11 @@ fn external_gid_value(gid: &str) -> Option<&str> {
 impl OrderSync {
     /// A FIFO batch: each group (one Cloudshelf order or Centra object) in order, groups concurrently; returns
     /// the message ids to report as failed (redelivered by SQS).
-    pub async fn process_batch(&self, items: Vec<crate::batch::FifoItem<String>>) -> Vec<String> {
-        let outcomes = crate::batch::run_fifo_batch(items, |body: String| async move {
+    pub async fn process_batch(
+        &self,
+        items: Vec<crate::stock::batch::FifoItem<String>>,
+    ) -> Vec<String> {
+        let outcomes = crate::stock::batch::run_fifo_batch(items, |body: String| async move {
             self.handle_message(&body).await
         })
         .await;

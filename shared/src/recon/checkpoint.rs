@@ -1,13 +1,8 @@
 //! The resumable state of a run, saved after every page, and its in-memory store.
 
-use super::ports::CheckpointStore;
 use super::{Counters, JobKind, RunOptions};
-use crate::domain::StoreCode;
-use crate::ports::BackendError;
-use async_trait::async_trait;
+use crate::core::ids::StoreCode;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// Where the next invocation continues: the store (index into [`Checkpoint::stores`]) and its next Centra page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -100,49 +95,11 @@ impl Checkpoint {
     }
 }
 
-/// Checkpoints in process (tests, the CLI); the same conditional-revision contract as DynamoDB.
-#[derive(Debug, Default)]
-pub struct MemoryCheckpointStore {
-    items: Mutex<HashMap<String, Checkpoint>>,
-}
-
-impl MemoryCheckpointStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-#[async_trait]
-impl CheckpointStore for MemoryCheckpointStore {
-    async fn load(&self, job: JobKind, scope: &str) -> Result<Option<Checkpoint>, BackendError> {
-        Ok(self
-            .items
-            .lock()
-            .expect("lock")
-            .get(&Checkpoint::key(job, scope))
-            .cloned())
-    }
-
-    async fn save(
-        &self,
-        checkpoint: &Checkpoint,
-        expected_revision: Option<u64>,
-    ) -> Result<bool, BackendError> {
-        let mut items = self.items.lock().expect("lock");
-        let key = Checkpoint::key(checkpoint.job, &checkpoint.scope);
-        if items.get(&key).map(|c| c.revision) != expected_revision {
-            return Ok(false);
-        }
-        let mut stored = checkpoint.clone();
-        stored.revision = expected_revision.map_or(1, |r| r + 1);
-        items.insert(key, stored);
-        Ok(true)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::memory::MemoryCheckpointStore;
+    use crate::recon::ports::CheckpointStore;
 
     fn checkpoint() -> Checkpoint {
         Checkpoint {

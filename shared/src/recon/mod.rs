@@ -13,62 +13,31 @@
 //! directory), `aws` (DynamoDB checkpoints, S3 reports), `snapshot` (one store's ledger in compact form),
 //! `stock_drift` (the first job).
 
-pub mod availability;
-pub mod aws;
 pub mod checkpoint;
-pub mod finance;
-pub mod html;
+pub mod compare;
+pub mod jobs;
 pub mod ports;
 pub mod report;
 pub mod request;
 pub mod run;
-pub mod sinks;
-pub mod sku_audit;
 pub mod snapshot;
-pub mod stalled;
-pub mod stock_drift;
-pub mod wiring;
 
 use crate::centra::CentraError;
-use crate::domain::StoreCode;
-use crate::mappings::Mappings;
-use crate::metrics::Metrics;
-use crate::ports::{BackendError, ExceptionLog, LedgerStore, StockQueue};
-use crate::time::SharedClock;
+use crate::config::mappings::Mappings;
+use crate::core::clock::SharedClock;
+use crate::core::errors::BackendError;
+use crate::core::ids::StoreCode;
+use crate::stock::ports::{ExceptionLog, LedgerStore, StockQueue};
+use crate::telemetry::metrics::Metrics;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use checkpoint::{Checkpoint, Cursor, MemoryCheckpointStore, PartRef, RunSignature};
+pub use checkpoint::{Checkpoint, Cursor, PartRef, RunSignature};
+pub use jobs::stock_drift::{run_stock_drift, DriftQuantity};
 pub use ports::{AlertSink, CheckpointStore, ReportSink, WarehouseStockSource};
-pub use stock_drift::{run_stock_drift, DriftQuantity};
-
-/// Metric names of reconciliation (EMF, like `metrics::names`).
-pub mod metric_names {
-    /// (store, SKU) rows whose Centra quantity differs from the ledger, found by this invocation.
-    pub const DRIFTED_SKUS: &str = "DriftedSkus";
-    /// Ledger rows compared with Centra by this invocation.
-    pub const RECON_ROWS_COMPARED: &str = "ReconRowsCompared";
-    /// Invocations that stopped at their deadline with work left (the next one resumes).
-    pub const RECON_RUNS_INCOMPLETE: &str = "ReconRunsIncomplete";
-    /// Invocations that failed (Centra or Cloudshelf unreachable, storage errors); counted by the caller.
-    pub const RECON_RUNS_FAILED: &str = "ReconRunsFailed";
-    /// SKUs missing on either side (SKU audit).
-    pub const MISSING_SKUS: &str = "MissingSkus";
-    /// All SKU audit findings.
-    pub const CATALOGUE_FINDINGS: &str = "CatalogueFindings";
-    /// Stock levels sent to Cloudshelf.
-    pub const AVAILABILITY_ROWS_PUSHED: &str = "AvailabilityRowsPushed";
-    /// (location, variant) whose Cloudshelf `isInStock` disagrees with Centra after the push.
-    pub const IN_STOCK_MISMATCHES: &str = "InStockMismatches";
-    /// Stalled kiosk orders and store movements not in Centra in time.
-    pub const STALLED_ORDERS: &str = "StalledOrders";
-    pub const UNPOSTED_STORE_MOVEMENTS: &str = "UnpostedStoreMovements";
-    /// Store days whose accepted and posted totals differ at close.
-    pub const UNVALIDATED_TOTALS: &str = "UnvalidatedTotals";
-}
 
 /// A reconciliation job. Its `as_str` names checkpoints, report files and history entries, so it must not
 /// change once released; new jobs are added as new variants.
@@ -193,7 +162,7 @@ pub struct ReconSettings {
 impl Default for ReconSettings {
     fn default() -> Self {
         Self {
-            page_limit: crate::centra_catalogue::MAX_PAGE_LIMIT,
+            page_limit: crate::centra::catalogue::MAX_PAGE_LIMIT,
             page_interval: Duration::from_secs(2),
             deadline_margin_ms: 10_000,
             centra_attempts: 4,
@@ -252,7 +221,7 @@ pub struct ReconSources {
     /// Sales and returns accepted and posted (finance close).
     pub daybook: Option<Arc<dyn crate::finance::Daybook>>,
     /// Where the finance close hands the held movements of daily-posting stores to the pusher.
-    pub push_queue: Option<Arc<dyn crate::ports::PushQueue>>,
+    pub push_queue: Option<Arc<dyn crate::stock::ports::PushQueue>>,
 }
 
 impl ReconSources {
@@ -349,10 +318,10 @@ pub async fn run_job(
 ) -> Result<JobRun, ReconError> {
     match job {
         JobKind::StockDrift => run_stock_drift(ctx, opts).await,
-        JobKind::Availability => availability::run_availability(ctx, opts).await,
-        JobKind::SkuAudit => sku_audit::run_sku_audit(ctx, opts).await,
-        JobKind::StalledOrders => stalled::run_stalled_orders(ctx, opts).await,
-        JobKind::FinanceClose => finance::run_finance_close(ctx, opts).await,
+        JobKind::Availability => jobs::availability::run_availability(ctx, opts).await,
+        JobKind::SkuAudit => jobs::sku_audit::run_sku_audit(ctx, opts).await,
+        JobKind::StalledOrders => jobs::stalled::run_stalled_orders(ctx, opts).await,
+        JobKind::FinanceClose => jobs::finance::run_finance_close(ctx, opts).await,
     }
 }
 

@@ -3,9 +3,9 @@
 
 use super::checkpoint::Checkpoint;
 use super::JobKind;
+use crate::centra::catalogue::CentraStockRow;
 use crate::centra::{CentraClient, CentraError};
-use crate::centra_catalogue::CentraStockRow;
-use crate::ports::BackendError;
+use crate::core::errors::BackendError;
 use async_trait::async_trait;
 
 /// Where a job's resumable state lives between invocations.

@@ -6,7 +6,7 @@
 //! 15-minute incremental schedule instead of being abandoned by it. `"restart": true` abandons it.
 
 use super::{run_job, scope_of, JobKind, JobRun, ReconContext, ReconError, RunOptions};
-use crate::domain::StoreCode;
+use crate::core::ids::StoreCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -143,7 +143,8 @@ pub async fn handle_request(
     match run_job(ctx, job, &opts).await {
         Ok(run) => Ok(run.into()),
         Err(e) => {
-            ctx.metrics.count(super::metric_names::RECON_RUNS_FAILED, 1);
+            ctx.metrics
+                .count(crate::telemetry::metrics::names::RECON_RUNS_FAILED, 1);
             tracing::error!(job = job.as_str(), error = %e, "reconciliation invocation failed");
             Err(e.into())
         }

@@ -6,14 +6,15 @@
 //! before the save redoes the unit, never counting it twice.
 
 use super::checkpoint::{Checkpoint, Cursor, PartRef, RunSignature};
+use super::report::publish::publish_job;
 use super::report::{
-    collect_parts, part_key, publish_job, run_prefix, to_json_bytes, JobSummary, PagePart,
-    ReportRow, JSON,
+    collect_parts, part_key, run_prefix, to_json_bytes, JobSummary, PagePart, ReportRow, JSON,
 };
 use super::{
-    metric_names, new_run_id, scope_of, valid_run_id, Counters, JobKind, JobRun, ReconContext,
-    ReconError, RunOptions,
+    new_run_id, scope_of, valid_run_id, Counters, JobKind, JobRun, ReconContext, ReconError,
+    RunOptions,
 };
+use crate::telemetry::metrics::names;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -262,7 +263,7 @@ impl JobCheckpoint {
     pub fn job_run(&self, ctx: &ReconContext, report_keys: Option<Vec<String>>) -> JobRun {
         let finished = report_keys.is_some();
         if !finished {
-            ctx.metrics.count(metric_names::RECON_RUNS_INCOMPLETE, 1);
+            ctx.metrics.count(names::RECON_RUNS_INCOMPLETE, 1);
         }
         JobRun {
             job: self.job,
@@ -406,7 +407,7 @@ pub(crate) async fn read_centra_sizes(
     ctx: &ReconContext,
     deadline_ms: i64,
     pacer: &mut Pacer,
-) -> Result<Vec<crate::centra_catalogue::CentraSize>, ReconError> {
+) -> Result<Vec<crate::centra::catalogue::CentraSize>, ReconError> {
     let centra = ctx.sources.centra()?;
     let limit = ctx.settings.page_limit;
     let mut seen = std::collections::HashSet::new();
@@ -430,8 +431,8 @@ pub(crate) async fn read_cloudshelf_variants(
     ctx: &ReconContext,
     deadline_ms: i64,
     with_stock: bool,
-) -> Result<Vec<crate::cloudshelf_catalogue::CloudshelfVariant>, ReconError> {
-    use crate::cloudshelf_catalogue::{MAX_VARIANTS_PAGE_SIZE, MAX_VARIANT_STOCK_PAGE_SIZE};
+) -> Result<Vec<crate::cloudshelf::catalogue::CloudshelfVariant>, ReconError> {
+    use crate::cloudshelf::catalogue::{MAX_VARIANTS_PAGE_SIZE, MAX_VARIANT_STOCK_PAGE_SIZE};
     let cloudshelf = ctx.sources.cloudshelf()?;
     let mut variants = Vec::new();
     let mut after: Option<String> = None;

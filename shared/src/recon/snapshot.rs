@@ -5,8 +5,8 @@
 //! [`SnapshotRow`]s of roughly 100–150 bytes with the SKU/EAN index, so 20,000 SKUs take about 3 MB and the
 //! largest store decides the peak, not the catalogue.
 
-use crate::domain::ItemRef;
-use crate::ledger::LedgerRow;
+use crate::core::ids::ItemRef;
+use crate::stock::ledger::LedgerRow;
 use base64::Engine;
 use std::collections::HashMap;
 
@@ -200,7 +200,7 @@ impl SeenRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EventPosition, StoreCode};
+    use crate::core::ids::{EventPosition, StoreCode};
 
     fn row(item: ItemRef, count: Option<i64>, delta: i64) -> LedgerRow {
         let mut r = LedgerRow::new(StoreCode::parse("LDN-01").unwrap(), item);

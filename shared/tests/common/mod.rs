@@ -1,10 +1,9 @@
 //! Test harness: the embedded pipeline around a loopback Centra simulator, driven step by step (no sleeps).
-#![allow(dead_code)]
 
-use shared::intake::IntakeResponse;
-use shared::local::{Pipeline, PipelineConfig};
-use shared::mappings::Mappings;
-use shared::time::{OffsetClock, SharedClock};
+use shared::config::mappings::Mappings;
+use shared::core::clock::{OffsetClock, SharedClock};
+use shared::intake::contract::IntakeResponse;
+use shared::wiring::local::{Pipeline, PipelineConfig};
 use simulators::centra::{CentraSim, CentraSimConfig};
 use std::sync::Arc;
 
@@ -57,7 +56,6 @@ impl Harness {
     }
 
     /// Like [`Harness::new`], with other mappings.
-    #[allow(dead_code)]
     pub async fn with_mappings(skus: &[&str], stock: i64, mappings: Arc<Mappings>) -> Self {
         let (sim, mappings) =
             sim_with_mappings(skus, stock, CentraSimConfig::default(), mappings).await;
@@ -93,7 +91,7 @@ impl Harness {
     }
 
     pub fn now_ms(&self) -> i64 {
-        use shared::time::Clock;
+        use shared::core::clock::Clock;
         self.clock.now_millis()
     }
 

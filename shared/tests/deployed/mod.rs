@@ -9,7 +9,6 @@
 //! [`Stack::assert_deployable`] fails the test naming function, action and resource. It also holds the
 //! environment to the template: every variable a function reads is set for it (bar the defaults in
 //! [`DEFAULTED`]) and every variable the template sets for it is read.
-#![allow(dead_code)]
 
 pub mod iam;
 pub mod recorder;
@@ -17,9 +16,9 @@ pub mod recorder;
 use iam::Statement;
 use recorder::{Recorder, RoleCheck};
 use serde_json::Value;
-use shared::aws::AwsConfig;
-use shared::config::{ConfigError, Env};
-use shared::metrics::Metrics;
+use shared::adapters::aws::AwsConfig;
+use shared::config::env::{ConfigError, Env};
+use shared::telemetry::metrics::Metrics;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -42,7 +41,6 @@ pub const CENTRA_WEBHOOK_SECRET: &str = "centra-endpoint-secret";
 /// A data store of the stack: what `Ref` gives and its `Fn::GetAtt` attributes.
 #[derive(Debug, Clone)]
 pub struct Physical {
-    pub kind: String,
     pub reference: String,
     pub attributes: BTreeMap<String, String>,
 }
@@ -244,7 +242,7 @@ impl Stack {
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("put SSM parameter for {param}: {e:?}"));
-            if let Ok(m) = shared::mappings::Mappings::from_toml(value) {
+            if let Ok(m) = shared::config::mappings::Mappings::from_toml(value) {
                 order_api_secret_names.extend(m.order_apis().map(|a| a.secret.clone()));
             }
             values.insert(param.clone(), name);
@@ -360,7 +358,6 @@ impl Stack {
                 .unwrap_or_else(|e| panic!("TTL of {logical}: {e:?}"));
         }
         Physical {
-            kind: "AWS::DynamoDB::Table".into(),
             attributes: BTreeMap::from([(
                 "Arn".into(),
                 format!(
@@ -416,7 +413,6 @@ impl Stack {
             .queue_url
             .expect("queue URL");
         Physical {
-            kind: "AWS::SQS::Queue".into(),
             attributes: BTreeMap::from([
                 (
                     "Arn".into(),
@@ -447,7 +443,6 @@ impl Stack {
             .await
             .unwrap_or_else(|e| panic!("create bucket {logical}: {e:?}"));
         Physical {
-            kind: "AWS::S3::Bucket".into(),
             attributes: BTreeMap::from([("Arn".into(), format!("arn:aws:s3:::{name}"))]),
             reference: name,
         }
@@ -466,7 +461,6 @@ impl Stack {
             .topic_arn
             .expect("topic ARN");
         Physical {
-            kind: "AWS::SNS::Topic".into(),
             attributes: BTreeMap::from([
                 ("TopicArn".into(), arn.clone()),
                 ("TopicName".into(), name),
@@ -701,7 +695,7 @@ impl Stack {
         let d = self.deploy(spec);
         let built = wiring(d.env.clone(), d.aws.clone(), Arc::new(Metrics::new())).await;
         // The main reads the metrics namespace next.
-        shared::config::metrics_namespace_in(&d.env);
+        shared::config::env::metrics_namespace_in(&d.env);
         if built.is_ok() {
             d.recorder.mark_started();
         }
@@ -726,44 +720,44 @@ impl Stack {
             .unwrap_or_else(|e| panic!("with the template's environment and role, {e}"))
     }
 
-    pub async fn webhook_intake(&self) -> shared::intake::WebhookIntake {
+    pub async fn webhook_intake(&self) -> shared::intake::http::WebhookIntake {
         self.build("webhook-intake", |env, aws, metrics| async move {
-            shared::wiring::intake_from(&env, &aws, metrics).await
+            shared::wiring::aws::intake_from(&env, &aws, metrics).await
         })
         .await
     }
 
-    pub async fn stock_apply(&self) -> shared::apply::StockApplier {
+    pub async fn stock_apply(&self) -> shared::stock::apply::StockApplier {
         self.build("stock-apply", |env, aws, metrics| async move {
-            shared::wiring::applier_from(&env, &aws, metrics).await
+            shared::wiring::aws::applier_from(&env, &aws, metrics).await
         })
         .await
     }
 
-    pub async fn stock_push(&self) -> shared::push::StockPusher {
+    pub async fn stock_push(&self) -> shared::stock::push::StockPusher {
         self.build("stock-push", |env, aws, metrics| async move {
-            shared::wiring::pusher_from(&env, &aws, metrics).await
+            shared::wiring::aws::pusher_from(&env, &aws, metrics).await
         })
         .await
     }
 
     pub async fn order_sync(&self) -> shared::orders::sync::OrderSync {
         self.build("order-sync", |env, aws, metrics| async move {
-            shared::orders::wiring::order_sync_from(&env, &aws, metrics).await
+            shared::wiring::orders::order_sync_from(&env, &aws, metrics).await
         })
         .await
     }
 
     pub async fn reconcile(&self) -> shared::recon::ReconContext {
         self.build("reconcile", |env, aws, metrics| async move {
-            shared::recon::wiring::recon_from(&env, &aws, metrics).await
+            shared::wiring::recon::recon_from(&env, &aws, metrics).await
         })
         .await
     }
 
     /// Writes the catalogue snapshot as the SKU audit would (with the test's own rights).
     pub async fn put_catalogue_snapshot(&self, sizes: Vec<shared::centra::SizeRecord>) {
-        let snapshot = shared::identity::CatalogueSnapshot {
+        let snapshot = shared::stock::identity::CatalogueSnapshot {
             taken_at_ms: chrono::Utc::now().timestamp_millis(),
             sizes,
         };
@@ -771,7 +765,7 @@ impl Stack {
             .s3()
             .put_object()
             .bucket(&self.resources["ReportsBucket"].reference)
-            .key(shared::identity::SNAPSHOT_KEY)
+            .key(shared::stock::identity::SNAPSHOT_KEY)
             .body(serde_json::to_vec(&snapshot).unwrap().into())
             .send()
             .await
@@ -921,21 +915,21 @@ impl Stack {
 /// `POST /v1/store-events` through the intake's HTTP route (the Lambda handler's), signed with the stack's
 /// store-events secret: (status, body).
 pub async fn post_store_event(
-    intake: &shared::intake::WebhookIntake,
+    intake: &shared::intake::http::WebhookIntake,
     id: &str,
     body: &str,
 ) -> (u16, String) {
     let ts = chrono::Utc::now().timestamp();
-    let signature = shared::signature::sign(STORE_EVENTS_SECRET, id, ts, body.as_bytes());
+    let signature = shared::intake::signature::sign(STORE_EVENTS_SECRET, id, ts, body.as_bytes());
     let mut headers = http::HeaderMap::new();
     headers.insert("content-type", "application/json".parse().unwrap());
     headers.insert("webhook-id", id.parse().unwrap());
     headers.insert("webhook-timestamp", ts.to_string().parse().unwrap());
     headers.insert("webhook-signature", signature.parse().unwrap());
-    let response = shared::intake::http_adapter::route(
+    let response = shared::intake::http::route(
         intake,
         &http::Method::POST,
-        shared::intake::http_adapter::STORE_EVENTS_PATH,
+        shared::intake::http::STORE_EVENTS_PATH,
         &headers,
         body.as_bytes(),
     )
@@ -945,25 +939,26 @@ pub async fn post_store_event(
 
 /// `POST /v1/centra-webhooks` (form-encoded `payload=…`), signed with the stack's Centra webhook secret.
 pub async fn post_centra_webhook(
-    intake: &shared::intake::WebhookIntake,
+    intake: &shared::intake::http::WebhookIntake,
     payload: &str,
 ) -> (u16, String) {
     let form = format!("payload={}", form_encode(payload));
     let t = chrono::Utc::now().timestamp();
-    let signature = shared::centra_webhooks::sign_centra(CENTRA_WEBHOOK_SECRET, t, form.as_bytes());
+    let signature =
+        shared::intake::centra_webhooks::sign_centra(CENTRA_WEBHOOK_SECRET, t, form.as_bytes());
     let mut headers = http::HeaderMap::new();
     headers.insert(
         "content-type",
         "application/x-www-form-urlencoded".parse().unwrap(),
     );
     headers.insert(
-        shared::centra_webhooks::SIGNATURE_HEADER,
+        shared::intake::centra_webhooks::SIGNATURE_HEADER,
         signature.parse().unwrap(),
     );
-    let response = shared::intake::http_adapter::route(
+    let response = shared::intake::http::route(
         intake,
         &http::Method::POST,
-        shared::intake::http_adapter::CENTRA_WEBHOOKS_PATH,
+        shared::intake::http::CENTRA_WEBHOOKS_PATH,
         &headers,
         form.as_bytes(),
     )
@@ -985,9 +980,9 @@ fn form_encode(value: &str) -> String {
 /// drive them. The trigger's receive and delete are the Lambda service's (AWSLambdaSQSQueueExecutionRole), not
 /// the function code's, so they use the test's own client.
 pub struct StockPipeline {
-    pub intake: shared::intake::WebhookIntake,
-    pub applier: shared::apply::StockApplier,
-    pub pusher: shared::push::StockPusher,
+    pub intake: shared::intake::http::WebhookIntake,
+    pub applier: shared::stock::apply::StockApplier,
+    pub pusher: shared::stock::push::StockPusher,
     pub sqs: aws_sdk_sqs::Client,
     pub stock_queue: String,
     pub push_queue: String,
@@ -1017,13 +1012,13 @@ impl StockPipeline {
 
     /// One FIFO trigger invocation. `delete` false simulates a crash before the trigger deletes the batch.
     pub async fn apply_batch(&self, delete: bool) -> usize {
-        use shared::aws::sqs::{change_visibility, delete_messages, receive_batch};
+        use shared::adapters::aws::sqs::{change_visibility, delete_messages, receive_batch};
         let got = receive_batch(&self.sqs, &self.stock_queue, 10, 30)
             .await
             .unwrap();
         let items = got
             .iter()
-            .map(|m| shared::batch::FifoItem {
+            .map(|m| shared::stock::batch::FifoItem {
                 message_id: m.message_id.clone(),
                 group_id: m.group_id.clone().expect("FIFO messages carry a group"),
                 payload: m.body.clone(),
@@ -1055,7 +1050,7 @@ impl StockPipeline {
 
     /// Push trigger invocations until the push queue is empty; every key must be pushed.
     pub async fn push_all(&self) {
-        use shared::aws::sqs::{delete_messages, receive_batch};
+        use shared::adapters::aws::sqs::{delete_messages, receive_batch};
         loop {
             let got = receive_batch(&self.sqs, &self.push_queue, 10, 30)
                 .await
@@ -1063,7 +1058,7 @@ impl StockPipeline {
             if got.is_empty() {
                 return;
             }
-            let keys: Vec<shared::ports::DirtyKey> = got
+            let keys: Vec<shared::stock::ports::DirtyKey> = got
                 .iter()
                 .map(|m| serde_json::from_str(&m.body).unwrap())
                 .collect();

@@ -1,12 +1,14 @@
 //! The simulated Centra catalogue: products → variants → sizes, read through
-//! `products(where: {status}, sort, limit, page)` (reference §4, §7).
+//! `products(where: {status}, sort, limit, page)` (`Query.products`, `Product` in
+//! `schema/centra/integration-subset.graphql`).
 //!
 //! Sizes themselves stay in [`super::store::Store`] (so that stock, `productSizes` and the
 //! stock mutations find them by SKU or EAN); this module only groups them under products and
 //! variants and answers the catalogue query. A size added with [`CentraSim::add_size`] gets a
 //! one-variant product of its own (numbered by its SKU), as every Centra size belongs to a product.
 //!
-//! UNVERIFIED (reference §4 names the query and `where:{status:[ACTIVE]}`, not these details):
+//! UNVERIFIED (Centra's PIM guide, quoted in `schema/centra/integration-subset.graphql`, names the query and
+//! `where:{status}`, not these details; `shelfsync centra-check` asks the customer's Centra for the names):
 //! the filter type name `ProductFilter`, the `status` field on `Product` and `ProductVariant`
 //! with values `ACTIVE`/`INACTIVE`, the sort enum values other than `updatedAt_DESC`, the
 //! default order (id ascending here) and `sizeNumber`/`description` on `ProductSize`.

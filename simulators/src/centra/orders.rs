@@ -1,5 +1,5 @@
-//! Centra's Order API (`POST /order-api/<plugin>/order`, reference §5a) and the order data the Integration
-//! API reads back (`orders`, `shipments`, `returns`, reference §5b).
+//! Centra's Order API (`POST /order-api/<plugin>/order`, docs/orders.md §2) and the order data the Integration
+//! API reads back (`orders`, `shipments`, `returns` in `schema/centra/integration-subset.graphql`).
 //!
 //! One Order-API plugin belongs to one DTC store; markets, pricelists and shipping options belong to stores
 //! too, and an order may only use those of its plugin's store. Sizes come from the shared catalogue
@@ -15,7 +15,8 @@ use super::schema::{OrderFilter, PageArgs, SizeRef};
 use super::store::{paginate, Store};
 use crate::graphql::GraphqlError;
 
-/// Statuses an operator may move an order to (Centra's order flow, reference §5a).
+/// Statuses an operator may move an order to (Centra's order flow; `OrderStatus` in
+/// `schema/centra/integration-subset.graphql`).
 pub const ORDER_STATUSES: [&str; 6] = [
     "PENDING",
     "CONFIRMED",
@@ -189,6 +190,9 @@ struct Draft {
     order_date: Option<DateTime<Utc>>,
     adjust_stock: bool,
 }
+
+/// A payment entry as the request gives it: (type, status, amount, transaction).
+type PaymentEntry = (String, String, f64, Option<String>);
 
 enum CustomerChoice {
     Guest(String),
@@ -368,7 +372,56 @@ impl OrderBook {
             Some(Value::Array(_)) | None => return reject(-3, "No products in order"),
             Some(_) => return reject(-7, "products must be a list"),
         };
+        let (billing, shipping) = Self::validate_addresses(o)?;
+        let market_id = self.validate_market(o, store_id)?;
+        let pricelist_id = self.validate_pricelist(o, store_id)?;
+        let currency = self.pricelists[&pricelist_id].currency.clone();
+        let shipping_uri = self.validate_shipping_option(o, store_id)?;
+        let shipping_value = match field(o, "shippingValue") {
+            Some(v) => number(v, "shippingValue")?,
+            None => 0.0,
+        };
+        let payment = self.validate_payment(o)?;
+        let order_number = self.validate_order_number(o)?;
+        let mut lines = Vec::new();
+        for (i, p) in products.iter().enumerate() {
+            lines.push(Self::validate_line(i, p, sizes)?);
+        }
+        let email = billing.email.clone().unwrap_or_default();
+        let customer = self.validate_customer(o, email)?;
+        let adjust_stock = field(o, "adjustStock").and_then(Value::as_bool) != Some(false);
+        let force_create = field(o, "forceCreate").and_then(Value::as_bool) == Some(true);
+        if adjust_stock && !force_create {
+            self.check_order_stock(&lines)?;
+        }
+        let extra_attributes = extra_attributes(o)?;
+        let order_date = order_date(o)?;
 
+        Ok(Draft {
+            store_id,
+            market_id,
+            pricelist_id,
+            currency,
+            billing,
+            shipping,
+            shipping_uri,
+            shipping_value,
+            lines,
+            payment,
+            order_number,
+            customer,
+            internal_comment: field(o, "internalComment").map(text),
+            comment: field(o, "comment").map(text),
+            extra_attributes,
+            send_email: field(o, "sendEmail").and_then(Value::as_bool),
+            order_date,
+            adjust_stock,
+        })
+    }
+
+    /// The billing and delivery addresses (`address` for both, or `invoiceAddress` and `deliveryAddress`):
+    /// the billing email and both countries are required.
+    fn validate_addresses(o: &Map<String, Value>) -> Result<(SimAddress, SimAddress), Rejection> {
         let (billing, shipping) = match (
             field(o, "address"),
             field(o, "invoiceAddress"),
@@ -412,7 +465,12 @@ impl OrderBook {
             }
         }
 
-        let market_id = match id_field(o, &["marketId", "market"])? {
+        Ok((billing, shipping))
+    }
+
+    /// The order's market: one of its store's (the store's first when none is named).
+    fn validate_market(&self, o: &Map<String, Value>, store_id: u64) -> Result<u64, Rejection> {
+        Ok(match id_field(o, &["marketId", "market"])? {
             Some(id) if self.markets.get(&id) == Some(&store_id) => id,
             Some(id) => return reject(-1, format!("Market {id} is not available in this store")),
             // Centra derives it from the country; the simulator takes the store's first market.
@@ -420,8 +478,12 @@ impl OrderBook {
                 Some((id, _)) => *id,
                 None => return reject(-4, "Missing required field marketId"),
             },
-        };
-        let pricelist_id = match id_field(o, &["pricelistId", "pricelist"])? {
+        })
+    }
+
+    /// The order's pricelist: one of its store's (the store's first when none is named).
+    fn validate_pricelist(&self, o: &Map<String, Value>, store_id: u64) -> Result<u64, Rejection> {
+        Ok(match id_field(o, &["pricelistId", "pricelist"])? {
             Some(id)
                 if self
                     .pricelists
@@ -437,11 +499,17 @@ impl OrderBook {
                 Some((id, _)) => *id,
                 None => return reject(-4, "Missing required field pricelistId"),
             },
-        };
-        let currency = self.pricelists[&pricelist_id].currency.clone();
+        })
+    }
 
+    /// The order's shipping option: one of its store's (the store's first when none is named).
+    fn validate_shipping_option(
+        &self,
+        o: &Map<String, Value>,
+        store_id: u64,
+    ) -> Result<Option<String>, Rejection> {
         // An unknown uri as -4 naming shippingList: UNVERIFIED (Centra documents no code for it).
-        let shipping_uri = match field(o, "shippingList") {
+        Ok(match field(o, "shippingList") {
             Some(Value::String(uri)) if self.shipping_options.get(uri) == Some(&store_id) => {
                 Some(uri.clone())
             }
@@ -456,12 +524,11 @@ impl OrderBook {
                 .iter()
                 .find(|(_, s)| **s == store_id)
                 .map(|(uri, _)| uri.clone()),
-        };
-        let shipping_value = match field(o, "shippingValue") {
-            Some(v) => number(v, "shippingValue")?,
-            None => 0.0,
-        };
+        })
+    }
 
+    /// The payment entries (type, status, amount, transaction) of the optional `payment`.
+    fn validate_payment(&self, o: &Map<String, Value>) -> Result<Vec<PaymentEntry>, Rejection> {
         let mut payment = Vec::new();
         if let Some(p) = field(o, "payment") {
             let Some(p) = p.as_object() else {
@@ -498,7 +565,12 @@ impl OrderBook {
             }
         }
 
-        let order_number = match field(o, "orderNumber") {
+        Ok(payment)
+    }
+
+    /// The optional `orderNumber`: a number no order has yet.
+    fn validate_order_number(&self, o: &Map<String, Value>) -> Result<Option<u64>, Rejection> {
+        Ok(match field(o, "orderNumber") {
             None => None,
             Some(v) => {
                 let n = v
@@ -512,75 +584,81 @@ impl OrderBook {
                     None => return reject(-7, format!("orderNumber must be a number, got {v}")),
                 }
             }
-        };
+        })
+    }
 
-        let mut lines = Vec::new();
-        for (i, p) in products.iter().enumerate() {
-            let Some(p) = p.as_object() else {
-                return reject(-7, format!("products[{i}] must be an object"));
-            };
-            let size_ref = if let Some(id) = field(p, "id") {
-                match id.as_u64() {
-                    Some(id) => SizeRef::Id(id),
-                    None => return reject(-7, format!("products[{i}].id must be a number")),
-                }
-            } else if let Some(ean) = field(p, "ean") {
-                SizeRef::Ean(text(ean))
-            } else if let Some(sku) = field(p, "sku") {
-                SizeRef::Sku(text(sku))
-            } else {
-                return reject(
-                    -4,
-                    format!("products[{i}]: one of sku, ean or id is required"),
-                );
-            };
-            let Some(size) = sizes.find_size(&size_ref) else {
-                return reject(-1, format!("Product {size_ref} not found"));
-            };
-            if !size.active {
-                return reject(-1, format!("Product {size_ref} is not active"));
+    /// `products[i]`: an active size, a positive quantity and a price.
+    fn validate_line(i: usize, p: &Value, sizes: &Store) -> Result<SimOrderLine, Rejection> {
+        let Some(p) = p.as_object() else {
+            return reject(-7, format!("products[{i}] must be an object"));
+        };
+        let size_ref = if let Some(id) = field(p, "id") {
+            match id.as_u64() {
+                Some(id) => SizeRef::Id(id),
+                None => return reject(-7, format!("products[{i}].id must be a number")),
             }
-            let qty = match field(p, "qty") {
-                None => return reject(-4, format!("Missing required field products[{i}].qty")),
-                Some(v) => match v.as_i64() {
-                    Some(q) if q > 0 => q,
-                    _ => {
-                        return reject(
-                            -4,
-                            format!("products[{i}].qty must be a positive integer, got {v}"),
-                        )
-                    }
-                },
-            };
-            // The simulator keeps no pricelist prices, so the price must come with the line.
-            let unit_price = match field(p, "unitPrice") {
-                Some(v) => number(v, &format!("products[{i}].unitPrice"))?,
-                None => {
+        } else if let Some(ean) = field(p, "ean") {
+            SizeRef::Ean(text(ean))
+        } else if let Some(sku) = field(p, "sku") {
+            SizeRef::Sku(text(sku))
+        } else {
+            return reject(
+                -4,
+                format!("products[{i}]: one of sku, ean or id is required"),
+            );
+        };
+        let Some(size) = sizes.find_size(&size_ref) else {
+            return reject(-1, format!("Product {size_ref} not found"));
+        };
+        if !size.active {
+            return reject(-1, format!("Product {size_ref} is not active"));
+        }
+        let qty = match field(p, "qty") {
+            None => return reject(-4, format!("Missing required field products[{i}].qty")),
+            Some(v) => match v.as_i64() {
+                Some(q) if q > 0 => q,
+                _ => {
                     return reject(
                         -4,
-                        format!(
-                        "Missing products[{i}].unitPrice (the simulator has no pricelist prices)"
-                    ),
+                        format!("products[{i}].qty must be a positive integer, got {v}"),
                     )
                 }
-            };
-            let original_price = match field(p, "originalPrice") {
-                Some(v) => Some(number(v, &format!("products[{i}].originalPrice"))?),
-                None => None,
-            };
-            lines.push(SimOrderLine {
-                size_id: size.id,
-                sku: size.sku.clone(),
-                ean: size.ean.clone(),
-                qty,
-                unit_price,
-                original_price,
-                comment: field(p, "comment").map(text),
-            });
-        }
+            },
+        };
+        // The simulator keeps no pricelist prices, so the price must come with the line.
+        let unit_price = match field(p, "unitPrice") {
+            Some(v) => number(v, &format!("products[{i}].unitPrice"))?,
+            None => {
+                return reject(
+                    -4,
+                    format!(
+                        "Missing products[{i}].unitPrice (the simulator has no pricelist prices)"
+                    ),
+                )
+            }
+        };
+        let original_price = match field(p, "originalPrice") {
+            Some(v) => Some(number(v, &format!("products[{i}].originalPrice"))?),
+            None => None,
+        };
+        Ok(SimOrderLine {
+            size_id: size.id,
+            sku: size.sku.clone(),
+            ean: size.ean.clone(),
+            qty,
+            unit_price,
+            original_price,
+            comment: field(p, "comment").map(text),
+        })
+    }
 
-        let email = billing.email.clone().unwrap_or_default();
-        let customer = if let Some(id) = field(o, "customerId") {
+    /// The customer: an existing one, one registered with the billing email, or a guest.
+    fn validate_customer(
+        &self,
+        o: &Map<String, Value>,
+        email: String,
+    ) -> Result<CustomerChoice, Rejection> {
+        Ok(if let Some(id) = field(o, "customerId") {
             match id.as_u64() {
                 Some(id) if self.customers.iter().any(|c| c.id == id) => {
                     CustomerChoice::Existing(id)
@@ -595,61 +673,27 @@ impl OrderBook {
             CustomerChoice::Registered(email)
         } else {
             CustomerChoice::Guest(email)
-        };
+        })
+    }
 
-        let adjust_stock = field(o, "adjustStock").and_then(Value::as_bool) != Some(false);
-        let force_create = field(o, "forceCreate").and_then(Value::as_bool) == Some(true);
-        if adjust_stock && !force_create {
-            let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
-            for l in &lines {
-                *wanted.entry(l.sku.as_str()).or_default() += l.qty;
-            }
-            for (sku, qty) in wanted {
-                if let Some(have) = self.order_stock.get(sku).filter(|h| **h < qty) {
-                    return reject(
-                        -2,
-                        format!(
-                            "Not enough stock for {sku}: {qty} requested, {} available",
-                            (*have).max(0)
-                        ),
-                    );
-                }
+    /// The order stock covers what the lines ask for, per SKU.
+    fn check_order_stock(&self, lines: &[SimOrderLine]) -> Result<(), Rejection> {
+        let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
+        for l in lines {
+            *wanted.entry(l.sku.as_str()).or_default() += l.qty;
+        }
+        for (sku, qty) in wanted {
+            if let Some(have) = self.order_stock.get(sku).filter(|h| **h < qty) {
+                return reject(
+                    -2,
+                    format!(
+                        "Not enough stock for {sku}: {qty} requested, {} available",
+                        (*have).max(0)
+                    ),
+                );
             }
         }
-
-        let extra_attributes = match field(o, "extraAttributes") {
-            None => BTreeMap::new(),
-            Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
-            Some(_) => return reject(-7, "extraAttributes must be an object"),
-        };
-        let order_date = match field(o, "orderDate") {
-            None => None,
-            Some(v) => match v.as_str().and_then(parse_date) {
-                Some(d) => Some(d),
-                None => return reject(-7, format!("orderDate is not a date: {v}")),
-            },
-        };
-
-        Ok(Draft {
-            store_id,
-            market_id,
-            pricelist_id,
-            currency,
-            billing,
-            shipping,
-            shipping_uri,
-            shipping_value,
-            lines,
-            payment,
-            order_number,
-            customer,
-            internal_comment: field(o, "internalComment").map(text),
-            comment: field(o, "comment").map(text),
-            extra_attributes,
-            send_email: field(o, "sendEmail").and_then(Value::as_bool),
-            order_date,
-            adjust_stock,
-        })
+        Ok(())
     }
 
     fn apply(&mut self, plugin: &str, draft: Draft, now: DateTime<Utc>) -> Vec<u64> {
@@ -833,6 +877,26 @@ impl OrderBook {
     }
 }
 
+/// The optional `extraAttributes`, as text.
+fn extra_attributes(o: &Map<String, Value>) -> Result<BTreeMap<String, String>, Rejection> {
+    Ok(match field(o, "extraAttributes") {
+        None => BTreeMap::new(),
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+        Some(_) => return reject(-7, "extraAttributes must be an object"),
+    })
+}
+
+/// The optional `orderDate`.
+fn order_date(o: &Map<String, Value>) -> Result<Option<DateTime<Utc>>, Rejection> {
+    Ok(match field(o, "orderDate") {
+        None => None,
+        Some(v) => match v.as_str().and_then(parse_date) {
+            Some(d) => Some(d),
+            None => return reject(-7, format!("orderDate is not a date: {v}")),
+        },
+    })
+}
+
 fn payment_entry(
     id: u64,
     entry_type: &str,
@@ -964,7 +1028,8 @@ fn address_json(a: &SimAddress) -> Value {
     })
 }
 
-/// A DTC order as the Integration API shows it (field names from the schema pages, reference §5b).
+/// A DTC order as the Integration API shows it (field names from the schema pages: `DirectToConsumerOrder` in
+/// `schema/centra/integration-subset.graphql`).
 pub(crate) fn order_json(o: &SimOrder) -> Value {
     let lines: Vec<Value> = o
         .lines

@@ -121,7 +121,8 @@ pub(crate) struct ProductSizeFilter {
 }
 
 /// `OrderFilter` of `orders(where:)`. `createdAt: DateRange {from, to}` field names and the meaning of
-/// `search` are UNVERIFIED (reference §5b names the query, not these details).
+/// `search` are UNVERIFIED (no public page defines them: `DateRange`, `OrderFilter` in
+/// `schema/centra/integration-subset.graphql`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OrderFilter {
     pub numbers: Option<Vec<u64>>,
@@ -338,7 +339,7 @@ fn change_stock_input(c: &mut Check, v: &Value) -> Option<ChangeStockInput> {
     let description =
         present(o, "description").and_then(|d| c.string(d, "StockChangeInput.description"));
     let product_sizes = match present(o, "productSizes") {
-        // Quantity field name UNVERIFIED per reference.
+        // Quantity field name UNVERIFIED (`StockChangeProductSizeInput` in the Centra schema file).
         Some(list) => size_lines(c, list, "StockChangeProductSizeInput", "deliveredQuantity"),
         None => Vec::new(),
     };

@@ -541,7 +541,7 @@ impl Store {
             &mut issues,
         );
 
-        // Removals cannot exceed what is free to allocate (reference §3a).
+        // Removals cannot exceed what is free to allocate (Centra refuses the line; operating-manual.md §7.3).
         if let Some(out) = input.out_from.filter(|w| self.warehouses.contains_key(w)) {
             for line in &lines {
                 let l = self.level(out, line.size_id);

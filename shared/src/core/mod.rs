@@ -1,0 +1,7 @@
+//! What every layer shares and that depends on nothing in the crate: identifiers, time, errors, money, operator actions.
+
+pub mod clock;
+pub mod errors;
+pub mod ids;
+pub mod money;
+pub mod operator;
