@@ -507,7 +507,11 @@ fn order(id: &str) -> KioskOrder {
     crate::order_flow::kiosk_order(
         id,
         "LDN-01",
-        vec![crate::order_flow::line(ItemRef::Sku(SKU_A.into()), 2, "49.00")],
+        vec![crate::order_flow::line(
+            ItemRef::Sku(SKU_A.into()),
+            2,
+            "49.00",
+        )],
     )
 }
 
@@ -879,4 +883,45 @@ async fn exceptions_filter_by_kind_and_resolve_once_with_who_and_when() {
         book.resolve("x2", None, "  ", "alice", 1, false).await,
         Err(ResolveError::EmptyNote)
     ));
+}
+
+#[tokio::test]
+async fn order_sync_adopts_the_order_a_retry_recorded_even_when_its_own_search_misses_it() {
+    let env = orders_env().await;
+    let order = order("01JMISSED");
+    seed_cloudshelf(&env, &order);
+    env.centra
+        .inject_on(FaultTarget::OrderApi, Fault::LoseResponseAfterApply);
+    assert!(env.fixed.place(&order).await.is_err());
+    let number = env.centra.orders()[0].number;
+    env.clock.advance_millis(6_000);
+    env.broken.place(&order).await.unwrap();
+    let outcome = retry(&env, &request(&order, "alice", false)).await.unwrap();
+    assert!(
+        matches!(&outcome, RetryOutcome::Reopened { found_in_centra, .. } if found_in_centra == &vec![number]),
+        "{outcome:?}"
+    );
+    // Order-sync's own tag search starts at the first attempt (less a margin): moved a day on, it cannot see
+    // the order the retry found — as when Centra's search lags behind its writes.
+    let mut record = env
+        .outbox
+        .get(&order.cloudshelf_order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = record.rev;
+    record.first_attempt_at_ms = Some(env.clock_now() + 86_400_000);
+    assert!(env.outbox.put(&record, Some(expected)).await.unwrap());
+
+    let delivered = deliver(&env).await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        delivered[0].1,
+        OrderOutcome::Reported {
+            centra_orders: vec![number],
+            adopted: true
+        }
+    );
+    assert_eq!(env.centra.orders().len(), 1, "no second Centra order");
+    assert_eq!(env.centra.order_create_count(), 1);
 }

@@ -282,7 +282,7 @@ impl OrderSync {
     }
 
     /// The Centra orders an earlier attempt whose outcome is unknown created (found by our tag since its first
-    /// attempt), sorted; `None` when it created none.
+    /// attempt, or recorded by an operator's retry), sorted; `None` when it created none.
     async fn find_earlier_create(
         &self,
         order: &KioskOrder,
@@ -299,6 +299,9 @@ impl OrderSync {
                 numbers.sort_unstable();
                 Ok(Some(numbers))
             }
+            // An operator's retry found and recorded the Centra order (ops::order_retry): whatever this search
+            // missed, never create beside it.
+            Ok(_) if !record.centra_orders.is_empty() => Ok(Some(record.centra_orders.clone())),
             Ok(_) => Ok(None),
             Err(e) => Err(self.transient(format!("Centra order lookup: {e}"))),
         }
