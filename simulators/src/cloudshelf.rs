@@ -1143,111 +1143,10 @@ fn opt_string(obj: &Map<String, Value>, key: &str, what: &str) -> Result<Option<
 
 fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, GraphqlError> {
     match (kind, field.name.as_str()) {
-        (OperationKind::Query, "order") => {
-            check_arg_names(field, "Query", &["id"])?;
-            let id = field.arg("id").ok_or_else(|| {
-                arg_error(
-                    field,
-                    "Argument \"id\" of required type \"GlobalId!\" was not provided.".into(),
-                )
-            })?;
-            Ok(Call::Order(
-                global_id(id, "id").map_err(|m| arg_error(field, m))?,
-            ))
-        }
-        (OperationKind::Query, "orders") => {
-            check_arg_names(
-                field,
-                "Query",
-                &["first", "after", "last", "before", "sortBy"],
-            )?;
-            if field.arg("last").is_some() || field.arg("before").is_some() {
-                // Backward paging is real API surface the integration does not use.
-                return Err(arg_error(
-                    field,
-                    "The simulator does not implement \"last\"/\"before\".".into(),
-                ));
-            }
-            let first = match field.arg("first") {
-                None => None,
-                Some(v) => Some(v.as_u64().ok_or_else(|| {
-                    arg_error(
-                        field,
-                        format!("first: Expected a non-negative value of type \"Int\", found {v}."),
-                    )
-                })?),
-            };
-            let after = match field.arg("after") {
-                None => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(v) => {
-                    return Err(arg_error(
-                        field,
-                        format!("after: Expected value of type \"String\", found {v}."),
-                    ))
-                }
-            };
-            // UNVERIFIED: the default order when `sortBy` is absent; createdAt ASC chosen.
-            let (sort, descending) = match field.arg("sortBy") {
-                None => (SortField::CreatedAt, false),
-                Some(Value::Object(o)) => sort_by(o).map_err(|m| arg_error(field, m))?,
-                Some(v) => {
-                    return Err(arg_error(
-                        field,
-                        format!("sortBy: Expected value of type \"SortOptionsInput\", found {v}."),
-                    ))
-                }
-            };
-            Ok(Call::Orders(OrdersArgs {
-                first: first.unwrap_or(u64::MAX),
-                after,
-                sort,
-                descending,
-            }))
-        }
-        (OperationKind::Mutation, "upsertOrders") => {
-            check_arg_names(field, "Mutation", &["input"])?;
-            let input = field.arg("input").ok_or_else(|| {
-                arg_error(
-                    field,
-                    "Argument \"input\" of required type \"[OrderInput!]!\" was not provided."
-                        .into(),
-                )
-            })?;
-            // GraphQL input coercion: a single object stands for a list of one.
-            let items = match input {
-                Value::Array(items) => items.clone(),
-                other => vec![other.clone()],
-            };
-            let inputs = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| order_input(item, &format!("input[{i}]")))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|m| arg_error(field, m))?;
-            Ok(Call::UpsertOrders(inputs))
-        }
-        (OperationKind::Mutation, "upsertStockLevels") => {
-            check_arg_names(field, "Mutation", &["input"])?;
-            let input = field.arg("input").ok_or_else(|| {
-                arg_error(
-                    field,
-                    "Argument \"input\" of required type \"[StockLevelInput!]!\" was not provided."
-                        .into(),
-                )
-            })?;
-            let items = match input {
-                Value::Array(items) => items.clone(),
-                other => vec![other.clone()],
-            };
-            let inputs = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| stock_input(item, &format!("input[{i}]")))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|m| arg_error(field, m))?;
-            Ok(Call::UpsertStockLevels(inputs))
-        }
+        (OperationKind::Query, "order") => plan_order(field),
+        (OperationKind::Query, "orders") => plan_orders(field),
+        (OperationKind::Mutation, "upsertOrders") => plan_upsert_orders(field),
+        (OperationKind::Mutation, "upsertStockLevels") => plan_upsert_stock_levels(field),
         (kind, name) if catalogue::handles(kind, name) => {
             catalogue::plan(kind, field).map(Call::Catalogue)
         }
@@ -1257,6 +1156,117 @@ fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, GraphqlError
         ))
         .at(field.location)),
     }
+}
+
+/// `Query.order(id:)`.
+fn plan_order(field: &SelectedField) -> Result<Call, GraphqlError> {
+    check_arg_names(field, "Query", &["id"])?;
+    let id = field.arg("id").ok_or_else(|| {
+        arg_error(
+            field,
+            "Argument \"id\" of required type \"GlobalId!\" was not provided.".into(),
+        )
+    })?;
+    Ok(Call::Order(
+        global_id(id, "id").map_err(|m| arg_error(field, m))?,
+    ))
+}
+
+/// `Query.orders(first:, after:, sortBy:)`; forward paging only.
+fn plan_orders(field: &SelectedField) -> Result<Call, GraphqlError> {
+    check_arg_names(
+        field,
+        "Query",
+        &["first", "after", "last", "before", "sortBy"],
+    )?;
+    if field.arg("last").is_some() || field.arg("before").is_some() {
+        // Backward paging is real API surface the integration does not use.
+        return Err(arg_error(
+            field,
+            "The simulator does not implement \"last\"/\"before\".".into(),
+        ));
+    }
+    let first = match field.arg("first") {
+        None => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            arg_error(
+                field,
+                format!("first: Expected a non-negative value of type \"Int\", found {v}."),
+            )
+        })?),
+    };
+    let after = match field.arg("after") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            return Err(arg_error(
+                field,
+                format!("after: Expected value of type \"String\", found {v}."),
+            ))
+        }
+    };
+    // UNVERIFIED: the default order when `sortBy` is absent; createdAt ASC chosen.
+    let (sort, descending) = match field.arg("sortBy") {
+        None => (SortField::CreatedAt, false),
+        Some(Value::Object(o)) => sort_by(o).map_err(|m| arg_error(field, m))?,
+        Some(v) => {
+            return Err(arg_error(
+                field,
+                format!("sortBy: Expected value of type \"SortOptionsInput\", found {v}."),
+            ))
+        }
+    };
+    Ok(Call::Orders(OrdersArgs {
+        first: first.unwrap_or(u64::MAX),
+        after,
+        sort,
+        descending,
+    }))
+}
+
+/// `Mutation.upsertOrders(input:)`.
+fn plan_upsert_orders(field: &SelectedField) -> Result<Call, GraphqlError> {
+    check_arg_names(field, "Mutation", &["input"])?;
+    let input = field.arg("input").ok_or_else(|| {
+        arg_error(
+            field,
+            "Argument \"input\" of required type \"[OrderInput!]!\" was not provided.".into(),
+        )
+    })?;
+    // GraphQL input coercion: a single object stands for a list of one.
+    let items = match input {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let inputs = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| order_input(item, &format!("input[{i}]")))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| arg_error(field, m))?;
+    Ok(Call::UpsertOrders(inputs))
+}
+
+/// `Mutation.upsertStockLevels(input:)`.
+fn plan_upsert_stock_levels(field: &SelectedField) -> Result<Call, GraphqlError> {
+    check_arg_names(field, "Mutation", &["input"])?;
+    let input = field.arg("input").ok_or_else(|| {
+        arg_error(
+            field,
+            "Argument \"input\" of required type \"[StockLevelInput!]!\" was not provided.".into(),
+        )
+    })?;
+    let items = match input {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let inputs = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| stock_input(item, &format!("input[{i}]")))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| arg_error(field, m))?;
+    Ok(Call::UpsertStockLevels(inputs))
 }
 
 /// One field of `SortOptionsInput`; with several, the first of updatedAt, createdAt, id wins
