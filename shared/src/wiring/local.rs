@@ -188,6 +188,45 @@ fn build_order_stage(
     })
 }
 
+/// The stock applier and pusher, sharing the finance hooks, ledger and push queue.
+fn build_stock_stages(
+    parts: &SharedParts<'_>,
+    mappings: Arc<Mappings>,
+    push_queue: &Arc<MemoryPushQueue>,
+    centra: CentraClient,
+    catalogue: &Arc<ItemCatalogue>,
+    budget: MemoryMutationBudget,
+    push_settings: PushSettings,
+) -> (Arc<StockApplier>, Arc<StockPusher>) {
+    let finance = crate::finance::FinanceHooks::new(
+        &mappings,
+        Some(parts.daybook.clone() as Arc<dyn crate::finance::Daybook>),
+    );
+    let applier = Arc::new(StockApplier {
+        finance: finance.clone(),
+        ledger: parts.ledger.clone(),
+        push_queue: push_queue.clone(),
+        exceptions: parts.ledger.clone(),
+        metrics: parts.metrics.clone(),
+        clock: parts.clock.clone(),
+    });
+    let pusher = Arc::new(StockPusher {
+        finance,
+        ledger: parts.ledger.clone(),
+        push_log: parts.ledger.clone(),
+        exceptions: parts.ledger.clone(),
+        budget: Arc::new(budget),
+        push_queue: push_queue.clone(),
+        centra,
+        catalogue: catalogue.clone(),
+        mappings,
+        metrics: parts.metrics.clone(),
+        clock: parts.clock.clone(),
+        settings: push_settings,
+    });
+    (applier, pusher)
+}
+
 impl Pipeline {
     pub fn new(config: PipelineConfig, mappings: Arc<Mappings>) -> Result<Self, PipelineError> {
         let clock = config.clock.clone();
@@ -208,25 +247,26 @@ impl Pipeline {
             config.catalogue,
             &clock,
         ));
+        let parts = SharedParts {
+            clock: &clock,
+            metrics: &metrics,
+            ledger: &ledger,
+            idempotency: &idempotency,
+            daybook: &daybook,
+        };
         let orders = match config.orders {
             None => None,
             Some(order_config) => Some(build_order_stage(
                 order_config,
                 &mappings,
-                &SharedParts {
-                    clock: &clock,
-                    metrics: &metrics,
-                    ledger: &ledger,
-                    idempotency: &idempotency,
-                    daybook: &daybook,
-                },
+                &parts,
                 &config.intake,
             )?),
         };
         let intake = Arc::new(StoreEventIntake {
             verifier: WebhookVerifier::from_config(&config.store_events_secret)?,
             mappings: mappings.clone(),
-            idempotency,
+            idempotency: idempotency.clone(),
             queue: stock_queue.clone(),
             orders: orders
                 .as_ref()
@@ -236,35 +276,15 @@ impl Pipeline {
             metrics: metrics.clone(),
             settings: config.intake,
         });
-        let finance = crate::finance::FinanceHooks::new(
-            &mappings,
-            Some(daybook.clone() as Arc<dyn crate::finance::Daybook>),
-        );
-        let applier = Arc::new(StockApplier {
-            finance: finance.clone(),
-            ledger: ledger.clone(),
-            push_queue: push_queue.clone(),
-            exceptions: ledger.clone(),
-            metrics: metrics.clone(),
-            clock: clock.clone(),
-        });
-        let pusher = Arc::new(StockPusher {
-            finance,
-            ledger: ledger.clone(),
-            push_log: ledger.clone(),
-            exceptions: ledger.clone(),
-            budget: Arc::new(MemoryMutationBudget::new(
-                config.mutations_per_10s,
-                config.mutations_per_hour,
-            )),
-            push_queue: push_queue.clone(),
-            centra,
-            catalogue: catalogue.clone(),
+        let (applier, pusher) = build_stock_stages(
+            &parts,
             mappings,
-            metrics: metrics.clone(),
-            clock: clock.clone(),
-            settings: config.push,
-        });
+            &push_queue,
+            centra,
+            &catalogue,
+            MemoryMutationBudget::new(config.mutations_per_10s, config.mutations_per_hour),
+            config.push,
+        );
         Ok(Self {
             intake,
             applier,
