@@ -1545,6 +1545,8 @@ async fn process(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
 
 /// Parses the request body, checks it against the published schema and prepares the chosen
 /// operation; the `Err` is the response to send.
+// The `Err` is the HTTP answer itself, built once per refused request.
+#[allow(clippy::result_large_err)]
 fn prepare_operation(body: &[u8]) -> Result<graphql::Operation, Response> {
     let request = match crate::http::parse_graphql_request(body) {
         Ok(r) => r,
@@ -1578,6 +1580,8 @@ fn prepare_operation(body: &[u8]) -> Result<graphql::Operation, Response> {
 
 /// One planned call per top-level field (`__typename` is answered later); the `Err` is the
 /// response to send.
+// The `Err` is the HTTP answer itself, built once per refused request.
+#[allow(clippy::result_large_err)]
 fn plan_calls(op: &graphql::Operation) -> Result<Vec<(&SelectedField, Call)>, Response> {
     let mut errors = Vec::new();
     let mut calls = Vec::new();
@@ -1598,6 +1602,8 @@ fn plan_calls(op: &graphql::Operation) -> Result<Vec<(&SelectedField, Call)>, Re
 
 /// Limits on the whole operation (the documented ones, `CloudshelfSimConfig`); message wording and codes
 /// are UNVERIFIED.
+// The `Err` is the HTTP answer itself, built once per refused request.
+#[allow(clippy::result_large_err)]
 fn check_operation_limits(
     config: &CloudshelfSimConfig,
     op: &graphql::Operation,
