@@ -608,47 +608,14 @@ impl<'a> Sweep<'a> {
             if candidate.centra.is_none() {
                 counters.add(counter::MISSING_IN_CENTRA, 1);
             }
-            let (sku, ean) = match (candidate.names, &snapshot_row.item) {
-                (Some(names), _) => names,
-                (None, ItemRef::Sku(s)) => (s.clone(), None),
-                (None, ItemRef::Ean(e)) => (String::new(), Some(e.clone())),
-            };
-            rows.push(DriftRow {
-                store: store.to_string(),
-                sku,
-                ean,
-                ledger_item: snapshot_row.item.key(),
-                centra_quantity: candidate.centra.map(|c| c.0),
-                centra_physical: candidate.centra.map(|c| c.1),
-                centra_free_to_allocate: candidate.centra.map(|c| c.2),
-                ledger_quantity: snapshot_row.believed,
-                difference: candidate.centra.map_or(0, |c| c.0) - snapshot_row.believed,
-                action,
-            });
+            rows.push(drift_row(store, candidate, &snapshot_row, action));
         }
         if !corrections.is_empty() {
             self.ctx.stock_queue.send_all(&corrections).await?;
             counters.add(counter::CORRECTIONS_QUEUED, corrections.len() as u64);
         }
         if !rows.is_empty() {
-            let prefix = run_prefix(self.run.cp.started_at_ms, &self.run.cp.run_id);
-            let key = part_key(&prefix, JOB, store.as_str(), page);
-            let part = PagePart {
-                job: JOB,
-                run_id: self.run.cp.run_id.clone(),
-                store: store.to_string(),
-                page,
-                counters: counters.clone(),
-                rows,
-            };
-            self.ctx
-                .reports
-                .put(&key, JSON, to_json_bytes(&part)?)
-                .await?;
-            self.run
-                .cp
-                .parts
-                .push(PartRef(self.run.cp.cursor.store_index, page));
+            self.write_part(store, page, &counters, rows).await?;
         }
         self.add(store, &counters);
         if page == 0 {
@@ -656,6 +623,35 @@ impl<'a> Sweep<'a> {
         } else {
             self.save().await
         }
+    }
+
+    /// Writes one page's drift rows as a report part and remembers it in the checkpoint.
+    async fn write_part(
+        &mut self,
+        store: &StoreCode,
+        page: u32,
+        counters: &Counters,
+        rows: Vec<DriftRow>,
+    ) -> Result<(), ReconError> {
+        let prefix = run_prefix(self.run.cp.started_at_ms, &self.run.cp.run_id);
+        let key = part_key(&prefix, JOB, store.as_str(), page);
+        let part = PagePart {
+            job: JOB,
+            run_id: self.run.cp.run_id.clone(),
+            store: store.to_string(),
+            page,
+            counters: counters.clone(),
+            rows,
+        };
+        self.ctx
+            .reports
+            .put(&key, JSON, to_json_bytes(&part)?)
+            .await?;
+        self.run
+            .cp
+            .parts
+            .push(PartRef(self.run.cp.cursor.store_index, page));
+        Ok(())
     }
 
     async fn store_failed(
@@ -879,6 +875,32 @@ impl<'a> Sweep<'a> {
             ],
             notes,
         }
+    }
+}
+
+/// The report row of a confirmed drift: Centra's SKU and EAN when known, else the ledger's key.
+fn drift_row(
+    store: &StoreCode,
+    candidate: Candidate,
+    snapshot_row: &crate::recon::snapshot::SnapshotRow,
+    action: DriftAction,
+) -> DriftRow {
+    let (sku, ean) = match (candidate.names, &snapshot_row.item) {
+        (Some(names), _) => names,
+        (None, ItemRef::Sku(s)) => (s.clone(), None),
+        (None, ItemRef::Ean(e)) => (String::new(), Some(e.clone())),
+    };
+    DriftRow {
+        store: store.to_string(),
+        sku,
+        ean,
+        ledger_item: snapshot_row.item.key(),
+        centra_quantity: candidate.centra.map(|c| c.0),
+        centra_physical: candidate.centra.map(|c| c.1),
+        centra_free_to_allocate: candidate.centra.map(|c| c.2),
+        ledger_quantity: snapshot_row.believed,
+        difference: candidate.centra.map_or(0, |c| c.0) - snapshot_row.believed,
+        action,
     }
 }
 
