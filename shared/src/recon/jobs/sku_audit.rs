@@ -5,7 +5,9 @@
 //! One unit: both catalogues are read whole (20,000 sizes are a few MB) and compared; an invocation that runs
 //! out of time saves nothing and the next one starts the reads again.
 
-use crate::recon::compare::{sku_audit, upserts_for_missing, SkuFinding, System};
+use crate::recon::compare::{
+    sku_audit, upserts_for_missing, CatalogueUpserts, SkuAuditReport, SkuFinding, System,
+};
 use crate::recon::report::ReportRow;
 use crate::recon::run::{
     read_centra_sizes, read_cloudshelf_variants, JobCheckpoint, Outcome, Pacer,
@@ -206,17 +208,7 @@ pub async fn run_sku_audit(ctx: &ReconContext, opts: &RunOptions) -> Result<JobR
     let variants = read_cloudshelf_variants(ctx, run.deadline_ms, true).await?;
     let audit = sku_audit(sizes, variants);
 
-    let mut counters = Counters::default();
-    counters.add(counter::CENTRA_SIZES, audit.centra_sizes as u64);
-    counters.add(
-        counter::CLOUDSHELF_VARIANTS,
-        audit.cloudshelf_variants as u64,
-    );
-    counters.add(counter::MATCHED, audit.matched as u64);
-    counters.add(counter::FINDINGS, audit.findings.len() as u64);
-    for (kind, n) in audit.counts() {
-        counters.add(kind, n as u64);
-    }
+    let mut counters = audit_counters(&audit);
     let mut rows: Vec<SkuAuditRow> = audit.findings.iter().map(row_of).collect();
     let mut notes = vec![
         "Matched by SKU; EANs compared without leading zeros. Missing in Cloudshelf counts active Centra sizes only."
@@ -228,36 +220,7 @@ pub async fn run_sku_audit(ctx: &ReconContext, opts: &RunOptions) -> Result<JobR
         let action = if opts.dry_run {
             "would_create".to_string()
         } else {
-            let cloudshelf = ctx.sources.cloudshelf()?;
-            let mut errors = cloudshelf.upsert_products(&upserts.products).await?;
-            if errors.is_empty() {
-                errors = cloudshelf
-                    .upsert_product_variants(&upserts.variants)
-                    .await?;
-            }
-            if errors.is_empty() {
-                counters.add(counter::PRODUCTS_CREATED, upserts.products.len() as u64);
-                counters.add(
-                    counter::VARIANTS_CREATED,
-                    upserts
-                        .variants
-                        .iter()
-                        .map(|v| v.variants.len() as u64)
-                        .sum(),
-                );
-                "created_in_cloudshelf".to_string()
-            } else {
-                counters.add(counter::FIX_ERRORS, errors.len() as u64);
-                notes.push(format!(
-                    "Cloudshelf refused part of the fix: {}",
-                    errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.code, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ));
-                "fix_failed".to_string()
-            }
+            create_missing(ctx, &upserts, &mut counters, &mut notes).await?
         };
         for row in rows
             .iter_mut()
@@ -288,4 +251,61 @@ pub async fn run_sku_audit(ctx: &ReconContext, opts: &RunOptions) -> Result<JobR
         )
         .await?;
     Ok(run.job_run(ctx, Some(keys)))
+}
+
+/// The audit's totals and its count per kind of finding.
+fn audit_counters(audit: &SkuAuditReport) -> Counters {
+    let mut counters = Counters::default();
+    counters.add(counter::CENTRA_SIZES, audit.centra_sizes as u64);
+    counters.add(
+        counter::CLOUDSHELF_VARIANTS,
+        audit.cloudshelf_variants as u64,
+    );
+    counters.add(counter::MATCHED, audit.matched as u64);
+    counters.add(counter::FINDINGS, audit.findings.len() as u64);
+    for (kind, n) in audit.counts() {
+        counters.add(kind, n as u64);
+    }
+    counters
+}
+
+/// Creates in Cloudshelf what it lacks (products, then their variants); the action recorded on
+/// the missing rows. A refusal is counted and noted.
+async fn create_missing(
+    ctx: &ReconContext,
+    upserts: &CatalogueUpserts,
+    counters: &mut Counters,
+    notes: &mut Vec<String>,
+) -> Result<String, ReconError> {
+    let cloudshelf = ctx.sources.cloudshelf()?;
+    let mut errors = cloudshelf.upsert_products(&upserts.products).await?;
+    if errors.is_empty() {
+        errors = cloudshelf
+            .upsert_product_variants(&upserts.variants)
+            .await?;
+    }
+    let action = if errors.is_empty() {
+        counters.add(counter::PRODUCTS_CREATED, upserts.products.len() as u64);
+        counters.add(
+            counter::VARIANTS_CREATED,
+            upserts
+                .variants
+                .iter()
+                .map(|v| v.variants.len() as u64)
+                .sum(),
+        );
+        "created_in_cloudshelf".to_string()
+    } else {
+        counters.add(counter::FIX_ERRORS, errors.len() as u64);
+        notes.push(format!(
+            "Cloudshelf refused part of the fix: {}",
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        "fix_failed".to_string()
+    };
+    Ok(action)
 }
