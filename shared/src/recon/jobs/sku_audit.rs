@@ -87,10 +87,28 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
         detail: String::new(),
         action: "reported".into(),
     };
-    let system = |s: &System| match s {
+    match finding {
+        SkuFinding::MissingInCloudshelf { .. }
+        | SkuFinding::MissingInCentra { .. }
+        | SkuFinding::NoSkuInCloudshelf { .. }
+        | SkuFinding::ExternalIdMismatch { .. } => describe_unmatched(finding, &mut row),
+        SkuFinding::InactiveButSellable { .. }
+        | SkuFinding::EanConflict { .. }
+        | SkuFinding::DuplicateEan { .. }
+        | SkuFinding::DuplicateSku { .. } => describe_conflict(finding, &mut row),
+    }
+    row
+}
+
+fn system_name(s: &System) -> &'static str {
+    match s {
         System::Centra => "Centra",
         System::Cloudshelf => "Cloudshelf",
-    };
+    }
+}
+
+/// A finding where one side has no match for the other.
+fn describe_unmatched(finding: &SkuFinding, row: &mut SkuAuditRow) {
     match finding {
         SkuFinding::MissingInCloudshelf { size } => {
             row.sku = size.sku.clone();
@@ -122,6 +140,13 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
             row.detail =
                 format!("external id names SKU {external_sku}: stock pushes go to another item");
         }
+        _ => unreachable!("described by describe_conflict"),
+    }
+}
+
+/// A finding where both sides have the item but disagree, or one side repeats it.
+fn describe_conflict(finding: &SkuFinding, row: &mut SkuAuditRow) {
+    match finding {
         SkuFinding::InactiveButSellable {
             sku,
             size_id,
@@ -155,7 +180,7 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
         } => {
             row.centra_ean = Some(ean.clone());
             row.sku = skus.join(" ");
-            row.detail = format!("{} has this EAN on {} SKUs", system(s), skus.len());
+            row.detail = format!("{} has this EAN on {} SKUs", system_name(s), skus.len());
         }
         SkuFinding::DuplicateSku {
             system: s,
@@ -165,13 +190,13 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
             row.sku = sku.clone();
             row.detail = format!(
                 "{} has this SKU {} times: {}",
-                system(s),
+                system_name(s),
                 ids.len(),
                 ids.join(", ")
             );
         }
+        _ => unreachable!("described by describe_unmatched"),
     }
-    row
 }
 
 /// The whole Centra catalogue was just read: keep it as the snapshot intake resolves item names with. A failed
