@@ -1015,6 +1015,14 @@ fn object_fields(type_name: &str) -> Option<&'static [(&'static str, Option<&'st
             ("product", Some("Product")),
             ("stockLevels", Some("StockLevel")),
         ],
+        _ => return order_object_fields(type_name),
+    })
+}
+
+/// The order types' fields (`Order`, its lines, pages and upsert payload); the rest are the
+/// catalogue's.
+fn order_object_fields(type_name: &str) -> Option<&'static [(&'static str, Option<&'static str>)]> {
+    Some(match type_name {
         "Order" => &[
             ("id", None),
             ("status", None),
