@@ -1048,34 +1048,10 @@ async fn process_order(
         return order_api_refusal(StatusCode::UNAUTHORIZED, "Authorization failed");
     }
 
-    let fault = {
-        let mut st = inner.lock();
-        let pos = st
-            .faults
-            .iter()
-            .position(|(t, _)| t.matches(RequestKind::OrderApi));
-        pos.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
+    let after = match order_api_fault(inner, entry).await {
+        Ok(after) => after,
+        Err(response) => return response,
     };
-    let mut after = AfterRun::Answer;
-    match fault {
-        Some(Fault::ServerError(status)) => return status_response(status),
-        Some(Fault::RateLimited { retry_after }) => {
-            return too_many_requests_with(
-                inner,
-                retry_after,
-                json!({"status": "no", "msg": "Too many requests"}),
-                entry,
-            );
-        }
-        Some(Fault::Hang(d)) => {
-            // By now the client has given up; the order is never created.
-            tokio::time::sleep(d).await;
-            return order_api_refusal(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout");
-        }
-        Some(Fault::LoseResponseAfterApply) => after = AfterRun::LoseResponse,
-        Some(Fault::ApplyThenStatus(status)) => after = AfterRun::Status(status),
-        Some(Fault::ErrorsBesideData { .. }) | None => {}
-    }
 
     // UNVERIFIED: the HTTP status of Order-API errors (Centra documents only the body; codes in
     // docs/orders.md §2);
@@ -1111,6 +1087,43 @@ async fn process_order(
         }
         Err(r) => refuse(r.code, r.msg),
     }
+}
+
+/// Takes the first queued fault for the Order API and acts on it: `Err` is the answer to send
+/// instead of creating anything, `Ok` what to do after creating.
+async fn order_api_fault(inner: &Inner, entry: &mut RequestLogEntry) -> Result<AfterRun, Response> {
+    let fault = {
+        let mut st = inner.lock();
+        let pos = st
+            .faults
+            .iter()
+            .position(|(t, _)| t.matches(RequestKind::OrderApi));
+        pos.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
+    };
+    let mut after = AfterRun::Answer;
+    match fault {
+        Some(Fault::ServerError(status)) => return Err(status_response(status)),
+        Some(Fault::RateLimited { retry_after }) => {
+            return Err(too_many_requests_with(
+                inner,
+                retry_after,
+                json!({"status": "no", "msg": "Too many requests"}),
+                entry,
+            ));
+        }
+        Some(Fault::Hang(d)) => {
+            // By now the client has given up; the order is never created.
+            tokio::time::sleep(d).await;
+            return Err(order_api_refusal(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Gateway Timeout",
+            ));
+        }
+        Some(Fault::LoseResponseAfterApply) => after = AfterRun::LoseResponse,
+        Some(Fault::ApplyThenStatus(status)) => after = AfterRun::Status(status),
+        Some(Fault::ErrorsBesideData { .. }) | None => {}
+    }
+    Ok(after)
 }
 
 fn locate(e: GraphqlError, field: &SelectedField) -> GraphqlError {

@@ -218,70 +218,8 @@ pub(super) fn plan(
     field: &SelectedField,
 ) -> Result<CatalogueCall, GraphqlError> {
     match (kind, field.name.as_str()) {
-        (OperationKind::Query, "products") => {
-            check_arg_names(
-                field,
-                "Query",
-                &[
-                    "first",
-                    "after",
-                    "last",
-                    "before",
-                    "sortBy",
-                    "textSearch",
-                    "productGroupIds",
-                ],
-            )?;
-            if field.arg("productGroupIds").is_some() {
-                return Err(arg_error(
-                    field,
-                    "The simulator does not implement \"productGroupIds\".".into(),
-                ));
-            }
-            let mut args = list_args(field)?;
-            args.text = match field.arg("textSearch") {
-                None => None,
-                Some(Value::String(s)) => Some(s.to_lowercase()),
-                Some(v) => {
-                    return Err(arg_error(
-                        field,
-                        format!("textSearch: Expected value of type \"String\", found {v}."),
-                    ))
-                }
-            };
-            Ok(CatalogueCall::Products(args))
-        }
-        (OperationKind::Query, "locations") => {
-            check_arg_names(
-                field,
-                "Query",
-                &[
-                    "first",
-                    "after",
-                    "last",
-                    "before",
-                    "sortBy",
-                    "textSearch",
-                    "fulfillsOnlineOrders",
-                ],
-            )?;
-            if field.arg("textSearch").is_some() || field.arg("fulfillsOnlineOrders").is_some() {
-                return Err(arg_error(
-                    field,
-                    "The simulator does not implement \"textSearch\"/\"fulfillsOnlineOrders\" on locations."
-                        .into(),
-                ));
-            }
-            let args = list_args(field)?;
-            if args.sort == SortField::UpdatedAt {
-                return Err(arg_error(
-                    field,
-                    "The simulator keeps no updatedAt for locations; sort by id or createdAt."
-                        .into(),
-                ));
-            }
-            Ok(CatalogueCall::Locations(args))
-        }
+        (OperationKind::Query, "products") => plan_products(field),
+        (OperationKind::Query, "locations") => plan_locations(field),
         (OperationKind::Mutation, "upsertProducts") => {
             check_arg_names(field, "Mutation", &["input"])?;
             let items = required_list(field, "input", "[ProductInput!]!")?;
@@ -310,6 +248,73 @@ pub(super) fn plan(
         ))
         .at(field.location)),
     }
+}
+
+/// `Query.products(first:, after:, sortBy:, textSearch:)`.
+fn plan_products(field: &SelectedField) -> Result<CatalogueCall, GraphqlError> {
+    check_arg_names(
+        field,
+        "Query",
+        &[
+            "first",
+            "after",
+            "last",
+            "before",
+            "sortBy",
+            "textSearch",
+            "productGroupIds",
+        ],
+    )?;
+    if field.arg("productGroupIds").is_some() {
+        return Err(arg_error(
+            field,
+            "The simulator does not implement \"productGroupIds\".".into(),
+        ));
+    }
+    let mut args = list_args(field)?;
+    args.text = match field.arg("textSearch") {
+        None => None,
+        Some(Value::String(s)) => Some(s.to_lowercase()),
+        Some(v) => {
+            return Err(arg_error(
+                field,
+                format!("textSearch: Expected value of type \"String\", found {v}."),
+            ))
+        }
+    };
+    Ok(CatalogueCall::Products(args))
+}
+
+/// `Query.locations(first:, after:, sortBy:)`.
+fn plan_locations(field: &SelectedField) -> Result<CatalogueCall, GraphqlError> {
+    check_arg_names(
+        field,
+        "Query",
+        &[
+            "first",
+            "after",
+            "last",
+            "before",
+            "sortBy",
+            "textSearch",
+            "fulfillsOnlineOrders",
+        ],
+    )?;
+    if field.arg("textSearch").is_some() || field.arg("fulfillsOnlineOrders").is_some() {
+        return Err(arg_error(
+            field,
+            "The simulator does not implement \"textSearch\"/\"fulfillsOnlineOrders\" on locations."
+                .into(),
+        ));
+    }
+    let args = list_args(field)?;
+    if args.sort == SortField::UpdatedAt {
+        return Err(arg_error(
+            field,
+            "The simulator keeps no updatedAt for locations; sort by id or createdAt.".into(),
+        ));
+    }
+    Ok(CatalogueCall::Locations(args))
 }
 
 fn list_args(field: &SelectedField) -> Result<ListArgs, GraphqlError> {

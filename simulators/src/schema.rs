@@ -462,32 +462,7 @@ fn check_value(
                 return fail(path, v, format!("Unknown type \"{name}\"."));
             };
             match def {
-                ExtendedType::Scalar(_) => {
-                    let ok = match name.as_str() {
-                        "Int" => v.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
-                        "Float" => v.is_number(),
-                        "String" => v.is_string(),
-                        "Boolean" => v.is_boolean(),
-                        "ID" => v.is_string() || v.is_i64() || v.is_u64(),
-                        // Custom scalars (DateTimeTz, Int64, GlobalId, ...) take what their server parses;
-                        // the simulators' resolvers check what they use.
-                        _ => true,
-                    };
-                    if ok {
-                        return Ok(());
-                    }
-                    let why = match name.as_str() {
-                        "Int" if v.is_number() => {
-                            format!("Int cannot represent non 32-bit signed integer value: {v}")
-                        }
-                        "Int" => format!("Int cannot represent non-integer value: {v}"),
-                        "Float" => format!("Float cannot represent non numeric value: {v}"),
-                        "String" => format!("String cannot represent a non string value: {v}"),
-                        "Boolean" => format!("Boolean cannot represent a non boolean value: {v}"),
-                        _ => format!("ID cannot represent value: {v}"),
-                    };
-                    fail(path, v, why)
-                }
+                ExtendedType::Scalar(_) => check_scalar(name, v, path),
                 ExtendedType::Enum(e) => match v.as_str() {
                     Some(s) if e.values.contains_key(s) => Ok(()),
                     Some(s) => fail(
@@ -502,43 +477,7 @@ fn check_value(
                     ),
                 },
                 ExtendedType::InputObject(input) => {
-                    let Some(obj) = v.as_object() else {
-                        return fail(
-                            path,
-                            v,
-                            format!("Expected type \"{name}\" to be an object."),
-                        );
-                    };
-                    for key in obj.keys() {
-                        if !input.fields.contains_key(key.as_str()) {
-                            return fail(
-                                path,
-                                v,
-                                format!("Field \"{key}\" is not defined by type \"{name}\"."),
-                            );
-                        }
-                    }
-                    for (field_name, field) in &input.fields {
-                        match obj.get(field_name.as_str()) {
-                            None if field.ty.is_non_null() && field.default_value.is_none() => {
-                                return fail(
-                                    path,
-                                    v,
-                                    format!(
-                                        "Field \"{field_name}\" of required type \"{}\" was not provided.",
-                                        field.ty
-                                    ),
-                                )
-                            }
-                            None => {}
-                            Some(fv) => {
-                                path.push(format!(".{field_name}"));
-                                check_value(schema, &field.ty, fv, path)?;
-                                path.pop();
-                            }
-                        }
-                    }
-                    Ok(())
+                    check_input_object(schema, name, input, v, path)
                 }
                 ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_) => {
                     fail(path, v, format!("Type \"{name}\" is not an input type."))
@@ -546,6 +485,86 @@ fn check_value(
             }
         }
     }
+}
+
+/// A value for a built-in scalar (custom scalars take anything here).
+fn check_scalar(name: &str, v: &Value, path: &[String]) -> Result<(), ValueProblem> {
+    let fail =
+        |path: &[String], bad: &Value, why: String| Err((path.concat(), bad.to_string(), why));
+    let ok = match name {
+        "Int" => v.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+        "Float" => v.is_number(),
+        "String" => v.is_string(),
+        "Boolean" => v.is_boolean(),
+        "ID" => v.is_string() || v.is_i64() || v.is_u64(),
+        // Custom scalars (DateTimeTz, Int64, GlobalId, ...) take what their server parses;
+        // the simulators' resolvers check what they use.
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let why = match name {
+        "Int" if v.is_number() => {
+            format!("Int cannot represent non 32-bit signed integer value: {v}")
+        }
+        "Int" => format!("Int cannot represent non-integer value: {v}"),
+        "Float" => format!("Float cannot represent non numeric value: {v}"),
+        "String" => format!("String cannot represent a non string value: {v}"),
+        "Boolean" => format!("Boolean cannot represent a non boolean value: {v}"),
+        _ => format!("ID cannot represent value: {v}"),
+    };
+    fail(path, v, why)
+}
+
+/// A value for an input object: no unknown fields, every required field present, each field's
+/// value checked in the schema's field order.
+fn check_input_object(
+    schema: &Schema,
+    name: &str,
+    input: &apollo_compiler::schema::InputObjectType,
+    v: &Value,
+    path: &mut Vec<String>,
+) -> Result<(), ValueProblem> {
+    let fail =
+        |path: &Vec<String>, bad: &Value, why: String| Err((path.concat(), bad.to_string(), why));
+    let Some(obj) = v.as_object() else {
+        return fail(
+            path,
+            v,
+            format!("Expected type \"{name}\" to be an object."),
+        );
+    };
+    for key in obj.keys() {
+        if !input.fields.contains_key(key.as_str()) {
+            return fail(
+                path,
+                v,
+                format!("Field \"{key}\" is not defined by type \"{name}\"."),
+            );
+        }
+    }
+    for (field_name, field) in &input.fields {
+        match obj.get(field_name.as_str()) {
+            None if field.ty.is_non_null() && field.default_value.is_none() => {
+                return fail(
+                    path,
+                    v,
+                    format!(
+                        "Field \"{field_name}\" of required type \"{}\" was not provided.",
+                        field.ty
+                    ),
+                )
+            }
+            None => {}
+            Some(fv) => {
+                path.push(format!(".{field_name}"));
+                check_value(schema, &field.ty, fv, path)?;
+                path.pop();
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -288,53 +288,8 @@ impl CloudshelfClient {
         if status >= 500 || status == 408 || status == 499 {
             return Err(CloudshelfError::Transient(format!("HTTP {status}")));
         }
-        let doc: Value = match serde_json::from_slice(&body) {
-            Ok(doc) => doc,
-            // A 200 whose body does not parse was most likely cut short.
-            Err(e) if (200..300).contains(&status) => {
-                return Err(CloudshelfError::Transient(format!(
-                    "unreadable response: {e}"
-                )))
-            }
-            Err(_) => {
-                return Err(CloudshelfError::Protocol(format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&body)
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                )))
-            }
-        };
-        if let Some(errors) = doc
-            .get("errors")
-            .and_then(Value::as_array)
-            .filter(|e| !e.is_empty())
-        {
-            let code = |e: &Value| {
-                e.pointer("/extensions/code")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            };
-            // Some GraphQL servers answer a bad key with 200 + UNAUTHENTICATED rather than 401.
-            if errors
-                .iter()
-                .any(|e| code(e).as_deref() == Some("UNAUTHENTICATED"))
-            {
-                return Err(CloudshelfError::Unauthorized(status));
-            }
-            let messages: Vec<String> = errors
-                .iter()
-                .map(|e| {
-                    let message = e.get("message").and_then(Value::as_str).unwrap_or("?");
-                    match code(e) {
-                        Some(c) => format!("{message} ({c})"),
-                        None => message.to_string(),
-                    }
-                })
-                .collect();
-            return Err(CloudshelfError::GraphQl(messages.join("; ")));
-        }
+        let doc = parse_document(status, &body)?;
+        check_graphql_errors(status, &doc)?;
         if !(200..300).contains(&status) {
             return Err(CloudshelfError::Protocol(format!(
                 "HTTP {status} without errors"
@@ -494,6 +449,59 @@ impl CloudshelfClient {
         found.reverse();
         Ok(found)
     }
+}
+
+/// The response body as JSON: a 2xx that does not parse was cut short (transient), anything
+/// else is a protocol error.
+fn parse_document(status: u16, body: &[u8]) -> Result<Value, CloudshelfError> {
+    match serde_json::from_slice(body) {
+        Ok(doc) => Ok(doc),
+        // A 200 whose body does not parse was most likely cut short.
+        Err(e) if (200..300).contains(&status) => Err(CloudshelfError::Transient(format!(
+            "unreadable response: {e}"
+        ))),
+        Err(_) => Err(CloudshelfError::Protocol(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        ))),
+    }
+}
+
+/// GraphQL `errors[]`: UNAUTHENTICATED as unauthorized, the rest as one GraphQL error.
+fn check_graphql_errors(status: u16, doc: &Value) -> Result<(), CloudshelfError> {
+    if let Some(errors) = doc
+        .get("errors")
+        .and_then(Value::as_array)
+        .filter(|e| !e.is_empty())
+    {
+        let code = |e: &Value| {
+            e.pointer("/extensions/code")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        // Some GraphQL servers answer a bad key with 200 + UNAUTHENTICATED rather than 401.
+        if errors
+            .iter()
+            .any(|e| code(e).as_deref() == Some("UNAUTHENTICATED"))
+        {
+            return Err(CloudshelfError::Unauthorized(status));
+        }
+        let messages: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let message = e.get("message").and_then(Value::as_str).unwrap_or("?");
+                match code(e) {
+                    Some(c) => format!("{message} ({c})"),
+                    None => message.to_string(),
+                }
+            })
+            .collect();
+        return Err(CloudshelfError::GraphQl(messages.join("; ")));
+    }
+    Ok(())
 }
 
 fn str_field<'a>(node: &'a Value, name: &str) -> Result<&'a str, CloudshelfError> {

@@ -208,6 +208,118 @@ fn err(key: impl Into<String>, message: impl Into<String>) -> MappingError {
     }
 }
 
+/// One `[order_api.<name>]` table: an http(s) base URL, a secret name, a positive store id.
+fn validate_order_api(name: &str, api: RawOrderApi) -> Result<OrderApiMapping, MappingError> {
+    let key = format!("order_api.{name}");
+    if !(api.base_url.starts_with("https://") || api.base_url.starts_with("http://")) {
+        return Err(err(
+            format!("{key}.base_url"),
+            "must be the Order-API plugin's http(s) base URL",
+        ));
+    }
+    if api.secret.trim().is_empty() {
+        return Err(err(
+            format!("{key}.secret"),
+            "must name the secret holding the API-Authorization value",
+        ));
+    }
+    if api.centra_store_id <= 0 {
+        return Err(err(
+            format!("{key}.centra_store_id"),
+            "must be a positive Centra store id",
+        ));
+    }
+    Ok(OrderApiMapping {
+        name: name.to_string(),
+        base_url: api.base_url.trim_end_matches('/').to_string(),
+        secret: api.secret,
+        centra_store_id: api.centra_store_id as u64,
+    })
+}
+
+/// One `[stores.<code>]` table. `warehouse_owner` records which store maps each warehouse, so
+/// that a second store on the same warehouse is refused.
+fn validate_store(
+    code: &str,
+    store: RawStore,
+    warehouse_owner: &mut BTreeMap<u64, String>,
+    order_apis: &BTreeMap<String, OrderApiMapping>,
+) -> Result<(StoreCode, StoreMapping), MappingError> {
+    let key = format!("stores.{code}");
+    let store_code = StoreCode::parse(code).map_err(|m| err(&key, format!("store code {m}")))?;
+    if store.centra_warehouse_id <= 0 {
+        return Err(err(
+            format!("{key}.centra_warehouse_id"),
+            "must be a positive Centra warehouse id",
+        ));
+    }
+    let warehouse = store.centra_warehouse_id as u64;
+    if let Some(other) = warehouse_owner.insert(warehouse, code.to_string()) {
+        // Two stores writing one warehouse would each push their own deltas and counts over the other's.
+        return Err(err(
+            format!("{key}.centra_warehouse_id"),
+            format!("warehouse {warehouse} is already mapped to store {other}"),
+        ));
+    }
+    if !store.cloudshelf_location.starts_with("gid://")
+        || store.cloudshelf_location.len() <= "gid://".len()
+    {
+        return Err(err(
+            format!("{key}.cloudshelf_location"),
+            "must be a Cloudshelf GlobalId such as gid://external/CentraWarehouse/12",
+        ));
+    }
+    let orders = match store.orders {
+        None => None,
+        Some(o) => Some(validate_store_orders(&key, o, order_apis)?),
+    };
+    let currency = store_currency(&key, store.currency, orders.as_ref())?;
+    let (timezone, closes_at) =
+        store_clock(&key, store.timezone.as_deref(), store.closes_at.as_deref())?;
+    Ok((
+        store_code.clone(),
+        StoreMapping {
+            store: store_code,
+            name: store.name,
+            centra_warehouse_id: warehouse,
+            cloudshelf_location: store.cloudshelf_location,
+            orders,
+            drift_policy: store.drift_policy,
+            timezone,
+            closes_at,
+            finance_posting: store.finance_posting,
+            currency,
+        },
+    ))
+}
+
+/// The store's time zone (UTC when absent) and local closing time (22:00 when absent).
+fn store_clock(
+    key: &str,
+    timezone: Option<&str>,
+    closes_at: Option<&str>,
+) -> Result<(chrono_tz::Tz, chrono::NaiveTime), MappingError> {
+    let timezone = match timezone {
+        None => chrono_tz::UTC,
+        Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
+            err(
+                format!("{key}.timezone"),
+                format!("{name:?} is not an IANA time zone (e.g. Europe/London)"),
+            )
+        })?,
+    };
+    let closes_at = match closes_at {
+        None => chrono::NaiveTime::from_hms_opt(22, 0, 0).expect("valid time"),
+        Some(text) => parse_closing_time(text).ok_or_else(|| {
+            err(
+                format!("{key}.closes_at"),
+                format!("{text:?} is not a local time HH:MM"),
+            )
+        })?,
+    };
+    Ok((timezone, closes_at))
+}
+
 impl Mappings {
     pub fn from_toml(text: &str) -> Result<Self, MappingError> {
         let raw: RawMappings = toml::from_str(text).map_err(|e| {
@@ -219,101 +331,15 @@ impl Mappings {
         }
         let mut order_apis = BTreeMap::new();
         for (name, api) in raw.order_api {
-            let key = format!("order_api.{name}");
-            if !(api.base_url.starts_with("https://") || api.base_url.starts_with("http://")) {
-                return Err(err(
-                    format!("{key}.base_url"),
-                    "must be the Order-API plugin's http(s) base URL",
-                ));
-            }
-            if api.secret.trim().is_empty() {
-                return Err(err(
-                    format!("{key}.secret"),
-                    "must name the secret holding the API-Authorization value",
-                ));
-            }
-            if api.centra_store_id <= 0 {
-                return Err(err(
-                    format!("{key}.centra_store_id"),
-                    "must be a positive Centra store id",
-                ));
-            }
-            order_apis.insert(
-                name.clone(),
-                OrderApiMapping {
-                    name,
-                    base_url: api.base_url.trim_end_matches('/').to_string(),
-                    secret: api.secret,
-                    centra_store_id: api.centra_store_id as u64,
-                },
-            );
+            let mapping = validate_order_api(&name, api)?;
+            order_apis.insert(name, mapping);
         }
         let mut stores = BTreeMap::new();
         let mut warehouse_owner: BTreeMap<u64, String> = BTreeMap::new();
         for (code, store) in raw.stores {
-            let key = format!("stores.{code}");
-            let store_code =
-                StoreCode::parse(&code).map_err(|m| err(&key, format!("store code {m}")))?;
-            if store.centra_warehouse_id <= 0 {
-                return Err(err(
-                    format!("{key}.centra_warehouse_id"),
-                    "must be a positive Centra warehouse id",
-                ));
-            }
-            let warehouse = store.centra_warehouse_id as u64;
-            if let Some(other) = warehouse_owner.insert(warehouse, code.clone()) {
-                // Two stores writing one warehouse would each push their own deltas and counts over the other's.
-                return Err(err(
-                    format!("{key}.centra_warehouse_id"),
-                    format!("warehouse {warehouse} is already mapped to store {other}"),
-                ));
-            }
-            if !store.cloudshelf_location.starts_with("gid://")
-                || store.cloudshelf_location.len() <= "gid://".len()
-            {
-                return Err(err(
-                    format!("{key}.cloudshelf_location"),
-                    "must be a Cloudshelf GlobalId such as gid://external/CentraWarehouse/12",
-                ));
-            }
-            let orders = match store.orders {
-                None => None,
-                Some(o) => Some(validate_store_orders(&key, o, &order_apis)?),
-            };
-            let currency = store_currency(&key, store.currency, orders.as_ref())?;
-            let timezone = match store.timezone.as_deref() {
-                None => chrono_tz::UTC,
-                Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
-                    err(
-                        format!("{key}.timezone"),
-                        format!("{name:?} is not an IANA time zone (e.g. Europe/London)"),
-                    )
-                })?,
-            };
-            let closes_at = match store.closes_at.as_deref() {
-                None => chrono::NaiveTime::from_hms_opt(22, 0, 0).expect("valid time"),
-                Some(text) => parse_closing_time(text).ok_or_else(|| {
-                    err(
-                        format!("{key}.closes_at"),
-                        format!("{text:?} is not a local time HH:MM"),
-                    )
-                })?,
-            };
-            stores.insert(
-                store_code.clone(),
-                StoreMapping {
-                    store: store_code,
-                    name: store.name,
-                    centra_warehouse_id: warehouse,
-                    cloudshelf_location: store.cloudshelf_location,
-                    orders,
-                    drift_policy: store.drift_policy,
-                    timezone,
-                    closes_at,
-                    finance_posting: store.finance_posting,
-                    currency,
-                },
-            );
+            let (store_code, mapping) =
+                validate_store(&code, store, &mut warehouse_owner, &order_apis)?;
+            stores.insert(store_code, mapping);
         }
         Ok(Self { stores, order_apis })
     }

@@ -384,6 +384,48 @@ pub(crate) fn order_from_object(
     mappings: &Mappings,
     now_ms: i64,
 ) -> Result<KioskOrder, ValidationError> {
+    check_fields_and_type(obj)?;
+    let occurred_at = parse_occurred_at(obj, now_ms)?;
+    let store = parse_store(obj, mappings)?;
+
+    let cloudshelf_order_id = required_string(obj, "cloudshelf_order_id", "cloudshelf_order_id")?;
+    check_global_id(&cloudshelf_order_id)
+        .map_err(|m| invalid("invalid_value", "cloudshelf_order_id", m))?;
+    let device = optional_text(obj, "device", "device", MAX_REFERENCE)?;
+    let sales_assistant = optional_text(obj, "sales_assistant", "sales_assistant", MAX_REFERENCE)?;
+
+    let customer = parse_customer(obj)?;
+    let delivery_address = parse_address(obj)?;
+
+    let (shipping_method, shipping_price) = parse_shipping(obj)?;
+
+    let payment = parse_payment(obj)?;
+    // The store's currency is its pricelist's (the mappings enforce it): checked on the payment, and each line
+    // must match the payment.
+    check_store_currency(&payment.currency, &store, mappings, "payment.currency")?;
+    let lines = parse_lines(obj, &payment.currency)?;
+
+    check_total(&lines, shipping_price, &payment)?;
+
+    Ok(KioskOrder {
+        event_id: id.to_string(),
+        cloudshelf_order_id,
+        store,
+        occurred_at,
+        device,
+        sales_assistant,
+        customer,
+        delivery_address,
+        shipping_method,
+        shipping_price,
+        payment,
+        lines,
+        received_at_ms: now_ms,
+    })
+}
+
+/// Only known fields, and `type` is `order.placed`.
+fn check_fields_and_type(obj: &Map<String, Value>) -> Result<(), ValidationError> {
     check_known_fields(
         obj,
         &[
@@ -410,18 +452,11 @@ pub(crate) fn order_from_object(
             format!("\"{kind}\" is not order.placed"),
         ));
     }
-    let occurred_at = parse_occurred_at(obj, now_ms)?;
-    let store = parse_store(obj, mappings)?;
+    Ok(())
+}
 
-    let cloudshelf_order_id = required_string(obj, "cloudshelf_order_id", "cloudshelf_order_id")?;
-    check_global_id(&cloudshelf_order_id)
-        .map_err(|m| invalid("invalid_value", "cloudshelf_order_id", m))?;
-    let device = optional_text(obj, "device", "device", MAX_REFERENCE)?;
-    let sales_assistant = optional_text(obj, "sales_assistant", "sales_assistant", MAX_REFERENCE)?;
-
-    let customer = parse_customer(obj)?;
-    let delivery_address = parse_address(obj)?;
-
+/// `shipping_method` (a short code) and `shipping_price` (zero when absent).
+fn parse_shipping(obj: &Map<String, Value>) -> Result<(String, Amount), ValidationError> {
     let shipping_method = required_string(obj, "shipping_method", "shipping_method")?;
     let method_ok = !shipping_method.is_empty()
         && shipping_method.len() <= MAX_SHIPPING_METHOD
@@ -439,13 +474,15 @@ pub(crate) fn order_from_object(
         None => Amount::ZERO,
         Some(v) => amount(v, "shipping_price")?,
     };
+    Ok((shipping_method, shipping_price))
+}
 
-    let payment = parse_payment(obj)?;
-    // The store's currency is its pricelist's (the mappings enforce it): checked on the payment, and each line
-    // must match the payment.
-    check_store_currency(&payment.currency, &store, mappings, "payment.currency")?;
-    let lines = parse_lines(obj, &payment.currency)?;
-
+/// The payment's amount must be the lines' total plus shipping.
+fn check_total(
+    lines: &[KioskOrderLine],
+    shipping_price: Amount,
+    payment: &KioskPayment,
+) -> Result<(), ValidationError> {
     let overflow = || invalid("invalid_value", "lines", "the order total is too large");
     let lines_total = lines.iter().try_fold(Amount::ZERO, |acc, l| {
         acc.checked_add(l.unit_price.checked_mul(i64::from(l.quantity))?)
@@ -469,22 +506,7 @@ pub(crate) fn order_from_object(
             ),
         ));
     }
-
-    Ok(KioskOrder {
-        event_id: id.to_string(),
-        cloudshelf_order_id,
-        store,
-        occurred_at,
-        device,
-        sales_assistant,
-        customer,
-        delivery_address,
-        shipping_method,
-        shipping_price,
-        payment,
-        lines,
-        received_at_ms: now_ms,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -601,6 +601,32 @@ enum Claim {
     Failed(BackendError),
 }
 
+/// What claiming a call's events came to: the records this call owns (key, owner) and their
+/// messages, and how many were duplicates of earlier calls or held by a concurrent one.
+#[derive(Default)]
+struct Claimed {
+    owned: Vec<(String, String)>,
+    messages: Vec<FifoMessage>,
+    duplicates: usize,
+    busy: usize,
+}
+
+/// The same event twice in one call ("the same order can send the same action multiple times"):
+/// the first of each, and how many repeats were dropped.
+fn dedupe_in_call(events: Vec<CentraWebhookEvent>) -> (Vec<CentraWebhookEvent>, usize) {
+    let mut seen = HashSet::with_capacity(events.len());
+    let mut duplicates = 0usize;
+    let mut unique = Vec::with_capacity(events.len());
+    for event in events {
+        if seen.insert(event.dedupe_key()) {
+            unique.push(event);
+        } else {
+            duplicates += 1;
+        }
+    }
+    (unique, duplicates)
+}
+
 impl CentraWebhookIntake {
     pub async fn handle(&self, req: CentraWebhookRequest<'_>) -> IntakeResponse {
         self.metrics.count(names::CENTRA_WEBHOOKS_RECEIVED, 1);
@@ -614,106 +640,22 @@ impl CentraWebhookIntake {
     }
 
     async fn handle_inner(&self, req: CentraWebhookRequest<'_>) -> IntakeResponse {
-        if req.body.len() > MAX_BODY_BYTES {
-            return IntakeResponse::error(413, "payload_too_large", None, "body exceeds 256 KiB");
-        }
-        let Some(verifier) = &self.verifier else {
-            tracing::error!("Centra webhook received but CENTRA_WEBHOOK_SECRET is not configured");
-            return IntakeResponse::error(
-                503,
-                "centra_webhooks_disabled",
-                None,
-                "Centra webhooks are not configured in this deployment",
-            );
-        };
-        let is_form = req.content_type.is_some_and(|ct| {
-            ct.split(';').next().is_some_and(|m| {
-                m.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        });
-        if !is_form {
-            return IntakeResponse::error(
-                415,
-                "unsupported_media_type",
-                None,
-                "Content-Type must be application/x-www-form-urlencoded",
-            );
-        }
-        let now_ms = self.clock.now_millis();
-        if let Err(e) = verifier.verify(req.signature, req.body, now_ms.div_euclid(1000)) {
-            tracing::warn!(code = e.code(), "Centra webhook signature refused");
-            return IntakeResponse::error(401, e.code(), None, e.to_string());
-        }
-        let Some(orders) = &self.orders else {
-            tracing::error!("Centra webhook received but ORDERS_QUEUE_URL is not configured");
-            return IntakeResponse::error(
-                503,
-                "orders_disabled",
-                None,
-                "the orders queue is not configured in this deployment",
-            );
-        };
-        let batch = match parse_centra_webhook(req.body) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::info!(field = %e.field, code = e.code, "Centra webhook rejected");
-                return IntakeResponse::error(400, e.code, Some(&e.field), e.message);
-            }
+        let (orders, batch) = match self.accept_request(&req) {
+            Ok(accepted) => accepted,
+            Err(response) => return response,
         };
 
-        // The same event twice in one call ("the same order can send the same action multiple times").
-        let mut seen = HashSet::with_capacity(batch.events.len());
-        let mut duplicates = 0usize;
-        let mut unique = Vec::with_capacity(batch.events.len());
-        for event in batch.events {
-            if seen.insert(event.dedupe_key()) {
-                unique.push(event);
-            } else {
-                duplicates += 1;
-            }
-        }
-
-        let claims = futures::future::join_all(unique.iter().map(|e| self.claim(e))).await;
-        let mut owned = Vec::new();
-        let mut messages = Vec::new();
-        let mut busy = 0usize;
-        let mut failure = None;
-        for (event, claim) in unique.iter().zip(claims) {
-            match claim {
-                Claim::Owned { key, owner } => {
-                    messages.push(event_message(event));
-                    owned.push((key, owner));
-                }
-                Claim::Duplicate => duplicates += 1,
-                Claim::Busy => busy += 1,
-                Claim::Failed(e) => failure = Some(e),
-            }
-        }
-        if let Some(e) = failure {
-            tracing::error!(error = %e, "idempotency store unavailable");
-            self.release_all(&owned).await;
-            return IntakeResponse::error(
-                503,
-                "unavailable",
-                None,
-                "the events could not be recorded; retry",
-            );
-        }
+        let (unique, mut duplicates) = dedupe_in_call(batch.events);
+        let claimed = match self.claim_all(&unique).await {
+            Ok(claimed) => claimed,
+            Err(response) => return response,
+        };
+        duplicates += claimed.duplicates;
+        let (messages, busy) = (&claimed.messages, claimed.busy);
         if !messages.is_empty() {
-            if let Err(e) = orders.send_all(&messages).await {
-                tracing::error!(error = %e, events = messages.len(), "orders queue refused Centra events");
-                self.release_all(&owned).await;
-                return IntakeResponse::error(
-                    503,
-                    "queue_unavailable",
-                    None,
-                    "the events could not be queued; retry",
-                );
+            if let Err(response) = self.queue_owned(orders.as_ref(), &claimed).await {
+                return response;
             }
-            self.metrics
-                .count(names::CENTRA_WEBHOOK_EVENTS_QUEUED, messages.len() as u64);
-            self.complete_all(&owned).await;
         }
         tracing::info!(
             queued = messages.len(),
@@ -746,6 +688,125 @@ impl CentraWebhookIntake {
             }),
             retry_after: None,
         }
+    }
+
+    /// Size, configuration, media type, signature, orders queue, then the form itself, in that
+    /// order; the `Err` is the answer.
+    fn accept_request(
+        &self,
+        req: &CentraWebhookRequest<'_>,
+    ) -> Result<(&Arc<dyn OrderQueue>, CentraWebhookBatch), IntakeResponse> {
+        if req.body.len() > MAX_BODY_BYTES {
+            return Err(IntakeResponse::error(
+                413,
+                "payload_too_large",
+                None,
+                "body exceeds 256 KiB",
+            ));
+        }
+        let Some(verifier) = &self.verifier else {
+            tracing::error!("Centra webhook received but CENTRA_WEBHOOK_SECRET is not configured");
+            return Err(IntakeResponse::error(
+                503,
+                "centra_webhooks_disabled",
+                None,
+                "Centra webhooks are not configured in this deployment",
+            ));
+        };
+        let is_form = req.content_type.is_some_and(|ct| {
+            ct.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+        if !is_form {
+            return Err(IntakeResponse::error(
+                415,
+                "unsupported_media_type",
+                None,
+                "Content-Type must be application/x-www-form-urlencoded",
+            ));
+        }
+        let now_ms = self.clock.now_millis();
+        if let Err(e) = verifier.verify(req.signature, req.body, now_ms.div_euclid(1000)) {
+            tracing::warn!(code = e.code(), "Centra webhook signature refused");
+            return Err(IntakeResponse::error(401, e.code(), None, e.to_string()));
+        }
+        let Some(orders) = &self.orders else {
+            tracing::error!("Centra webhook received but ORDERS_QUEUE_URL is not configured");
+            return Err(IntakeResponse::error(
+                503,
+                "orders_disabled",
+                None,
+                "the orders queue is not configured in this deployment",
+            ));
+        };
+        match parse_centra_webhook(req.body) {
+            Ok(b) => Ok((orders, b)),
+            Err(e) => {
+                tracing::info!(field = %e.field, code = e.code, "Centra webhook rejected");
+                Err(IntakeResponse::error(
+                    400,
+                    e.code,
+                    Some(&e.field),
+                    e.message,
+                ))
+            }
+        }
+    }
+
+    /// Claims every event at once. One idempotency failure releases what was claimed and
+    /// answers 503.
+    async fn claim_all(&self, unique: &[CentraWebhookEvent]) -> Result<Claimed, IntakeResponse> {
+        let claims = futures::future::join_all(unique.iter().map(|e| self.claim(e))).await;
+        let mut claimed = Claimed::default();
+        let mut failure = None;
+        for (event, claim) in unique.iter().zip(claims) {
+            match claim {
+                Claim::Owned { key, owner } => {
+                    claimed.messages.push(event_message(event));
+                    claimed.owned.push((key, owner));
+                }
+                Claim::Duplicate => claimed.duplicates += 1,
+                Claim::Busy => claimed.busy += 1,
+                Claim::Failed(e) => failure = Some(e),
+            }
+        }
+        if let Some(e) = failure {
+            tracing::error!(error = %e, "idempotency store unavailable");
+            self.release_all(&claimed.owned).await;
+            return Err(IntakeResponse::error(
+                503,
+                "unavailable",
+                None,
+                "the events could not be recorded; retry",
+            ));
+        }
+        Ok(claimed)
+    }
+
+    /// Sends the claimed events' messages and completes their records; a queue failure
+    /// releases them and answers 503.
+    async fn queue_owned(
+        &self,
+        orders: &dyn OrderQueue,
+        claimed: &Claimed,
+    ) -> Result<(), IntakeResponse> {
+        let messages = &claimed.messages;
+        if let Err(e) = orders.send_all(messages).await {
+            tracing::error!(error = %e, events = messages.len(), "orders queue refused Centra events");
+            self.release_all(&claimed.owned).await;
+            return Err(IntakeResponse::error(
+                503,
+                "queue_unavailable",
+                None,
+                "the events could not be queued; retry",
+            ));
+        }
+        self.metrics
+            .count(names::CENTRA_WEBHOOK_EVENTS_QUEUED, messages.len() as u64);
+        self.complete_all(&claimed.owned).await;
+        Ok(())
     }
 
     /// Conditional acquire of one event. A record another call holds is polled for a short while: completed →

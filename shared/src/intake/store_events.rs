@@ -94,6 +94,38 @@ pub fn build_messages(
         .collect()
 }
 
+/// The idempotency lease this attempt holds: the record's key and the owner token that fences it.
+struct Lease {
+    key: String,
+    owner: String,
+}
+
+/// Size and media type, checked before the signature (413, 415).
+fn check_body_and_media_type(req: &IntakeRequest<'_>) -> Result<(), IntakeResponse> {
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(IntakeResponse::error(
+            413,
+            "payload_too_large",
+            None,
+            "body exceeds 256 KiB",
+        ));
+    }
+    let is_json = req.content_type.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !is_json {
+        return Err(IntakeResponse::error(
+            415,
+            "unsupported_media_type",
+            None,
+            "Content-Type must be application/json",
+        ));
+    }
+    Ok(())
+}
+
 impl StoreEventIntake {
     pub async fn handle(&self, req: IntakeRequest<'_>) -> IntakeResponse {
         let response = self.handle_inner(req).await;
@@ -109,23 +141,45 @@ impl StoreEventIntake {
     }
 
     async fn handle_inner(&self, req: IntakeRequest<'_>) -> IntakeResponse {
-        if req.body.len() > MAX_BODY_BYTES {
-            return IntakeResponse::error(413, "payload_too_large", None, "body exceeds 256 KiB");
-        }
-        let is_json = req.content_type.is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-        if !is_json {
-            return IntakeResponse::error(
-                415,
-                "unsupported_media_type",
-                None,
-                "Content-Type must be application/json",
-            );
+        if let Err(response) = check_body_and_media_type(&req) {
+            return response;
         }
         let now_ms = self.clock.now_millis();
+        let (id, mut event) = match self.verify_and_parse(&req, now_ms) {
+            Ok(verified) => verified,
+            Err(response) => return response,
+        };
+
+        let lease = match self.acquire_lease(id, req.body, now_ms).await {
+            Ok(lease) => lease,
+            Err(response) => return response,
+        };
+
+        if let StoreEvent::Stock(stock) = &mut event {
+            // After the dedupe: a retry of an accepted event is answered 200 whatever the catalogue says now.
+            if let Err(response) = self.resolve_items(id, stock, &lease).await {
+                return response;
+            }
+        }
+        let messages = match self.enqueue(id, &event, now_ms, &lease).await {
+            Ok(messages) => messages,
+            Err(response) => return response,
+        };
+        self.complete_lease(id, &lease).await;
+        self.log_accepted(id, &event, messages);
+        IntakeResponse {
+            status: 202,
+            body: json!({ "status": "accepted", "id": id }),
+            retry_after: None,
+        }
+    }
+
+    /// Verifies the signature and parses the event; the `Err` is the answer (401 or 400).
+    fn verify_and_parse<'a>(
+        &self,
+        req: &IntakeRequest<'a>,
+        now_ms: i64,
+    ) -> Result<(&'a str, StoreEvent), IntakeResponse> {
         let id = match self.verifier.verify(
             req.webhook_id,
             req.webhook_timestamp,
@@ -134,24 +188,32 @@ impl StoreEventIntake {
             now_ms.div_euclid(1000),
         ) {
             Ok(id) => id,
-            Err(e) => return IntakeResponse::error(401, e.code(), None, e.to_string()),
+            Err(e) => return Err(IntakeResponse::error(401, e.code(), None, e.to_string())),
         };
-        let mut event = match parse_store_event(
-            id,
-            req.body,
-            &self.mappings,
-            now_ms,
-            self.orders.is_some(),
-        ) {
-            Ok(ev) => ev,
+        match parse_store_event(id, req.body, &self.mappings, now_ms, self.orders.is_some()) {
+            Ok(ev) => Ok((id, ev)),
             Err(e) => {
                 tracing::info!(event_id = id, field = %e.field, code = e.code, "store event rejected");
-                return IntakeResponse::error(400, e.code, Some(&e.field), e.message);
+                Err(IntakeResponse::error(
+                    400,
+                    e.code,
+                    Some(&e.field),
+                    e.message,
+                ))
             }
-        };
+        }
+    }
 
+    /// Takes the idempotency lease for this event id; the `Err` is the answer (the earlier
+    /// attempt's, a conflict, or 503).
+    async fn acquire_lease(
+        &self,
+        id: &str,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<Lease, IntakeResponse> {
         let key = format!("store-event#{id}");
-        let hash = body_hash(req.body);
+        let hash = body_hash(body);
         let owner = uuid::Uuid::new_v4().to_string();
         let record = IdempotencyRecord {
             key: key.clone(),
@@ -162,51 +224,64 @@ impl StoreEventIntake {
             expires_at_s: now_ms.div_euclid(1000) + self.settings.idempotency_ttl_s,
         };
         match self.idempotency.acquire(&record, now_ms).await {
-            Ok(AcquireOutcome::Acquired) => {}
+            Ok(AcquireOutcome::Acquired) => Ok(Lease { key, owner }),
             Ok(AcquireOutcome::Existing(existing)) => {
-                return self.answer_existing(id, &hash, existing).await
+                Err(self.answer_existing(id, &hash, existing).await)
             }
             Err(e) => {
                 tracing::error!(event_id = id, error = %e, "idempotency store unavailable");
-                return IntakeResponse::error(
+                Err(IntakeResponse::error(
                     503,
                     "unavailable",
                     None,
                     "the event could not be recorded; retry",
-                );
+                ))
             }
         }
+    }
 
-        if let StoreEvent::Stock(stock) = &mut event {
-            // After the dedupe: a retry of an accepted event is answered 200 whatever the catalogue says now.
-            if let Err(refusal) =
-                crate::stock::identity::resolve_event(stock, &self.catalogue).await
-            {
-                if let Err(e) = self.idempotency.release(&key, &owner).await {
-                    tracing::warn!(event_id = id, error = %e, "could not release idempotency record");
-                }
-                return match refusal {
-                    ResolveError::Invalid(e) => {
-                        tracing::info!(event_id = id, field = %e.field, code = e.code, "store event rejected");
-                        IntakeResponse::error(400, e.code, Some(&e.field), e.message)
-                    }
-                    ResolveError::Catalogue(e) => {
-                        tracing::warn!(event_id = id, error = %e, "items not resolved now");
-                        let mut response = IntakeResponse::error(
-                            503,
-                            "catalogue_unavailable",
-                            None,
-                            e.to_string(),
-                        );
-                        if let CatalogueError::Busy { retry_after_s } = e {
-                            response.retry_after = Some(retry_after_s);
-                        }
-                        response
-                    }
-                };
-            }
+    /// Resolves every stock line to the one size it names; on refusal releases the lease and
+    /// answers 400 (invalid) or 503 (catalogue not reachable now).
+    async fn resolve_items(
+        &self,
+        id: &str,
+        stock: &mut crate::events::store_events::StockEvent,
+        lease: &Lease,
+    ) -> Result<(), IntakeResponse> {
+        let Err(refusal) = crate::stock::identity::resolve_event(stock, &self.catalogue).await
+        else {
+            return Ok(());
+        };
+        if let Err(e) = self.idempotency.release(&lease.key, &lease.owner).await {
+            tracing::warn!(event_id = id, error = %e, "could not release idempotency record");
         }
-        let (messages, sent) = match &event {
+        Err(match refusal {
+            ResolveError::Invalid(e) => {
+                tracing::info!(event_id = id, field = %e.field, code = e.code, "store event rejected");
+                IntakeResponse::error(400, e.code, Some(&e.field), e.message)
+            }
+            ResolveError::Catalogue(e) => {
+                tracing::warn!(event_id = id, error = %e, "items not resolved now");
+                let mut response =
+                    IntakeResponse::error(503, "catalogue_unavailable", None, e.to_string());
+                if let CatalogueError::Busy { retry_after_s } = e {
+                    response.retry_after = Some(retry_after_s);
+                }
+                response
+            }
+        })
+    }
+
+    /// Sends the event's messages to its queue; returns how many. On a queue failure releases
+    /// the lease and answers 503.
+    async fn enqueue(
+        &self,
+        id: &str,
+        event: &StoreEvent,
+        now_ms: i64,
+        lease: &Lease,
+    ) -> Result<usize, IntakeResponse> {
+        let (messages, sent) = match event {
             StoreEvent::Stock(stock) => {
                 let messages = build_messages(stock, now_ms);
                 let sent = self.queue.send_all(&messages).await;
@@ -224,19 +299,28 @@ impl StoreEventIntake {
         };
         if let Err(e) = sent {
             tracing::error!(event_id = id, error = %e, "queue refused the event");
-            if let Err(release_error) = self.idempotency.release(&key, &owner).await {
+            if let Err(release_error) = self.idempotency.release(&lease.key, &lease.owner).await {
                 // The lease still ends by itself, after which a retry goes through.
                 tracing::warn!(event_id = id, error = %release_error, "could not release idempotency record");
             }
-            return IntakeResponse::error(
+            return Err(IntakeResponse::error(
                 503,
                 "queue_unavailable",
                 None,
                 "the event could not be queued; retry",
-            );
+            ));
         }
+        Ok(messages.len())
+    }
+
+    /// Marks the idempotency record completed; failures are logged, the event is queued all the same.
+    async fn complete_lease(&self, id: &str, lease: &Lease) {
         let expires = self.clock.now_seconds() + self.settings.idempotency_ttl_s;
-        match self.idempotency.complete(&key, &owner, expires).await {
+        match self
+            .idempotency
+            .complete(&lease.key, &lease.owner, expires)
+            .await
+        {
             Ok(true) => {}
             // Queued all the same; a takeover would only re-send messages the dedup ids and movement
             // markers absorb.
@@ -246,12 +330,15 @@ impl StoreEventIntake {
             ),
             Err(e) => tracing::warn!(event_id = id, error = %e, "could not mark event completed"),
         }
-        match &event {
+    }
+
+    fn log_accepted(&self, id: &str, event: &StoreEvent, messages: usize) {
+        match event {
             StoreEvent::Stock(stock) => tracing::info!(
                 event_id = id,
                 store = %stock.store,
                 event_type = stock.event_type.as_str(),
-                messages = messages.len(),
+                messages = messages,
                 "store event accepted"
             ),
             StoreEvent::OrderPlaced(order) => {
@@ -266,11 +353,6 @@ impl StoreEventIntake {
                     "kiosk order accepted"
                 )
             }
-        }
-        IntakeResponse {
-            status: 202,
-            body: json!({ "status": "accepted", "id": id }),
-            retry_after: None,
         }
     }
 

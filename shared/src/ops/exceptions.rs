@@ -186,28 +186,7 @@ impl ExceptionBook {
         if note.trim().is_empty() {
             return Err(ResolveError::EmptyNote);
         }
-        let mut matches: Vec<(Item, ExceptionEntry)> = Vec::new();
-        for item in self.items(store).await? {
-            let entry = parse(&item)?;
-            if entry.record.id == id {
-                matches.push((item, entry));
-            }
-        }
-        let (item, mut entry) = match matches.len() {
-            0 => return Err(ResolveError::NotFound(id.to_string())),
-            1 => matches.remove(0),
-            count => {
-                return Err(ResolveError::Ambiguous {
-                    id: id.to_string(),
-                    count,
-                    stores: matches
-                        .iter()
-                        .map(|(_, e)| e.record.store.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })
-            }
-        };
+        let (item, mut entry) = self.find_one(id, store).await?;
         if entry.resolution.is_some() {
             return Ok(ResolveOutcome::AlreadyResolved(entry));
         }
@@ -256,6 +235,34 @@ impl ExceptionBook {
                 Ok(ResolveOutcome::AlreadyResolved(current))
             }
             Err(e) => Err(dynamo_error("UpdateItem", e).into()),
+        }
+    }
+
+    /// The one exception with this id (in `store`, or any): none or several is an error.
+    async fn find_one(
+        &self,
+        id: &str,
+        store: Option<&str>,
+    ) -> Result<(Item, ExceptionEntry), ResolveError> {
+        let mut matches: Vec<(Item, ExceptionEntry)> = Vec::new();
+        for item in self.items(store).await? {
+            let entry = parse(&item)?;
+            if entry.record.id == id {
+                matches.push((item, entry));
+            }
+        }
+        match matches.len() {
+            0 => Err(ResolveError::NotFound(id.to_string())),
+            1 => Ok(matches.remove(0)),
+            count => Err(ResolveError::Ambiguous {
+                id: id.to_string(),
+                count,
+                stores: matches
+                    .iter()
+                    .map(|(_, e)| e.record.store.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
         }
     }
 }

@@ -154,23 +154,7 @@ pub async fn retry_order(
 
     // Only where a create was ever attempted can Centra hold the order (the store id and the first attempt's
     // time are set together, when the attempt takes its lease).
-    let mut found = Vec::new();
-    if let (Some(store_id), Some(first)) = (record.centra_store_id, record.first_attempt_at_ms) {
-        let tag = order_tag(id);
-        let from = chrono::DateTime::from_timestamp_millis(first - request.lookup_margin_ms)
-            .unwrap_or_default();
-        let orders = centra
-            .find_orders_by_tag(store_id, &tag, from)
-            .await
-            .map_err(|e| RetryError::Lookup {
-                id: id.to_string(),
-                tag,
-                detail: e.to_string(),
-            })?;
-        found = orders.iter().map(|o| o.number).collect();
-        found.sort_unstable();
-        found.dedup();
-    }
+    let found = find_in_centra(centra, &record, request).await?;
     // `injecting` with no lease makes order-sync search Centra for the tag again right before any create (and
     // adopt what it finds, recording it as posted for finance); `received` also re-checks the order against
     // Cloudshelf, which is right when no create was ever attempted.
@@ -202,6 +186,57 @@ pub async fn retry_order(
         reopened.centra_orders = found.clone();
     }
     reopened.updated_at_ms = now;
+    let note = reopen_note(&record, &found, would_queue);
+    reopened.operator_actions.push(OperatorAction {
+        action: RETRY_ACTION.to_string(),
+        by: request.by.clone(),
+        at_ms: now,
+        note: Some(note),
+        rev: new_rev,
+    });
+    if !outbox.put(&reopened, Some(record.rev)).await? {
+        return twin_retry_outcome(outbox, id).await;
+    }
+    let queued = queue_parked(queue, id, &record, new_rev).await?;
+    Ok(RetryOutcome::Reopened {
+        to,
+        found_in_centra: found,
+        queued,
+        rev: new_rev,
+    })
+}
+
+/// The Centra order numbers tagged with this order, searched from just before its first
+/// attempt; none when no create was ever attempted.
+async fn find_in_centra(
+    centra: &CentraClient,
+    record: &OutboxRecord,
+    request: &RetryRequest,
+) -> Result<Vec<u64>, RetryError> {
+    let id = request.cloudshelf_order_id.as_str();
+    let mut found = Vec::new();
+    if let (Some(store_id), Some(first)) = (record.centra_store_id, record.first_attempt_at_ms) {
+        let tag = order_tag(id);
+        let from = chrono::DateTime::from_timestamp_millis(first - request.lookup_margin_ms)
+            .unwrap_or_default();
+        let orders = centra
+            .find_orders_by_tag(store_id, &tag, from)
+            .await
+            .map_err(|e| RetryError::Lookup {
+                id: id.to_string(),
+                tag,
+                detail: e.to_string(),
+            })?;
+        found = orders.iter().map(|o| o.number).collect();
+        found.sort_unstable();
+        found.dedup();
+    }
+    Ok(found)
+}
+
+/// The operator-action note of a re-open: the exception it leaves, what Centra already holds,
+/// and whether the order event must be sent again.
+fn reopen_note(record: &OutboxRecord, found: &[u64], would_queue: bool) -> String {
     let mut note = format!(
         "re-opened from exception ({}) after {} Centra attempt(s)",
         record.exception.as_deref().unwrap_or("no reason recorded"),
@@ -220,31 +255,39 @@ pub async fn retry_order(
     if !would_queue {
         note.push_str("; no parked order kept: the order event must be sent again");
     }
-    reopened.operator_actions.push(OperatorAction {
-        action: RETRY_ACTION.to_string(),
-        by: request.by.clone(),
-        at_ms: now,
-        note: Some(note),
-        rev: new_rev,
-    });
-    if !outbox.put(&reopened, Some(record.rev)).await? {
-        let current = outbox
-            .get(id)
-            .await?
-            .ok_or_else(|| RetryError::NotFound(id.to_string()))?;
-        // The twin retry won: report it instead of failing (it re-opened once, which is the point).
-        return match outbox_last_retry(&current) {
-            Some(last) if current.state != OutboxState::Exception => {
-                Ok(RetryOutcome::AlreadyReopened {
-                    by: last.by.clone(),
-                    at_ms: last.at_ms,
-                    state: current.state,
-                    requeued: false,
-                })
-            }
-            _ => Err(RetryError::Raced(id.to_string())),
-        };
+    note
+}
+
+/// The conditional write lost: report the twin retry that won, or a race.
+async fn twin_retry_outcome(
+    outbox: &dyn OrderOutbox,
+    id: &str,
+) -> Result<RetryOutcome, RetryError> {
+    let current = outbox
+        .get(id)
+        .await?
+        .ok_or_else(|| RetryError::NotFound(id.to_string()))?;
+    // The twin retry won: report it instead of failing (it re-opened once, which is the point).
+    match outbox_last_retry(&current) {
+        Some(last) if current.state != OutboxState::Exception => {
+            Ok(RetryOutcome::AlreadyReopened {
+                by: last.by.clone(),
+                at_ms: last.at_ms,
+                state: current.state,
+                requeued: false,
+            })
+        }
+        _ => Err(RetryError::Raced(id.to_string())),
     }
+}
+
+/// Queues the parked order again at the new revision; `false` when none was kept.
+async fn queue_parked(
+    queue: &dyn OrderQueue,
+    id: &str,
+    record: &OutboxRecord,
+    new_rev: u64,
+) -> Result<bool, RetryError> {
     let queued = match &record.parked_order {
         Some(order) => {
             queue
@@ -259,12 +302,7 @@ pub async fn retry_order(
         }
         None => false,
     };
-    Ok(RetryOutcome::Reopened {
-        to,
-        found_in_centra: found,
-        queued,
-        rev: new_rev,
-    })
+    Ok(queued)
 }
 
 fn outbox_last_retry(record: &OutboxRecord) -> Option<&OperatorAction> {

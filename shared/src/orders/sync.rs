@@ -628,29 +628,9 @@ impl OrderSync {
     /// A Centra webhook event: re-fetch the order and set the Cloudshelf status it implies, for orders that came
     /// from Cloudshelf only. Repeated and out-of-order events converge because only current state is used.
     pub async fn on_centra_event(&self, event: &CentraWebhookEvent) -> Result<OrderOutcome, Retry> {
-        let number = match event.kind.as_str() {
-            "order" => event.id.parse::<u64>().ok(),
-            "shipment" | "return" => {
-                let Ok(id) = event.id.parse::<u64>() else {
-                    return Ok(OrderOutcome::Ignored(format!(
-                        "{} id {} is not numeric",
-                        event.kind, event.id
-                    )));
-                };
-                let found = if event.kind == "shipment" {
-                    self.centra.order_number_for_shipment(id).await
-                } else {
-                    self.centra.order_number_for_return(id).await
-                };
-                found.map_err(|e| self.transient(format!("Centra {} lookup: {e}", event.kind)))?
-            }
-            other => return Ok(OrderOutcome::Ignored(format!("event type {other}"))),
-        };
-        let Some(number) = number else {
-            return Ok(OrderOutcome::Ignored(format!(
-                "{} {} names no order",
-                event.kind, event.id
-            )));
+        let number = match self.event_order_number(event).await? {
+            Ok(number) => number,
+            Err(ignored) => return Ok(ignored),
         };
         // Our own index first: orders that did not come from a kiosk cost one read and no Centra call.
         let Some(cloudshelf_id) = self.outbox.find_by_centra_order(number).await? else {
@@ -664,14 +644,7 @@ impl OrderSync {
                 "no outbox record for {cloudshelf_id}"
             )));
         };
-        let mut states = Vec::with_capacity(record.centra_orders.len());
-        for n in &record.centra_orders {
-            match self.centra.order(*n).await {
-                Ok(Some(state)) => states.push(state),
-                Ok(None) => {}
-                Err(e) => return Err(self.transient(format!("Centra order {n} read: {e}"))),
-            }
-        }
+        let states = self.read_centra_states(&record).await?;
         if states.is_empty() {
             return Ok(OrderOutcome::Ignored(format!(
                 "Centra returned none of {:?}",
@@ -696,24 +669,9 @@ impl OrderSync {
                 return Err(self.transient(format!("Cloudshelf status update: {e}")))
             }
             Err(e) => {
-                let now = self.clock.now_millis();
-                self.exceptions
-                    .record(&ExceptionRecord {
-                        id: format!("order-lifecycle-{cloudshelf_id}-{}", status.as_str()),
-                        store: record.store.to_string(),
-                        item: Some(cloudshelf_id.clone()),
-                        kind: "cloudshelf_report_failed".into(),
-                        message: format!("Cloudshelf refused status {}: {e}", status.as_str()),
-                        event_ids: vec![record.event_id.clone()],
-                        created_at_ms: now,
-                        ..Default::default()
-                    })
-                    .await?;
-                self.metrics.count(metric::ORDER_EXCEPTIONS, 1);
-                return Ok(OrderOutcome::Exception {
-                    kind: "cloudshelf_report_failed".into(),
-                    reason: e.to_string(),
-                });
+                return self
+                    .record_refused_status(&record, &cloudshelf_id, status, e)
+                    .await
             }
         }
         self.metrics.count(metric::LIFECYCLE_UPDATES, 1);
@@ -725,6 +683,84 @@ impl OrderSync {
             return Err(Retry("outbox changed during the lifecycle update".into()));
         }
         Ok(OrderOutcome::StatusSet(status))
+    }
+
+    /// The Centra order an event is about: its own id for `order`, looked up for `shipment` and
+    /// `return`. `Ok(Err(_))`: the event is ignored, with the reason.
+    async fn event_order_number(
+        &self,
+        event: &CentraWebhookEvent,
+    ) -> Result<Result<u64, OrderOutcome>, Retry> {
+        let number = match event.kind.as_str() {
+            "order" => event.id.parse::<u64>().ok(),
+            "shipment" | "return" => {
+                let Ok(id) = event.id.parse::<u64>() else {
+                    return Ok(Err(OrderOutcome::Ignored(format!(
+                        "{} id {} is not numeric",
+                        event.kind, event.id
+                    ))));
+                };
+                let found = if event.kind == "shipment" {
+                    self.centra.order_number_for_shipment(id).await
+                } else {
+                    self.centra.order_number_for_return(id).await
+                };
+                found.map_err(|e| self.transient(format!("Centra {} lookup: {e}", event.kind)))?
+            }
+            other => return Ok(Err(OrderOutcome::Ignored(format!("event type {other}")))),
+        };
+        let Some(number) = number else {
+            return Ok(Err(OrderOutcome::Ignored(format!(
+                "{} {} names no order",
+                event.kind, event.id
+            ))));
+        };
+        Ok(Ok(number))
+    }
+
+    /// Centra's current state of every order ours was split into (ones Centra no longer returns
+    /// are left out).
+    async fn read_centra_states(
+        &self,
+        record: &OutboxRecord,
+    ) -> Result<Vec<crate::centra::order_reads::CentraOrderState>, Retry> {
+        let mut states = Vec::with_capacity(record.centra_orders.len());
+        for n in &record.centra_orders {
+            match self.centra.order(*n).await {
+                Ok(Some(state)) => states.push(state),
+                Ok(None) => {}
+                Err(e) => return Err(self.transient(format!("Centra order {n} read: {e}"))),
+            }
+        }
+        Ok(states)
+    }
+
+    /// Cloudshelf refused the status for good: an exception to record, and the outcome.
+    async fn record_refused_status(
+        &self,
+        record: &OutboxRecord,
+        cloudshelf_id: &str,
+        status: CloudshelfOrderStatus,
+        e: crate::cloudshelf::CloudshelfError,
+    ) -> Result<OrderOutcome, Retry> {
+        let now = self.clock.now_millis();
+        self.exceptions
+            .record(&ExceptionRecord {
+                id: format!("order-lifecycle-{cloudshelf_id}-{}", status.as_str()),
+                store: record.store.to_string(),
+                item: Some(cloudshelf_id.to_string()),
+                kind: "cloudshelf_report_failed".into(),
+                message: format!("Cloudshelf refused status {}: {e}", status.as_str()),
+                event_ids: vec![record.event_id.clone()],
+                created_at_ms: now,
+                ..Default::default()
+            })
+            .await?;
+        self.metrics.count(metric::ORDER_EXCEPTIONS, 1);
+        Ok(OrderOutcome::Exception {
+            kind: "cloudshelf_report_failed".into(),
+            reason: e.to_string(),
+        })
     }
 }
 

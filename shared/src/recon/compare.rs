@@ -191,9 +191,33 @@ pub fn sku_audit(
 
     let mut sizes: Vec<CentraSize> = centra.into_iter().collect();
     sizes.sort_by(|a, b| (&a.sku, a.size_id).cmp(&(&b.sku, b.size_id)));
+    let (by_sku, centra_eans) = index_centra(&sizes);
+
+    let mut variants: Vec<CloudshelfVariant> = cloudshelf.into_iter().collect();
+    variants.sort();
+    let cs = index_cloudshelf(&variants, &mut findings);
+
+    find_duplicates(&by_sku, &centra_eans, &cs, &mut findings);
+    let matched = compare_matched(&by_sku, &cs.by_sku, &mut findings);
+    find_missing_in_centra(&by_sku, &cs.by_sku, &mut findings);
+
+    SkuAuditReport {
+        centra_sizes: sizes.len(),
+        cloudshelf_variants: variants.len(),
+        matched,
+        findings: findings.into_iter().collect(),
+        cloudshelf_products: cs.products,
+    }
+}
+
+/// EAN → the SKUs that carry it.
+type EanIndex = BTreeMap<String, BTreeSet<String>>;
+
+/// Centra's sizes by normalised SKU (sizes without one are left out), and their EANs.
+fn index_centra(sizes: &[CentraSize]) -> (BTreeMap<String, Vec<CentraSize>>, EanIndex) {
     let mut by_sku: BTreeMap<String, Vec<CentraSize>> = BTreeMap::new();
-    let mut centra_eans: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for s in &sizes {
+    let mut centra_eans: EanIndex = BTreeMap::new();
+    for s in sizes {
         let Some(sku) = norm_sku(&s.sku) else {
             continue;
         };
@@ -203,12 +227,27 @@ pub fn sku_audit(
         by_sku.entry(sku).or_default().push(s.clone());
     }
 
-    let mut variants: Vec<CloudshelfVariant> = cloudshelf.into_iter().collect();
-    variants.sort();
+    (by_sku, centra_eans)
+}
+
+/// Cloudshelf's variants by SKU (their own, else the one their external id names), their
+/// barcodes, and the products they belong to.
+struct CloudshelfIndex<'v> {
+    by_sku: BTreeMap<String, Vec<&'v CloudshelfVariant>>,
+    eans: EanIndex,
+    products: BTreeSet<String>,
+}
+
+/// Indexes the variants; a variant whose SKU and external id disagree, or that has neither,
+/// is a finding.
+fn index_cloudshelf<'v>(
+    variants: &'v [CloudshelfVariant],
+    findings: &mut BTreeSet<SkuFinding>,
+) -> CloudshelfIndex<'v> {
     let mut cs_by_sku: BTreeMap<String, Vec<&CloudshelfVariant>> = BTreeMap::new();
-    let mut cs_eans: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut cs_eans: EanIndex = BTreeMap::new();
     let mut cloudshelf_products = BTreeSet::new();
-    for v in &variants {
+    for v in variants {
         if let Some(p) = &v.product_platform_provided_id {
             cloudshelf_products.insert(p.clone());
         }
@@ -242,7 +281,23 @@ pub fn sku_audit(
         cs_by_sku.entry(key).or_default().push(v);
     }
 
-    for (sku, group) in &by_sku {
+    CloudshelfIndex {
+        by_sku: cs_by_sku,
+        eans: cs_eans,
+        products: cloudshelf_products,
+    }
+}
+
+/// SKUs used by more than one size or variant, and EANs shared by several SKUs, in either system.
+fn find_duplicates(
+    by_sku: &BTreeMap<String, Vec<CentraSize>>,
+    centra_eans: &EanIndex,
+    cs: &CloudshelfIndex<'_>,
+    findings: &mut BTreeSet<SkuFinding>,
+) {
+    let cs_by_sku = &cs.by_sku;
+    let cs_eans = &cs.eans;
+    for (sku, group) in by_sku {
         if group.len() > 1 {
             findings.insert(SkuFinding::DuplicateSku {
                 system: System::Centra,
@@ -251,7 +306,7 @@ pub fn sku_audit(
             });
         }
     }
-    for (sku, group) in &cs_by_sku {
+    for (sku, group) in cs_by_sku {
         if group.len() > 1 {
             findings.insert(SkuFinding::DuplicateSku {
                 system: System::Cloudshelf,
@@ -260,10 +315,7 @@ pub fn sku_audit(
             });
         }
     }
-    for (system, eans) in [
-        (System::Centra, &centra_eans),
-        (System::Cloudshelf, &cs_eans),
-    ] {
+    for (system, eans) in [(System::Centra, centra_eans), (System::Cloudshelf, cs_eans)] {
         for (ean, skus) in eans {
             if skus.len() > 1 {
                 findings.insert(SkuFinding::DuplicateEan {
@@ -274,9 +326,17 @@ pub fn sku_audit(
             }
         }
     }
+}
 
+/// Compares each Centra SKU with its Cloudshelf variants (EAN, sellable while inactive), or
+/// reports it missing in Cloudshelf; returns how many SKUs matched.
+fn compare_matched(
+    by_sku: &BTreeMap<String, Vec<CentraSize>>,
+    cs_by_sku: &BTreeMap<String, Vec<&CloudshelfVariant>>,
+    findings: &mut BTreeSet<SkuFinding>,
+) -> usize {
     let mut matched = 0;
-    for (sku, group) in &by_sku {
+    for (sku, group) in by_sku {
         // With duplicates, the lowest size id stands for the SKU.
         let size = &group[0];
         let Some(cs) = cs_by_sku.get(sku) else {
@@ -306,7 +366,16 @@ pub fn sku_audit(
             }
         }
     }
-    for (sku, cs) in &cs_by_sku {
+    matched
+}
+
+/// Cloudshelf variants whose SKU Centra does not have.
+fn find_missing_in_centra(
+    by_sku: &BTreeMap<String, Vec<CentraSize>>,
+    cs_by_sku: &BTreeMap<String, Vec<&CloudshelfVariant>>,
+    findings: &mut BTreeSet<SkuFinding>,
+) {
+    for (sku, cs) in cs_by_sku {
         if !by_sku.contains_key(sku) {
             for v in cs {
                 findings.insert(SkuFinding::MissingInCentra {
@@ -315,14 +384,6 @@ pub fn sku_audit(
                 });
             }
         }
-    }
-
-    SkuAuditReport {
-        centra_sizes: sizes.len(),
-        cloudshelf_variants: variants.len(),
-        matched,
-        findings: findings.into_iter().collect(),
-        cloudshelf_products,
     }
 }
 

@@ -127,6 +127,106 @@ pub fn fifo_items(received: &[ReceivedFifoMessage]) -> Vec<FifoItem<String>> {
 /// SQS FIFO visibility timeout used by the embedded apply loop.
 const APPLY_VISIBILITY_MS: i64 = 30_000;
 
+/// The stores and instruments every stage of the local pipeline shares.
+struct SharedParts<'a> {
+    clock: &'a SharedClock,
+    metrics: &'a Arc<Metrics>,
+    ledger: &'a Arc<MemoryLedgerStore>,
+    idempotency: &'a Arc<MemoryIdempotencyStore>,
+    daybook: &'a Arc<crate::adapters::memory::MemoryDaybook>,
+}
+
+/// Centra's sizes: the given ones, or read from Centra on first use.
+fn build_catalogue(
+    centra: &CentraClient,
+    known_sizes: Option<Vec<crate::centra::SizeRecord>>,
+    settings: CatalogueSettings,
+    clock: &SharedClock,
+) -> ItemCatalogue {
+    match known_sizes {
+        Some(sizes) => ItemCatalogue::with_sizes(sizes, clock.clone()),
+        None => ItemCatalogue::new(
+            Some(Arc::new(CatalogueRead(centra.clone()))),
+            Some(Arc::new(centra.clone())),
+            settings,
+            clock.clone(),
+        ),
+    }
+}
+
+/// The order stage: its FIFO queue, order-sync with its outbox, and the Centra webhook intake.
+fn build_order_stage(
+    order_config: LocalOrderConfig,
+    mappings: &Arc<Mappings>,
+    parts: &SharedParts<'_>,
+    intake_settings: &IntakeSettings,
+) -> Result<OrderStage, PipelineError> {
+    let queue = Arc::new(MemoryFifoQueue::new(5));
+    let (sync, outbox) = local_order_sync(
+        order_config.endpoints,
+        mappings.clone(),
+        parts.ledger.clone(),
+        parts.clock.clone(),
+        parts.metrics.clone(),
+        Some(parts.daybook.clone() as Arc<dyn crate::finance::Daybook>),
+    );
+    let centra_webhooks = Arc::new(CentraWebhookIntake {
+        verifier: Some(CentraSignatureVerifier::from_config(
+            &order_config.centra_webhook_secret,
+        )?),
+        idempotency: parts.idempotency.clone(),
+        orders: Some(queue.clone()),
+        clock: parts.clock.clone(),
+        metrics: parts.metrics.clone(),
+        settings: intake_settings.clone(),
+    });
+    Ok(OrderStage {
+        queue,
+        sync: Arc::new(sync),
+        outbox,
+        centra_webhooks,
+    })
+}
+
+/// The stock applier and pusher, sharing the finance hooks, ledger and push queue.
+fn build_stock_stages(
+    parts: &SharedParts<'_>,
+    mappings: Arc<Mappings>,
+    push_queue: &Arc<MemoryPushQueue>,
+    centra: CentraClient,
+    catalogue: &Arc<ItemCatalogue>,
+    budget: MemoryMutationBudget,
+    push_settings: PushSettings,
+) -> (Arc<StockApplier>, Arc<StockPusher>) {
+    let finance = crate::finance::FinanceHooks::new(
+        &mappings,
+        Some(parts.daybook.clone() as Arc<dyn crate::finance::Daybook>),
+    );
+    let applier = Arc::new(StockApplier {
+        finance: finance.clone(),
+        ledger: parts.ledger.clone(),
+        push_queue: push_queue.clone(),
+        exceptions: parts.ledger.clone(),
+        metrics: parts.metrics.clone(),
+        clock: parts.clock.clone(),
+    });
+    let pusher = Arc::new(StockPusher {
+        finance,
+        ledger: parts.ledger.clone(),
+        push_log: parts.ledger.clone(),
+        exceptions: parts.ledger.clone(),
+        budget: Arc::new(budget),
+        push_queue: push_queue.clone(),
+        centra,
+        catalogue: catalogue.clone(),
+        mappings,
+        metrics: parts.metrics.clone(),
+        clock: parts.clock.clone(),
+        settings: push_settings,
+    });
+    (applier, pusher)
+}
+
 impl Pipeline {
     pub fn new(config: PipelineConfig, mappings: Arc<Mappings>) -> Result<Self, PipelineError> {
         let clock = config.clock.clone();
@@ -141,49 +241,32 @@ impl Pipeline {
             config.centra_token,
             config.centra_timeout,
         );
-        let catalogue = Arc::new(match config.known_sizes {
-            Some(sizes) => ItemCatalogue::with_sizes(sizes, clock.clone()),
-            None => ItemCatalogue::new(
-                Some(Arc::new(CatalogueRead(centra.clone()))),
-                Some(Arc::new(centra.clone())),
-                config.catalogue,
-                clock.clone(),
-            ),
-        });
+        let catalogue = Arc::new(build_catalogue(
+            &centra,
+            config.known_sizes,
+            config.catalogue,
+            &clock,
+        ));
+        let parts = SharedParts {
+            clock: &clock,
+            metrics: &metrics,
+            ledger: &ledger,
+            idempotency: &idempotency,
+            daybook: &daybook,
+        };
         let orders = match config.orders {
             None => None,
-            Some(order_config) => {
-                let queue = Arc::new(MemoryFifoQueue::new(5));
-                let (sync, outbox) = local_order_sync(
-                    order_config.endpoints,
-                    mappings.clone(),
-                    ledger.clone(),
-                    clock.clone(),
-                    metrics.clone(),
-                    Some(daybook.clone() as Arc<dyn crate::finance::Daybook>),
-                );
-                let centra_webhooks = Arc::new(CentraWebhookIntake {
-                    verifier: Some(CentraSignatureVerifier::from_config(
-                        &order_config.centra_webhook_secret,
-                    )?),
-                    idempotency: idempotency.clone(),
-                    orders: Some(queue.clone()),
-                    clock: clock.clone(),
-                    metrics: metrics.clone(),
-                    settings: config.intake.clone(),
-                });
-                Some(OrderStage {
-                    queue,
-                    sync: Arc::new(sync),
-                    outbox,
-                    centra_webhooks,
-                })
-            }
+            Some(order_config) => Some(build_order_stage(
+                order_config,
+                &mappings,
+                &parts,
+                &config.intake,
+            )?),
         };
         let intake = Arc::new(StoreEventIntake {
             verifier: WebhookVerifier::from_config(&config.store_events_secret)?,
             mappings: mappings.clone(),
-            idempotency,
+            idempotency: idempotency.clone(),
             queue: stock_queue.clone(),
             orders: orders
                 .as_ref()
@@ -193,35 +276,15 @@ impl Pipeline {
             metrics: metrics.clone(),
             settings: config.intake,
         });
-        let finance = crate::finance::FinanceHooks::new(
-            &mappings,
-            Some(daybook.clone() as Arc<dyn crate::finance::Daybook>),
-        );
-        let applier = Arc::new(StockApplier {
-            finance: finance.clone(),
-            ledger: ledger.clone(),
-            push_queue: push_queue.clone(),
-            exceptions: ledger.clone(),
-            metrics: metrics.clone(),
-            clock: clock.clone(),
-        });
-        let pusher = Arc::new(StockPusher {
-            finance,
-            ledger: ledger.clone(),
-            push_log: ledger.clone(),
-            exceptions: ledger.clone(),
-            budget: Arc::new(MemoryMutationBudget::new(
-                config.mutations_per_10s,
-                config.mutations_per_hour,
-            )),
-            push_queue: push_queue.clone(),
-            centra,
-            catalogue: catalogue.clone(),
+        let (applier, pusher) = build_stock_stages(
+            &parts,
             mappings,
-            metrics: metrics.clone(),
-            clock: clock.clone(),
-            settings: config.push,
-        });
+            &push_queue,
+            centra,
+            &catalogue,
+            MemoryMutationBudget::new(config.mutations_per_10s, config.mutations_per_hour),
+            config.push,
+        );
         Ok(Self {
             intake,
             applier,

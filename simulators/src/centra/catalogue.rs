@@ -310,41 +310,7 @@ pub(crate) fn plan_products(field: &SelectedField) -> Result<ProductsArgs, Vec<G
     }
     let mut args = ProductsArgs::default();
     if let Some(w) = field.arg("where") {
-        match w.as_object() {
-            None => err(format!(
-                "Expected type \"ProductFilter\" to be an object, got {w}."
-            )),
-            Some(o) => {
-                for (key, value) in o.iter().filter(|(_, v)| !v.is_null()) {
-                    match key.as_str() {
-                        "status" => match enum_list(value) {
-                            Some(list) => {
-                                for s in &list {
-                                    if !PRODUCT_STATUSES.contains(&s.as_str()) {
-                                        err(format!(
-                                            "Value \"{s}\" does not exist in \"ProductStatus\" enum."
-                                        ));
-                                    }
-                                }
-                                args.statuses = Some(list);
-                            }
-                            None => err(format!(
-                                "ProductFilter.status: expected a list of ProductStatus, got {value}"
-                            )),
-                        },
-                        "id" => match id_list(value) {
-                            Some(ids) => args.ids = Some(ids),
-                            None => err(format!(
-                                "ProductFilter.id: expected a list of Int ids, got {value}"
-                            )),
-                        },
-                        other => err(format!(
-                            "Field \"{other}\" is not defined by type \"ProductFilter\"."
-                        )),
-                    }
-                }
-            }
-        }
+        product_filter(w, &mut args, &mut err);
     }
     if let Some(v) = field.arg("sort") {
         match enum_list(v) {
@@ -385,6 +351,45 @@ pub(crate) fn plan_products(field: &SelectedField) -> Result<ProductsArgs, Vec<G
         Ok(args)
     } else {
         Err(errors)
+    }
+}
+
+/// `where: ProductFilter` (`status`, `id`); null fields are ignored.
+fn product_filter(w: &Value, args: &mut ProductsArgs, err: &mut dyn FnMut(String)) {
+    match w.as_object() {
+        None => err(format!(
+            "Expected type \"ProductFilter\" to be an object, got {w}."
+        )),
+        Some(o) => {
+            for (key, value) in o.iter().filter(|(_, v)| !v.is_null()) {
+                match key.as_str() {
+                    "status" => match enum_list(value) {
+                        Some(list) => {
+                            for s in &list {
+                                if !PRODUCT_STATUSES.contains(&s.as_str()) {
+                                    err(format!(
+                                        "Value \"{s}\" does not exist in \"ProductStatus\" enum."
+                                    ));
+                                }
+                            }
+                            args.statuses = Some(list);
+                        }
+                        None => err(format!(
+                            "ProductFilter.status: expected a list of ProductStatus, got {value}"
+                        )),
+                    },
+                    "id" => match id_list(value) {
+                        Some(ids) => args.ids = Some(ids),
+                        None => err(format!(
+                            "ProductFilter.id: expected a list of Int ids, got {value}"
+                        )),
+                    },
+                    other => err(format!(
+                        "Field \"{other}\" is not defined by type \"ProductFilter\"."
+                    )),
+                }
+            }
+        }
     }
 }
 

@@ -705,23 +705,7 @@ impl OrderBook {
                 }
             }
         }
-        let customer = match draft.customer {
-            CustomerChoice::Existing(id) => self
-                .customers
-                .iter()
-                .find(|c| c.id == id)
-                .cloned()
-                .expect("checked in validate"),
-            CustomerChoice::Registered(email) => {
-                let found = self
-                    .customers
-                    .iter()
-                    .find(|c| !c.is_guest && c.email.eq_ignore_ascii_case(&email))
-                    .cloned();
-                found.unwrap_or_else(|| self.new_customer(email, false))
-            }
-            CustomerChoice::Guest(email) => self.new_customer(email, true),
-        };
+        let customer = self.customer_for(draft.customer);
 
         let (main, split): (Vec<SimOrderLine>, Vec<SimOrderLine>) = draft
             .lines
@@ -786,6 +770,28 @@ impl OrderBook {
             numbers.push(number);
         }
         numbers
+    }
+
+    /// The order's customer: the one named, the registered one with that email (or a new one),
+    /// or a new guest.
+    fn customer_for(&mut self, choice: CustomerChoice) -> SimCustomer {
+        match choice {
+            CustomerChoice::Existing(id) => self
+                .customers
+                .iter()
+                .find(|c| c.id == id)
+                .cloned()
+                .expect("checked in validate"),
+            CustomerChoice::Registered(email) => {
+                let found = self
+                    .customers
+                    .iter()
+                    .find(|c| !c.is_guest && c.email.eq_ignore_ascii_case(&email))
+                    .cloned();
+                found.unwrap_or_else(|| self.new_customer(email, false))
+            }
+            CustomerChoice::Guest(email) => self.new_customer(email, true),
+        }
     }
 
     fn new_customer(&mut self, email: String, is_guest: bool) -> SimCustomer {

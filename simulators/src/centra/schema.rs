@@ -193,119 +193,18 @@ pub(crate) fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, V
                 .map(Call::SetStock)
         }
         (OperationKind::Query, "stockChangeConnection") => {
-            c.args(
-                field,
-                "Query",
-                &[
-                    ("first", None),
-                    ("after", None),
-                    ("last", None),
-                    ("before", None),
-                    ("sort", None),
-                    ("where", None),
-                ],
-            );
-            Some(Call::StockChangeConnection(connection_args(&mut c, field)))
+            plan_stock_change_connection(&mut c, field)
         }
-        (OperationKind::Query, "warehouses") => {
-            c.args(
-                field,
-                "Query",
-                &[
-                    ("where", None),
-                    ("sort", None),
-                    ("limit", None),
-                    ("page", None),
-                ],
-            );
-            let filter = field
-                .arg("where")
-                .and_then(|w| c.object(w, "WarehouseFilter", &[("id", false), ("name", false)]));
-            let ids = filter
-                .and_then(|w| present(w, "id"))
-                .map(|v| c.id_list(v, "WarehouseFilter.id"));
-            let name = filter
-                .and_then(|w| present(w, "name"))
-                .and_then(|v| string_match(&mut c, v));
-            // WarehouseSort has only id_ASC, the simulator's order anyway.
-            let page = page_args(&mut c, field);
-            Some(Call::Warehouses { ids, name, page })
-        }
-        (OperationKind::Query, "productSizes") => {
-            c.args(
-                field,
-                "Query",
-                &[("where", None), ("limit", None), ("page", None)],
-            );
-            let filter = field
-                .arg("where")
-                .map(|w| product_size_filter(&mut c, w))
-                .unwrap_or_default();
-            let page = page_args(&mut c, field);
-            Some(Call::ProductSizes { filter, page })
-        }
+        (OperationKind::Query, "warehouses") => plan_warehouses(&mut c, field),
+        (OperationKind::Query, "productSizes") => plan_product_sizes(&mut c, field),
         (OperationKind::Query, "products") => {
             return super::catalogue::plan_products(field).map(Call::Products)
         }
-        (OperationKind::Query, "rateLimits") => {
-            c.args(field, "Query", &[("where", None)]);
-            let filter = field.arg("where").and_then(|w| {
-                c.object(
-                    w,
-                    "RateLimitFilter",
-                    &[("type", false), ("intervalSeconds", false)],
-                )
-            });
-            let names = |key: &str| {
-                filter.and_then(|f| present(f, key)).map(|v| match v {
-                    Value::Array(items) => items
-                        .iter()
-                        .filter_map(|i| i.as_str().map(str::to_string))
-                        .collect(),
-                    single => single.as_str().map(str::to_string).into_iter().collect(),
-                })
-            };
-            Some(Call::RateLimits {
-                types: names("type"),
-                intervals: names("intervalSeconds"),
-            })
-        }
-        (OperationKind::Query, "orders") => {
-            c.args(
-                field,
-                "Query",
-                &[("where", None), ("limit", None), ("page", None)],
-            );
-            let filter = field
-                .arg("where")
-                .map(|w| order_filter(&mut c, w))
-                .unwrap_or_default();
-            let page = page_args(&mut c, field);
-            Some(Call::Orders { filter, page })
-        }
+        (OperationKind::Query, "rateLimits") => plan_rate_limits(&mut c, field),
+        (OperationKind::Query, "orders") => plan_orders(&mut c, field),
         // `where: {id: [Int!]}` of shipments and returns: filter shape UNVERIFIED.
         (OperationKind::Query, name @ ("shipments" | "returns")) => {
-            c.args(
-                field,
-                "Query",
-                &[("where", None), ("limit", None), ("page", None)],
-            );
-            let type_name = if name == "shipments" {
-                "ShipmentFilter"
-            } else {
-                "ReturnFilter"
-            };
-            let ids = field
-                .arg("where")
-                .and_then(|w| c.object(w, type_name, &[("id", false)]))
-                .and_then(|w| present(w, "id"))
-                .map(|v| c.id_list(v, &format!("{type_name}.id")));
-            let page = page_args(&mut c, field);
-            Some(if name == "shipments" {
-                Call::Shipments { ids, page }
-            } else {
-                Call::Returns { ids, page }
-            })
+            plan_shipments_or_returns(&mut c, field, name)
         }
         _ => {
             c.unsupported(format_args!(
@@ -320,6 +219,129 @@ pub(crate) fn plan(kind: OperationKind, field: &SelectedField) -> Result<Call, V
         Some(call) if c.errors.is_empty() => Ok(call),
         _ => Err(c.errors),
     }
+}
+
+/// `Query.stockChangeConnection`: cursor paging, sort and filter.
+fn plan_stock_change_connection(c: &mut Check, field: &SelectedField) -> Option<Call> {
+    c.args(
+        field,
+        "Query",
+        &[
+            ("first", None),
+            ("after", None),
+            ("last", None),
+            ("before", None),
+            ("sort", None),
+            ("where", None),
+        ],
+    );
+    Some(Call::StockChangeConnection(connection_args(c, field)))
+}
+
+/// `Query.warehouses(where:, sort:, limit:, page:)`.
+fn plan_warehouses(c: &mut Check, field: &SelectedField) -> Option<Call> {
+    c.args(
+        field,
+        "Query",
+        &[
+            ("where", None),
+            ("sort", None),
+            ("limit", None),
+            ("page", None),
+        ],
+    );
+    let filter = field
+        .arg("where")
+        .and_then(|w| c.object(w, "WarehouseFilter", &[("id", false), ("name", false)]));
+    let ids = filter
+        .and_then(|w| present(w, "id"))
+        .map(|v| c.id_list(v, "WarehouseFilter.id"));
+    let name = filter
+        .and_then(|w| present(w, "name"))
+        .and_then(|v| string_match(c, v));
+    // WarehouseSort has only id_ASC, the simulator's order anyway.
+    let page = page_args(c, field);
+    Some(Call::Warehouses { ids, name, page })
+}
+
+/// `Query.productSizes(where:, limit:, page:)`.
+fn plan_product_sizes(c: &mut Check, field: &SelectedField) -> Option<Call> {
+    c.args(
+        field,
+        "Query",
+        &[("where", None), ("limit", None), ("page", None)],
+    );
+    let filter = field
+        .arg("where")
+        .map(|w| product_size_filter(c, w))
+        .unwrap_or_default();
+    let page = page_args(c, field);
+    Some(Call::ProductSizes { filter, page })
+}
+
+/// `Query.rateLimits(where:)`.
+fn plan_rate_limits(c: &mut Check, field: &SelectedField) -> Option<Call> {
+    c.args(field, "Query", &[("where", None)]);
+    let filter = field.arg("where").and_then(|w| {
+        c.object(
+            w,
+            "RateLimitFilter",
+            &[("type", false), ("intervalSeconds", false)],
+        )
+    });
+    let names = |key: &str| {
+        filter.and_then(|f| present(f, key)).map(|v| match v {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            single => single.as_str().map(str::to_string).into_iter().collect(),
+        })
+    };
+    Some(Call::RateLimits {
+        types: names("type"),
+        intervals: names("intervalSeconds"),
+    })
+}
+
+/// `Query.orders(where:, limit:, page:)`.
+fn plan_orders(c: &mut Check, field: &SelectedField) -> Option<Call> {
+    c.args(
+        field,
+        "Query",
+        &[("where", None), ("limit", None), ("page", None)],
+    );
+    let filter = field
+        .arg("where")
+        .map(|w| order_filter(c, w))
+        .unwrap_or_default();
+    let page = page_args(c, field);
+    Some(Call::Orders { filter, page })
+}
+
+/// `Query.shipments` / `Query.returns` (`name`), `where: {id: [Int!]}`.
+fn plan_shipments_or_returns(c: &mut Check, field: &SelectedField, name: &str) -> Option<Call> {
+    c.args(
+        field,
+        "Query",
+        &[("where", None), ("limit", None), ("page", None)],
+    );
+    let type_name = if name == "shipments" {
+        "ShipmentFilter"
+    } else {
+        "ReturnFilter"
+    };
+    let ids = field
+        .arg("where")
+        .and_then(|w| c.object(w, type_name, &[("id", false)]))
+        .and_then(|w| present(w, "id"))
+        .map(|v| c.id_list(v, &format!("{type_name}.id")));
+    let page = page_args(c, field);
+    Some(if name == "shipments" {
+        Call::Shipments { ids, page }
+    } else {
+        Call::Returns { ids, page }
+    })
 }
 
 fn change_stock_input(c: &mut Check, v: &Value) -> Option<ChangeStockInput> {

@@ -214,6 +214,16 @@ struct Resolved {
     quantity: i64,
 }
 
+/// `input.productSizes[i].<field>`, where an issue with one line points.
+fn line_path(i: usize, field: &str) -> Vec<Value> {
+    vec![
+        json!("input"),
+        json!("productSizes"),
+        json!(i),
+        json!(field),
+    ]
+}
+
 impl Store {
     pub fn add_warehouse(&mut self, id: u64, name: &str) {
         self.warehouses.insert(id, name.to_string());
@@ -400,14 +410,6 @@ impl Store {
         qty_ok: impl Fn(i64) -> Option<&'static str>,
         issues: &mut Issues,
     ) -> Vec<Resolved> {
-        let at = |i: usize, field: &str| {
-            vec![
-                json!("input"),
-                json!("productSizes"),
-                json!(i),
-                json!(field),
-            ]
-        };
         if lines.is_empty() {
             issues.error(
                 "At least one product size is required".to_string(),
@@ -419,17 +421,17 @@ impl Store {
         for (i, line) in lines.iter().enumerate() {
             let bad_qty = qty_ok(line.quantity);
             if let Some(problem) = bad_qty {
-                issues.error(problem.to_string(), at(i, qty_field));
+                issues.error(problem.to_string(), line_path(i, qty_field));
             }
             let Some(size) = self.find_size(&line.size) else {
                 match self.behaviour.unknown_sizes {
                     UnknownSizes::RefuseMutation => issues.error(
                         format!("Product size not found: {}", line.size),
-                        at(i, "productSize"),
+                        line_path(i, "productSize"),
                     ),
                     UnknownSizes::SkipLine => issues.warning(
                         format!("Product size not found: {}; line skipped", line.size),
-                        at(i, "productSize"),
+                        line_path(i, "productSize"),
                     ),
                 }
                 continue;
@@ -451,10 +453,10 @@ impl Store {
             if let Some(refusal) = self.refusals.get(&size.sku) {
                 match refusal.kind {
                     RefusalKind::Error => {
-                        issues.error(refusal.message.clone(), at(i, "productSize"))
+                        issues.error(refusal.message.clone(), line_path(i, "productSize"))
                     }
                     RefusalKind::Warning => {
-                        issues.warning(refusal.message.clone(), at(i, "productSize"))
+                        issues.warning(refusal.message.clone(), line_path(i, "productSize"))
                     }
                 }
                 first_line_of.insert(size.id, None);
@@ -542,28 +544,7 @@ impl Store {
         );
 
         // Removals cannot exceed what is free to allocate (Centra refuses the line; operating-manual.md §7.3).
-        if let Some(out) = input.out_from.filter(|w| self.warehouses.contains_key(w)) {
-            for line in &lines {
-                let l = self.level(out, line.size_id);
-                let fta = l.physical - l.allocated;
-                if line.quantity > fta {
-                    issues.error(
-                        format!(
-                            "Cannot remove {} of SKU \"{}\": only {} free to allocate in warehouse {out}",
-                            line.quantity,
-                            line.sku,
-                            fta.max(0)
-                        ),
-                        vec![
-                            json!("input"),
-                            json!("productSizes"),
-                            json!(line.index),
-                            json!("deliveredQuantity"),
-                        ],
-                    );
-                }
-            }
-        }
+        self.check_removals(input.out_from, &lines, &mut issues);
 
         if !issues.errors.is_empty() || lines.is_empty() {
             return MutationOutcome {
@@ -596,6 +577,32 @@ impl Store {
         MutationOutcome {
             payload: self.payload("StockChangePayload", "stockChange", change, issues),
             applied: true,
+        }
+    }
+
+    /// Each line removed from `out_from` must be free to allocate there.
+    fn check_removals(&self, out_from: Option<u64>, lines: &[Resolved], issues: &mut Issues) {
+        if let Some(out) = out_from.filter(|w| self.warehouses.contains_key(w)) {
+            for line in lines {
+                let l = self.level(out, line.size_id);
+                let fta = l.physical - l.allocated;
+                if line.quantity > fta {
+                    issues.error(
+                    format!(
+                        "Cannot remove {} of SKU \"{}\": only {} free to allocate in warehouse {out}",
+                        line.quantity,
+                        line.sku,
+                        fta.max(0)
+                    ),
+                    vec![
+                        json!("input"),
+                        json!("productSizes"),
+                        json!(line.index),
+                        json!("deliveredQuantity"),
+                    ],
+                );
+                }
+            }
         }
     }
 

@@ -5,7 +5,9 @@
 //! One unit: both catalogues are read whole (20,000 sizes are a few MB) and compared; an invocation that runs
 //! out of time saves nothing and the next one starts the reads again.
 
-use crate::recon::compare::{sku_audit, upserts_for_missing, SkuFinding, System};
+use crate::recon::compare::{
+    sku_audit, upserts_for_missing, CatalogueUpserts, SkuAuditReport, SkuFinding, System,
+};
 use crate::recon::report::ReportRow;
 use crate::recon::run::{
     read_centra_sizes, read_cloudshelf_variants, JobCheckpoint, Outcome, Pacer,
@@ -85,10 +87,28 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
         detail: String::new(),
         action: "reported".into(),
     };
-    let system = |s: &System| match s {
+    match finding {
+        SkuFinding::MissingInCloudshelf { .. }
+        | SkuFinding::MissingInCentra { .. }
+        | SkuFinding::NoSkuInCloudshelf { .. }
+        | SkuFinding::ExternalIdMismatch { .. } => describe_unmatched(finding, &mut row),
+        SkuFinding::InactiveButSellable { .. }
+        | SkuFinding::EanConflict { .. }
+        | SkuFinding::DuplicateEan { .. }
+        | SkuFinding::DuplicateSku { .. } => describe_conflict(finding, &mut row),
+    }
+    row
+}
+
+fn system_name(s: &System) -> &'static str {
+    match s {
         System::Centra => "Centra",
         System::Cloudshelf => "Cloudshelf",
-    };
+    }
+}
+
+/// A finding where one side has no match for the other.
+fn describe_unmatched(finding: &SkuFinding, row: &mut SkuAuditRow) {
     match finding {
         SkuFinding::MissingInCloudshelf { size } => {
             row.sku = size.sku.clone();
@@ -120,6 +140,13 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
             row.detail =
                 format!("external id names SKU {external_sku}: stock pushes go to another item");
         }
+        _ => unreachable!("described by describe_conflict"),
+    }
+}
+
+/// A finding where both sides have the item but disagree, or one side repeats it.
+fn describe_conflict(finding: &SkuFinding, row: &mut SkuAuditRow) {
+    match finding {
         SkuFinding::InactiveButSellable {
             sku,
             size_id,
@@ -153,7 +180,7 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
         } => {
             row.centra_ean = Some(ean.clone());
             row.sku = skus.join(" ");
-            row.detail = format!("{} has this EAN on {} SKUs", system(s), skus.len());
+            row.detail = format!("{} has this EAN on {} SKUs", system_name(s), skus.len());
         }
         SkuFinding::DuplicateSku {
             system: s,
@@ -163,13 +190,13 @@ fn row_of(finding: &SkuFinding) -> SkuAuditRow {
             row.sku = sku.clone();
             row.detail = format!(
                 "{} has this SKU {} times: {}",
-                system(s),
+                system_name(s),
                 ids.len(),
                 ids.join(", ")
             );
         }
+        _ => unreachable!("described by describe_unmatched"),
     }
-    row
 }
 
 /// The whole Centra catalogue was just read: keep it as the snapshot intake resolves item names with. A failed
@@ -206,17 +233,7 @@ pub async fn run_sku_audit(ctx: &ReconContext, opts: &RunOptions) -> Result<JobR
     let variants = read_cloudshelf_variants(ctx, run.deadline_ms, true).await?;
     let audit = sku_audit(sizes, variants);
 
-    let mut counters = Counters::default();
-    counters.add(counter::CENTRA_SIZES, audit.centra_sizes as u64);
-    counters.add(
-        counter::CLOUDSHELF_VARIANTS,
-        audit.cloudshelf_variants as u64,
-    );
-    counters.add(counter::MATCHED, audit.matched as u64);
-    counters.add(counter::FINDINGS, audit.findings.len() as u64);
-    for (kind, n) in audit.counts() {
-        counters.add(kind, n as u64);
-    }
+    let mut counters = audit_counters(&audit);
     let mut rows: Vec<SkuAuditRow> = audit.findings.iter().map(row_of).collect();
     let mut notes = vec![
         "Matched by SKU; EANs compared without leading zeros. Missing in Cloudshelf counts active Centra sizes only."
@@ -228,36 +245,7 @@ pub async fn run_sku_audit(ctx: &ReconContext, opts: &RunOptions) -> Result<JobR
         let action = if opts.dry_run {
             "would_create".to_string()
         } else {
-            let cloudshelf = ctx.sources.cloudshelf()?;
-            let mut errors = cloudshelf.upsert_products(&upserts.products).await?;
-            if errors.is_empty() {
-                errors = cloudshelf
-                    .upsert_product_variants(&upserts.variants)
-                    .await?;
-            }
-            if errors.is_empty() {
-                counters.add(counter::PRODUCTS_CREATED, upserts.products.len() as u64);
-                counters.add(
-                    counter::VARIANTS_CREATED,
-                    upserts
-                        .variants
-                        .iter()
-                        .map(|v| v.variants.len() as u64)
-                        .sum(),
-                );
-                "created_in_cloudshelf".to_string()
-            } else {
-                counters.add(counter::FIX_ERRORS, errors.len() as u64);
-                notes.push(format!(
-                    "Cloudshelf refused part of the fix: {}",
-                    errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.code, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ));
-                "fix_failed".to_string()
-            }
+            create_missing(ctx, &upserts, &mut counters, &mut notes).await?
         };
         for row in rows
             .iter_mut()
@@ -288,4 +276,61 @@ pub async fn run_sku_audit(ctx: &ReconContext, opts: &RunOptions) -> Result<JobR
         )
         .await?;
     Ok(run.job_run(ctx, Some(keys)))
+}
+
+/// The audit's totals and its count per kind of finding.
+fn audit_counters(audit: &SkuAuditReport) -> Counters {
+    let mut counters = Counters::default();
+    counters.add(counter::CENTRA_SIZES, audit.centra_sizes as u64);
+    counters.add(
+        counter::CLOUDSHELF_VARIANTS,
+        audit.cloudshelf_variants as u64,
+    );
+    counters.add(counter::MATCHED, audit.matched as u64);
+    counters.add(counter::FINDINGS, audit.findings.len() as u64);
+    for (kind, n) in audit.counts() {
+        counters.add(kind, n as u64);
+    }
+    counters
+}
+
+/// Creates in Cloudshelf what it lacks (products, then their variants); the action recorded on
+/// the missing rows. A refusal is counted and noted.
+async fn create_missing(
+    ctx: &ReconContext,
+    upserts: &CatalogueUpserts,
+    counters: &mut Counters,
+    notes: &mut Vec<String>,
+) -> Result<String, ReconError> {
+    let cloudshelf = ctx.sources.cloudshelf()?;
+    let mut errors = cloudshelf.upsert_products(&upserts.products).await?;
+    if errors.is_empty() {
+        errors = cloudshelf
+            .upsert_product_variants(&upserts.variants)
+            .await?;
+    }
+    let action = if errors.is_empty() {
+        counters.add(counter::PRODUCTS_CREATED, upserts.products.len() as u64);
+        counters.add(
+            counter::VARIANTS_CREATED,
+            upserts
+                .variants
+                .iter()
+                .map(|v| v.variants.len() as u64)
+                .sum(),
+        );
+        "created_in_cloudshelf".to_string()
+    } else {
+        counters.add(counter::FIX_ERRORS, errors.len() as u64);
+        notes.push(format!(
+            "Cloudshelf refused part of the fix: {}",
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        "fix_failed".to_string()
+    };
+    Ok(action)
 }

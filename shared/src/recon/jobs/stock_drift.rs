@@ -608,47 +608,14 @@ impl<'a> Sweep<'a> {
             if candidate.centra.is_none() {
                 counters.add(counter::MISSING_IN_CENTRA, 1);
             }
-            let (sku, ean) = match (candidate.names, &snapshot_row.item) {
-                (Some(names), _) => names,
-                (None, ItemRef::Sku(s)) => (s.clone(), None),
-                (None, ItemRef::Ean(e)) => (String::new(), Some(e.clone())),
-            };
-            rows.push(DriftRow {
-                store: store.to_string(),
-                sku,
-                ean,
-                ledger_item: snapshot_row.item.key(),
-                centra_quantity: candidate.centra.map(|c| c.0),
-                centra_physical: candidate.centra.map(|c| c.1),
-                centra_free_to_allocate: candidate.centra.map(|c| c.2),
-                ledger_quantity: snapshot_row.believed,
-                difference: candidate.centra.map_or(0, |c| c.0) - snapshot_row.believed,
-                action,
-            });
+            rows.push(drift_row(store, candidate, &snapshot_row, action));
         }
         if !corrections.is_empty() {
             self.ctx.stock_queue.send_all(&corrections).await?;
             counters.add(counter::CORRECTIONS_QUEUED, corrections.len() as u64);
         }
         if !rows.is_empty() {
-            let prefix = run_prefix(self.run.cp.started_at_ms, &self.run.cp.run_id);
-            let key = part_key(&prefix, JOB, store.as_str(), page);
-            let part = PagePart {
-                job: JOB,
-                run_id: self.run.cp.run_id.clone(),
-                store: store.to_string(),
-                page,
-                counters: counters.clone(),
-                rows,
-            };
-            self.ctx
-                .reports
-                .put(&key, JSON, to_json_bytes(&part)?)
-                .await?;
-            self.run
-                .cp
-                .parts
-                .push(PartRef(self.run.cp.cursor.store_index, page));
+            self.write_part(store, page, &counters, rows).await?;
         }
         self.add(store, &counters);
         if page == 0 {
@@ -656,6 +623,35 @@ impl<'a> Sweep<'a> {
         } else {
             self.save().await
         }
+    }
+
+    /// Writes one page's drift rows as a report part and remembers it in the checkpoint.
+    async fn write_part(
+        &mut self,
+        store: &StoreCode,
+        page: u32,
+        counters: &Counters,
+        rows: Vec<DriftRow>,
+    ) -> Result<(), ReconError> {
+        let prefix = run_prefix(self.run.cp.started_at_ms, &self.run.cp.run_id);
+        let key = part_key(&prefix, JOB, store.as_str(), page);
+        let part = PagePart {
+            job: JOB,
+            run_id: self.run.cp.run_id.clone(),
+            store: store.to_string(),
+            page,
+            counters: counters.clone(),
+            rows,
+        };
+        self.ctx
+            .reports
+            .put(&key, JSON, to_json_bytes(&part)?)
+            .await?;
+        self.run
+            .cp
+            .parts
+            .push(PartRef(self.run.cp.cursor.store_index, page));
+        Ok(())
     }
 
     async fn store_failed(
@@ -701,6 +697,49 @@ impl<'a> Sweep<'a> {
     }
 
     async fn finalize(&mut self) -> Result<Vec<String>, ReconError> {
+        let (rows, truncated) = self.collect_drift_rows().await?;
+        let settings = &self.ctx.settings;
+        let finished_at_ms = self.ctx.clock.now_millis();
+        let counters = self.run.cp.counters.clone();
+        let stores = self.store_reports();
+        let time = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+        let report = StockDriftReport {
+            job: JOB,
+            run_id: self.run.cp.run_id.clone(),
+            scope: self.run.cp.scope.clone(),
+            started_at: time(self.run.cp.started_at_ms),
+            finished_at: time(finished_at_ms),
+            invocations: self.run.cp.invocations,
+            dry_run: self.run.cp.signature.dry_run,
+            compared_quantity: settings.drift_quantity,
+            counters: counters.clone(),
+            stores,
+            rows_reported: rows.len(),
+            truncated,
+            drifted: rows,
+        };
+        let notes = self.drift_notes();
+        let summary = self.drift_summary(&report, finished_at_ms, notes);
+        let csv = csv_document(&report.drifted).into_bytes();
+        let json = to_json_bytes(&report)?;
+        drop(report);
+        let keys = publish_job(
+            self.ctx.reports.as_ref(),
+            &summary,
+            json,
+            csv,
+            settings.history_runs,
+        )
+        .await?;
+        self.run.cp.finished_at_ms = Some(finished_at_ms);
+        self.save().await?;
+        self.ctx.announce(&summary, &keys).await;
+        Ok(keys)
+    }
+
+    /// The drift rows of every part written during the run, up to the report's row limit
+    /// (`true`: some were left out).
+    async fn collect_drift_rows(&self) -> Result<(Vec<DriftRow>, bool), ReconError> {
         let prefix = run_prefix(self.run.cp.started_at_ms, &self.run.cp.run_id);
         let part_keys: Vec<String> = self
             .run
@@ -712,17 +751,18 @@ impl<'a> Sweep<'a> {
                 part_key(&prefix, JOB, store.as_str(), p.page())
             })
             .collect();
-        let settings = &self.ctx.settings;
-        let (rows, truncated) = collect_parts::<DriftRow>(
+        let rows = collect_parts::<DriftRow>(
             self.ctx.reports.as_ref(),
             &part_keys,
-            settings.max_report_rows,
+            self.ctx.settings.max_report_rows,
         )
         .await?;
-        let finished_at_ms = self.ctx.clock.now_millis();
-        let counters = self.run.cp.counters.clone();
-        let stores: BTreeMap<String, StoreReport> = self
-            .run
+        Ok(rows)
+    }
+
+    /// Per store: its mapping's warehouse and drift policy, and its counters.
+    fn store_reports(&self) -> BTreeMap<String, StoreReport> {
+        self.run
             .cp
             .stores
             .iter()
@@ -742,23 +782,12 @@ impl<'a> Sweep<'a> {
                     },
                 )
             })
-            .collect();
-        let time = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
-        let report = StockDriftReport {
-            job: JOB,
-            run_id: self.run.cp.run_id.clone(),
-            scope: self.run.cp.scope.clone(),
-            started_at: time(self.run.cp.started_at_ms),
-            finished_at: time(finished_at_ms),
-            invocations: self.run.cp.invocations,
-            dry_run: self.run.cp.signature.dry_run,
-            compared_quantity: settings.drift_quantity,
-            counters: counters.clone(),
-            stores,
-            rows_reported: rows.len(),
-            truncated,
-            drifted: rows,
-        };
+            .collect()
+    }
+
+    /// What the report says about how it compared, and which stores correct their drift.
+    fn drift_notes(&self) -> Vec<String> {
+        let settings = &self.ctx.settings;
         let mut notes = vec![format!(
             "Compared Centra {} with the store ledger; rows with unpushed movements are in flight, not drift.",
             match settings.drift_quantity {
@@ -785,7 +814,20 @@ impl<'a> Sweep<'a> {
                 correcting.join(", ")
             ));
         }
-        let summary = JobSummary {
+        notes
+    }
+
+    /// The run's summary: its counters, findings and the first rows of the report.
+    fn drift_summary(
+        &self,
+        report: &StockDriftReport,
+        finished_at_ms: i64,
+        notes: Vec<String>,
+    ) -> JobSummary {
+        let settings = &self.ctx.settings;
+        let counters = self.run.cp.counters.clone();
+        let truncated = report.truncated;
+        JobSummary {
             job: JOB,
             run_id: self.run.cp.run_id.clone(),
             scope: self.run.cp.scope.clone(),
@@ -832,22 +874,33 @@ impl<'a> Sweep<'a> {
                 format!("{}.csv", JOB.as_str()),
             ],
             notes,
-        };
-        let csv = csv_document(&report.drifted).into_bytes();
-        let json = to_json_bytes(&report)?;
-        drop(report);
-        let keys = publish_job(
-            self.ctx.reports.as_ref(),
-            &summary,
-            json,
-            csv,
-            settings.history_runs,
-        )
-        .await?;
-        self.run.cp.finished_at_ms = Some(finished_at_ms);
-        self.save().await?;
-        self.ctx.announce(&summary, &keys).await;
-        Ok(keys)
+        }
+    }
+}
+
+/// The report row of a confirmed drift: Centra's SKU and EAN when known, else the ledger's key.
+fn drift_row(
+    store: &StoreCode,
+    candidate: Candidate,
+    snapshot_row: &crate::recon::snapshot::SnapshotRow,
+    action: DriftAction,
+) -> DriftRow {
+    let (sku, ean) = match (candidate.names, &snapshot_row.item) {
+        (Some(names), _) => names,
+        (None, ItemRef::Sku(s)) => (s.clone(), None),
+        (None, ItemRef::Ean(e)) => (String::new(), Some(e.clone())),
+    };
+    DriftRow {
+        store: store.to_string(),
+        sku,
+        ean,
+        ledger_item: snapshot_row.item.key(),
+        centra_quantity: candidate.centra.map(|c| c.0),
+        centra_physical: candidate.centra.map(|c| c.1),
+        centra_free_to_allocate: candidate.centra.map(|c| c.2),
+        ledger_quantity: snapshot_row.believed,
+        difference: candidate.centra.map_or(0, |c| c.0) - snapshot_row.believed,
+        action,
     }
 }
 

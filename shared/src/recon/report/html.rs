@@ -144,14 +144,16 @@ fn job_section(html: &mut String, job: &JobSummary) {
     }
 }
 
+// Chart geometry, in SVG units.
+const W: f64 = 760.0;
+const H: f64 = 240.0;
+const LEFT: f64 = 48.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 16.0;
+const BOTTOM: f64 = 40.0;
+
 /// Bars: drifted SKUs per run; line: exceptions per run (all jobs), over the runs in the history index.
 pub fn chart(history: &HistoryIndex) -> String {
-    const W: f64 = 760.0;
-    const H: f64 = 240.0;
-    const LEFT: f64 = 48.0;
-    const RIGHT: f64 = 16.0;
-    const TOP: f64 = 16.0;
-    const BOTTOM: f64 = 40.0;
     let runs = &history.runs;
     let mut svg = String::new();
     let _ = write!(
@@ -178,11 +180,36 @@ pub fn chart(history: &HistoryIndex) -> String {
         .max(1) as f64;
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
-    let slot = plot_w / runs.len() as f64;
-    let y = |v: u64| TOP + plot_h - (v as f64 / max) * plot_h;
+    let scale = Scale {
+        slot: plot_w / runs.len() as f64,
+        plot_h,
+        max,
+    };
+    write_grid(&mut svg, &scale);
+    write_bars(&mut svg, runs, &drifted, &exceptions, &scale);
+    write_exception_line(&mut svg, &exceptions, &scale);
+    write_legend(&mut svg);
+    svg
+}
+
+/// Where a value sits on the chart: the width of one run's slot and the vertical scale.
+struct Scale {
+    slot: f64,
+    plot_h: f64,
+    max: f64,
+}
+
+impl Scale {
+    fn y(&self, v: u64) -> f64 {
+        TOP + self.plot_h - (v as f64 / self.max) * self.plot_h
+    }
+}
+
+/// Horizontal grid lines at 0, half and the maximum, with their values.
+fn write_grid(svg: &mut String, scale: &Scale) {
     for tick in [0.0, 0.5, 1.0] {
-        let value = (max * tick).round() as u64;
-        let ty = y(value);
+        let value = (scale.max * tick).round() as u64;
+        let ty = scale.y(value);
         let _ = write!(
             svg,
             "<line x1=\"{LEFT}\" x2=\"{x2}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\" stroke=\"#e3e7ee\"/>\
@@ -192,17 +219,27 @@ pub fn chart(history: &HistoryIndex) -> String {
             ly = ty + 4.0,
         );
     }
+}
+
+/// One bar of drifted SKUs per run (with a tooltip), and a date label under every few.
+fn write_bars(
+    svg: &mut String,
+    runs: &[crate::recon::report::HistoryRun],
+    drifted: &[u64],
+    exceptions: &[u64],
+    scale: &Scale,
+) {
     let label_every = runs.len().div_ceil(10).max(1);
     for (i, run) in runs.iter().enumerate() {
-        let x = LEFT + slot * i as f64;
-        let bar_w = (slot * 0.6).max(1.0);
-        let top = y(drifted[i]);
+        let x = LEFT + scale.slot * i as f64;
+        let bar_w = (scale.slot * 0.6).max(1.0);
+        let top = scale.y(drifted[i]);
         let _ = write!(
             svg,
             "<rect x=\"{bx:.1}\" y=\"{top:.1}\" width=\"{bar_w:.1}\" height=\"{bh:.1}\" fill=\"#3b6fd8\">\
              <title>{run}: {d} drifted SKUs, {e} exceptions</title></rect>",
-            bx = x + (slot - bar_w) / 2.0,
-            bh = TOP + plot_h - top,
+            bx = x + (scale.slot - bar_w) / 2.0,
+            bh = TOP + scale.plot_h - top,
             run = escape(&run.run_id),
             d = drifted[i],
             e = exceptions[i],
@@ -215,15 +252,25 @@ pub fn chart(history: &HistoryIndex) -> String {
                 svg,
                 "<text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#5b6475\">{}</text>",
                 escape(&date),
-                lx = x + slot / 2.0,
+                lx = x + scale.slot / 2.0,
                 ly = H - BOTTOM + 14.0,
             );
         }
     }
+}
+
+/// The exceptions per run as a line with a dot at each run.
+fn write_exception_line(svg: &mut String, exceptions: &[u64], scale: &Scale) {
     let points: Vec<String> = exceptions
         .iter()
         .enumerate()
-        .map(|(i, e)| format!("{:.1},{:.1}", LEFT + slot * (i as f64 + 0.5), y(*e)))
+        .map(|(i, e)| {
+            format!(
+                "{:.1},{:.1}",
+                LEFT + scale.slot * (i as f64 + 0.5),
+                scale.y(*e)
+            )
+        })
         .collect();
     let _ = write!(
         svg,
@@ -237,6 +284,9 @@ pub fn chart(history: &HistoryIndex) -> String {
             "<circle cx=\"{cx}\" cy=\"{cy}\" r=\"3\" fill=\"#d92d20\"/>"
         );
     }
+}
+
+fn write_legend(svg: &mut String) {
     let _ = write!(
         svg,
         "<g font-size=\"11\" fill=\"#1d2330\"><rect x=\"{LEFT}\" y=\"{ly}\" width=\"10\" height=\"10\" fill=\"#3b6fd8\"/>\
@@ -248,7 +298,6 @@ pub fn chart(history: &HistoryIndex) -> String {
         l2 = LEFT + 110.0,
         t2 = LEFT + 124.0,
     );
-    svg
 }
 
 #[cfg(test)]
