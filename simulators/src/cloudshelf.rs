@@ -1187,48 +1187,12 @@ fn plan_orders(field: &SelectedField) -> Result<Call, GraphqlError> {
         "Query",
         &["first", "after", "last", "before", "sortBy"],
     )?;
-    if field.arg("last").is_some() || field.arg("before").is_some() {
-        // Backward paging is real API surface the integration does not use.
-        return Err(arg_error(
-            field,
-            "The simulator does not implement \"last\"/\"before\".".into(),
-        ));
-    }
-    let first = match field.arg("first") {
-        None => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
-            arg_error(
-                field,
-                format!("first: Expected a non-negative value of type \"Int\", found {v}."),
-            )
-        })?),
-    };
-    let after = match field.arg("after") {
-        None => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(v) => {
-            return Err(arg_error(
-                field,
-                format!("after: Expected value of type \"String\", found {v}."),
-            ))
-        }
-    };
-    // UNVERIFIED: the default order when `sortBy` is absent; createdAt ASC chosen.
-    let (sort, descending) = match field.arg("sortBy") {
-        None => (SortField::CreatedAt, false),
-        Some(Value::Object(o)) => sort_by(o).map_err(|m| arg_error(field, m))?,
-        Some(v) => {
-            return Err(arg_error(
-                field,
-                format!("sortBy: Expected value of type \"SortOptionsInput\", found {v}."),
-            ))
-        }
-    };
+    let paging = catalogue::paging_args(field)?;
     Ok(Call::Orders(OrdersArgs {
-        first: first.unwrap_or(u64::MAX),
-        after,
-        sort,
-        descending,
+        first: paging.first.unwrap_or(u64::MAX),
+        after: paging.after,
+        sort: paging.sort,
+        descending: paging.descending,
     }))
 }
 

@@ -318,7 +318,27 @@ fn plan_locations(field: &SelectedField) -> Result<CatalogueCall, GraphqlError> 
 }
 
 fn list_args(field: &SelectedField) -> Result<ListArgs, GraphqlError> {
+    let paging = paging_args(field)?;
+    Ok(ListArgs {
+        first: paging.first,
+        after: paging.after,
+        sort: paging.sort,
+        descending: paging.descending,
+        text: None,
+    })
+}
+
+/// `first`, `after` and `sortBy` of a connection field (`orders`, `products`, `locations`); forward paging only.
+pub(super) struct PagingArgs {
+    pub(super) first: Option<u64>,
+    pub(super) after: Option<String>,
+    pub(super) sort: SortField,
+    pub(super) descending: bool,
+}
+
+pub(super) fn paging_args(field: &SelectedField) -> Result<PagingArgs, GraphqlError> {
     if field.arg("last").is_some() || field.arg("before").is_some() {
+        // Backward paging is real API surface the integration does not use.
         return Err(arg_error(
             field,
             "The simulator does not implement \"last\"/\"before\".".into(),
@@ -343,7 +363,7 @@ fn list_args(field: &SelectedField) -> Result<ListArgs, GraphqlError> {
             ))
         }
     };
-    // UNVERIFIED, as for orders: createdAt ASC when `sortBy` is absent.
+    // UNVERIFIED: the default order when `sortBy` is absent; createdAt ASC chosen.
     let (sort, descending) = match field.arg("sortBy") {
         None => (SortField::CreatedAt, false),
         Some(Value::Object(o)) => sort_by(o).map_err(|m| arg_error(field, m))?,
@@ -354,12 +374,11 @@ fn list_args(field: &SelectedField) -> Result<ListArgs, GraphqlError> {
             ))
         }
     };
-    Ok(ListArgs {
+    Ok(PagingArgs {
         first,
         after,
         sort,
         descending,
-        text: None,
     })
 }
 
