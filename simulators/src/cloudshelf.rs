@@ -1198,47 +1198,46 @@ fn plan_orders(field: &SelectedField) -> Result<Call, GraphqlError> {
 
 /// `Mutation.upsertOrders(input:)`.
 fn plan_upsert_orders(field: &SelectedField) -> Result<Call, GraphqlError> {
-    check_arg_names(field, "Mutation", &["input"])?;
-    let input = field.arg("input").ok_or_else(|| {
-        arg_error(
-            field,
-            "Argument \"input\" of required type \"[OrderInput!]!\" was not provided.".into(),
-        )
-    })?;
-    // GraphQL input coercion: a single object stands for a list of one.
-    let items = match input {
-        Value::Array(items) => items.clone(),
-        other => vec![other.clone()],
-    };
-    let inputs = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| order_input(item, &format!("input[{i}]")))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|m| arg_error(field, m))?;
-    Ok(Call::UpsertOrders(inputs))
+    Ok(Call::UpsertOrders(upsert_inputs(
+        field,
+        "[OrderInput!]!",
+        order_input,
+    )?))
 }
 
 /// `Mutation.upsertStockLevels(input:)`.
 fn plan_upsert_stock_levels(field: &SelectedField) -> Result<Call, GraphqlError> {
+    Ok(Call::UpsertStockLevels(upsert_inputs(
+        field,
+        "[StockLevelInput!]!",
+        stock_input,
+    )?))
+}
+
+/// The `input` list of an upsert mutation, each item read by `read` (its path `input[i]` for errors).
+fn upsert_inputs<T>(
+    field: &SelectedField,
+    input_type: &str,
+    read: impl Fn(&Value, &str) -> Result<T, String>,
+) -> Result<Vec<T>, GraphqlError> {
     check_arg_names(field, "Mutation", &["input"])?;
     let input = field.arg("input").ok_or_else(|| {
         arg_error(
             field,
-            "Argument \"input\" of required type \"[StockLevelInput!]!\" was not provided.".into(),
+            format!("Argument \"input\" of required type \"{input_type}\" was not provided."),
         )
     })?;
+    // GraphQL input coercion: a single object stands for a list of one.
     let items = match input {
-        Value::Array(items) => items.clone(),
-        other => vec![other.clone()],
+        Value::Array(items) => items.as_slice(),
+        other => std::slice::from_ref(other),
     };
-    let inputs = items
+    items
         .iter()
         .enumerate()
-        .map(|(i, item)| stock_input(item, &format!("input[{i}]")))
+        .map(|(i, item)| read(item, &format!("input[{i}]")))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|m| arg_error(field, m))?;
-    Ok(Call::UpsertStockLevels(inputs))
+        .map_err(|m| arg_error(field, m))
 }
 
 /// One field of `SortOptionsInput`; with several, the first of updatedAt, createdAt, id wins

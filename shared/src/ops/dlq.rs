@@ -13,13 +13,13 @@
 //! (SQS's `StartMessageMoveTask` does the same server-side on real AWS but moto lacks it; not used.)
 
 use super::format_ms;
+use crate::adapters::aws::sqs::{build_error, sqs_error};
 use crate::core::errors::BackendError;
 use crate::events::orders::OrderQueueMessage;
 use crate::events::store_events::StockLineMessage;
 use crate::orders::outbox::OrderOutbox;
 use crate::recon::request::ReconRequest;
 use crate::stock::ports::{DirtyKey, ExceptionLog};
-use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
     SendMessageBatchRequestEntry,
@@ -96,18 +96,6 @@ impl DlqName {
     pub fn fifo(self) -> bool {
         matches!(self, DlqName::Stock | DlqName::Orders)
     }
-}
-
-fn sqs_error<E, R>(operation: &str, err: SdkError<E, R>) -> BackendError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    BackendError::new("sqs", format!("{operation}: {}", DisplayErrorContext(err)))
-}
-
-fn build_error(e: aws_sdk_sqs::error::BuildError) -> BackendError {
-    BackendError::new("sqs", e.to_string())
 }
 
 /// One message received from a DLQ, with what SQS says about it.

@@ -6,9 +6,10 @@
 //! resolves once. When the integration records the same exception again (a retried order refused again), it
 //! rewrites the whole item: the exception is open again, as it should be.
 
+use crate::adapters::aws::attrs::dynamo_error;
 use crate::core::errors::BackendError;
 use crate::stock::ports::ExceptionRecord;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
@@ -51,17 +52,6 @@ pub enum ResolveError {
     },
     #[error(transparent)]
     Backend(#[from] BackendError),
-}
-
-fn dynamo_error<E, R>(operation: &str, err: aws_sdk_dynamodb::error::SdkError<E, R>) -> BackendError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    BackendError::new(
-        "dynamodb",
-        format!("{operation}: {}", DisplayErrorContext(err)),
-    )
 }
 
 fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {

@@ -4,7 +4,7 @@
 //! moto in tests and the real services in Lambda.
 
 #[cfg(feature = "dynamodb")]
-mod attrs;
+pub(crate) mod attrs;
 #[cfg(feature = "dynamodb")]
 pub mod budget;
 #[cfg(feature = "dynamodb")]

@@ -2,6 +2,8 @@
 //! S3. Like `crate::adapters::aws`, nothing here is special to emulators except S3 path-style addressing, which any
 //! custom endpoint (moto, MinIO) needs because `<bucket>.127.0.0.1` does not resolve.
 
+#[cfg(feature = "dynamodb")]
+use super::attrs::dynamo_error;
 #[cfg(any(feature = "dynamodb", feature = "s3", feature = "sns"))]
 use crate::core::errors::BackendError;
 #[cfg(feature = "dynamodb")]
@@ -21,21 +23,6 @@ use std::fmt::Debug;
 
 /// The sort key of a checkpoint item (`pk = recon#<job>#<scope>`).
 pub const CHECKPOINT_SK: &str = "checkpoint";
-
-#[cfg(feature = "dynamodb")]
-fn dynamo_error<E, R>(operation: &str, err: aws_sdk_dynamodb::error::SdkError<E, R>) -> BackendError
-where
-    E: std::error::Error + 'static,
-    R: Debug + 'static,
-{
-    BackendError::new(
-        "dynamodb",
-        format!(
-            "{operation}: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(err)
-        ),
-    )
-}
 
 /// Checkpoints in the stock table: `pk = recon#<job>#<scope>`, `sk = checkpoint`, the checkpoint as JSON in
 /// `data`, and `revision`, which every save tests and bumps.

@@ -20,7 +20,7 @@ const MAX_CONCURRENT_REQUESTS: usize = 8;
 /// The service's ceiling for `DelaySeconds`.
 const MAX_DELAY_SECONDS: u32 = 900;
 
-fn sqs_error<E, R>(operation: &str, err: SdkError<E, R>) -> BackendError
+pub(crate) fn sqs_error<E, R>(operation: &str, err: SdkError<E, R>) -> BackendError
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
@@ -28,7 +28,7 @@ where
     BackendError::new("sqs", format!("{operation}: {}", DisplayErrorContext(err)))
 }
 
-fn build_error(e: aws_sdk_sqs::error::BuildError) -> BackendError {
+pub(crate) fn build_error(e: aws_sdk_sqs::error::BuildError) -> BackendError {
     BackendError::new("sqs", e.to_string())
 }
 
