@@ -66,6 +66,7 @@ fn in_progress(
         owner: owner.to_string(),
         lease_until_ms,
         expires_at_s,
+        accepted: None,
     }
 }
 

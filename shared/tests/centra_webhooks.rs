@@ -450,6 +450,7 @@ async fn an_event_another_call_is_queueing_is_not_acknowledged() {
         owner: "other-call".into(),
         lease_until_ms: NOW_MS + 30_000,
         expires_at_s: NOW_MS / 1000 + 3600,
+        accepted: None,
     };
     assert_eq!(
         f.store.acquire(&record, NOW_MS).await.unwrap(),
@@ -482,6 +483,7 @@ async fn a_released_event_is_taken_over_by_the_retry() {
         owner: "other-call".into(),
         lease_until_ms: NOW_MS + 30_000,
         expires_at_s: NOW_MS / 1000 + 3600,
+        accepted: None,
     };
     f.store.acquire(&record, NOW_MS).await.unwrap();
     assert_eq!(f.post(&orders(7..8)).await.status, 503);

@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod errors;
+pub mod gzip;
 pub mod ids;
 pub mod money;
 pub mod operator;

@@ -16,6 +16,23 @@ pub enum StoreEvent {
     OrderPlaced(Box<KioskOrder>),
 }
 
+impl StoreEvent {
+    pub fn store(&self) -> &crate::core::ids::StoreCode {
+        match self {
+            StoreEvent::Stock(stock) => &stock.store,
+            StoreEvent::OrderPlaced(order) => &order.store,
+        }
+    }
+
+    /// The contract's `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            StoreEvent::Stock(stock) => stock.event_type.as_str(),
+            StoreEvent::OrderPlaced(_) => "order.placed",
+        }
+    }
+}
+
 /// Parses and validates one store event: a stock movement, or `order.placed` when `accept_orders` (the
 /// deployment has an orders queue; otherwise `order.placed` is refused as `unsupported_type`).
 pub fn parse_store_event(

@@ -19,7 +19,8 @@ use crate::events::orders::{CentraWebhookEvent, OrderQueueMessage};
 use crate::events::store_events::{invalid, ValidationError, MAX_BODY_BYTES};
 use crate::intake::contract::{body_hash, IntakeResponse, IntakeSettings};
 use crate::stock::ports::{
-    AcquireOutcome, FifoMessage, IdempotencyRecord, IdempotencyStatus, IdempotencyStore, OrderQueue,
+    AcceptedRequest, AcquireOutcome, FifoMessage, IdempotencyRecord, IdempotencyStatus,
+    IdempotencyStore, OrderQueue, CENTRA_PARTITION,
 };
 use crate::telemetry::metrics::{names, Metrics};
 use hmac::{Hmac, Mac};
@@ -646,7 +647,7 @@ impl CentraWebhookIntake {
         };
 
         let (unique, mut duplicates) = dedupe_in_call(batch.events);
-        let claimed = match self.claim_all(&unique).await {
+        let claimed = match self.claim_all(&unique, req.body).await {
             Ok(claimed) => claimed,
             Err(response) => return response,
         };
@@ -757,8 +758,12 @@ impl CentraWebhookIntake {
 
     /// Claims every event at once. One idempotency failure releases what was claimed and
     /// answers 503.
-    async fn claim_all(&self, unique: &[CentraWebhookEvent]) -> Result<Claimed, IntakeResponse> {
-        let claims = futures::future::join_all(unique.iter().map(|e| self.claim(e))).await;
+    async fn claim_all(
+        &self,
+        unique: &[CentraWebhookEvent],
+        body: &[u8],
+    ) -> Result<Claimed, IntakeResponse> {
+        let claims = futures::future::join_all(unique.iter().map(|e| self.claim(e, body))).await;
         let mut claimed = Claimed::default();
         let mut failure = None;
         for (event, claim) in unique.iter().zip(claims) {
@@ -811,7 +816,7 @@ impl CentraWebhookIntake {
 
     /// Conditional acquire of one event. A record another call holds is polled for a short while: completed →
     /// duplicate; released or its lease over → acquired here (and queued by this call).
-    async fn claim(&self, event: &CentraWebhookEvent) -> Claim {
+    async fn claim(&self, event: &CentraWebhookEvent, body: &[u8]) -> Claim {
         let dedupe_key = event.dedupe_key();
         let key = format!("centra-event#{dedupe_key}");
         let hash = body_hash(dedupe_key.as_bytes());
@@ -827,6 +832,13 @@ impl CentraWebhookIntake {
                 owner: owner.clone(),
                 lease_until_ms: now_ms + self.settings.lease_ms,
                 expires_at_s: now_ms.div_euclid(1000) + self.settings.idempotency_ttl_s,
+                accepted: Some(AcceptedRequest {
+                    store: CENTRA_PARTITION.to_string(),
+                    event_type: format!("centra:{}.{}", event.kind, event.action),
+                    received_at_ms: now_ms,
+                    webhook_timestamp: None,
+                    body: body.to_vec(),
+                }),
             };
             match self.idempotency.acquire(&record, now_ms).await {
                 Ok(AcquireOutcome::Acquired) => return Claim::Owned { key, owner },

@@ -17,8 +17,8 @@ use crate::intake::contract::{body_hash, IntakeResponse, IntakeSettings};
 use crate::intake::signature::WebhookVerifier;
 use crate::stock::identity::{CatalogueError, ResolveError};
 use crate::stock::ports::{
-    AcquireOutcome, FifoMessage, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
-    OrderQueue, StockQueue,
+    AcceptedRequest, AcquireOutcome, FifoMessage, IdempotencyRecord, IdempotencyStatus,
+    IdempotencyStore, OrderQueue, StockQueue,
 };
 use crate::telemetry::metrics::{names, Metrics};
 use serde_json::json;
@@ -150,7 +150,14 @@ impl StoreEventIntake {
             Err(response) => return response,
         };
 
-        let lease = match self.acquire_lease(id, req.body, now_ms).await {
+        let accepted = AcceptedRequest {
+            store: event.store().as_str().to_string(),
+            event_type: event.type_name().to_string(),
+            received_at_ms: now_ms,
+            webhook_timestamp: req.webhook_timestamp.map(str::to_string),
+            body: req.body.to_vec(),
+        };
+        let lease = match self.acquire_lease(id, accepted, now_ms).await {
             Ok(lease) => lease,
             Err(response) => return response,
         };
@@ -209,11 +216,11 @@ impl StoreEventIntake {
     async fn acquire_lease(
         &self,
         id: &str,
-        body: &[u8],
+        accepted: AcceptedRequest,
         now_ms: i64,
     ) -> Result<Lease, IntakeResponse> {
         let key = format!("store-event#{id}");
-        let hash = body_hash(body);
+        let hash = body_hash(&accepted.body);
         let owner = uuid::Uuid::new_v4().to_string();
         let record = IdempotencyRecord {
             key: key.clone(),
@@ -222,6 +229,7 @@ impl StoreEventIntake {
             owner: owner.clone(),
             lease_until_ms: now_ms + self.settings.lease_ms,
             expires_at_s: now_ms.div_euclid(1000) + self.settings.idempotency_ttl_s,
+            accepted: Some(accepted),
         };
         match self.idempotency.acquire(&record, now_ms).await {
             Ok(AcquireOutcome::Acquired) => Ok(Lease { key, owner }),

@@ -30,7 +30,27 @@ pub struct IdempotencyRecord {
     /// Record validity in epoch seconds (also the DynamoDB TTL attribute; expiry is re-checked in code
     /// because TTL deletion lags).
     pub expires_at_s: i64,
+    /// The request itself, kept for the event archive and `shelfsync trace` (absent on records written
+    /// before the archive existed).
+    pub accepted: Option<AcceptedRequest>,
 }
+
+/// A request intake accepted, as it came: the archive stores it byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedRequest {
+    /// The store code, or [`CENTRA_PARTITION`] for Centra's webhooks.
+    pub store: String,
+    /// `sale`, `count`, `order.placed`, …; `centra:<type>.<action>` for Centra's webhooks.
+    pub event_type: String,
+    /// When intake received the request it accepted (epoch ms).
+    pub received_at_ms: i64,
+    /// The `webhook-timestamp` header as sent (store events).
+    pub webhook_timestamp: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// The archive partition of Centra's webhooks (store codes are the mappings' codes; this one is reserved).
+pub const CENTRA_PARTITION: &str = "centra";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AcquireOutcome {

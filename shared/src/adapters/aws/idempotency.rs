@@ -5,9 +5,15 @@ use crate::adapters::aws::attrs::{
     dynamo_error, get_i64, get_s, is_condition_failed, n, s, seconds, Item,
 };
 use crate::core::errors::BackendError;
-use crate::stock::ports::{AcquireOutcome, IdempotencyRecord, IdempotencyStatus, IdempotencyStore};
+use crate::core::gzip::{gunzip, gzip, INLINE_BODY_LIMIT};
+use crate::events::store_events::MAX_BODY_BYTES;
+use crate::stock::ports::{
+    AcceptedRequest, AcquireOutcome, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_dynamodb::Client;
 
@@ -37,17 +43,71 @@ fn status_text(status: IdempotencyStatus) -> &'static str {
 }
 
 fn record_item(record: &IdempotencyRecord) -> Item {
-    Item::from([
+    let mut item = Item::from([
         ("id".to_string(), s(&record.key)),
         ("status".to_string(), s(status_text(record.status))),
         ("body_hash".to_string(), s(&record.body_hash)),
         ("owner".to_string(), s(&record.owner)),
         ("lease_until_ms".to_string(), n(record.lease_until_ms)),
         ("expiration".to_string(), n(record.expires_at_s)),
-    ])
+    ]);
+    if let Some(accepted) = &record.accepted {
+        put_accepted(&mut item, accepted);
+    }
+    item
 }
 
-fn parse_record(item: &Item) -> Result<IdempotencyRecord, BackendError> {
+/// The accepted request's attributes: small UTF-8 bodies as text (`body`), others gzip (`body_gz`), which
+/// keeps the largest body (256 KiB) far under DynamoDB's 400 KB item limit.
+fn put_accepted(item: &mut Item, accepted: &AcceptedRequest) {
+    item.insert("store".into(), s(&accepted.store));
+    item.insert("event_type".into(), s(&accepted.event_type));
+    item.insert("received_at_ms".into(), n(accepted.received_at_ms));
+    if let Some(timestamp) = &accepted.webhook_timestamp {
+        item.insert("webhook_timestamp".into(), s(timestamp));
+    }
+    match std::str::from_utf8(&accepted.body) {
+        Ok(text) if accepted.body.len() <= INLINE_BODY_LIMIT => {
+            item.insert("body".into(), s(text));
+        }
+        _ => {
+            item.insert(
+                "body_gz".into(),
+                AttributeValue::B(Blob::new(gzip(&accepted.body))),
+            );
+        }
+    }
+}
+
+/// The accepted request on a stored record, if it has one (records from before the archive do not).
+pub(crate) fn parse_accepted(item: &Item) -> Result<Option<AcceptedRequest>, BackendError> {
+    if !item.contains_key("received_at_ms") {
+        return Ok(None);
+    }
+    let body = match (item.get("body"), item.get("body_gz")) {
+        (Some(AttributeValue::S(text)), _) => text.clone().into_bytes(),
+        (_, Some(AttributeValue::B(packed))) => gunzip(packed.as_ref(), MAX_BODY_BYTES)
+            .map_err(|e| BackendError::new("dynamodb", format!("idempotency record body: {e}")))?,
+        _ => {
+            return Err(BackendError::new(
+                "dynamodb",
+                "idempotency record has no body or body_gz",
+            ))
+        }
+    };
+    Ok(Some(AcceptedRequest {
+        store: get_s(item, "store")?.to_string(),
+        event_type: get_s(item, "event_type")?.to_string(),
+        received_at_ms: get_i64(item, "received_at_ms")?,
+        webhook_timestamp: match item.get("webhook_timestamp") {
+            Some(AttributeValue::S(t)) => Some(t.clone()),
+            _ => None,
+        },
+        body,
+    }))
+}
+
+pub(crate) fn parse_record(item: &Item) -> Result<IdempotencyRecord, BackendError> {
     let status = match get_s(item, "status")? {
         IN_PROGRESS => IdempotencyStatus::InProgress,
         COMPLETED => IdempotencyStatus::Completed,
@@ -65,6 +125,7 @@ fn parse_record(item: &Item) -> Result<IdempotencyRecord, BackendError> {
         owner: get_s(item, "owner")?.to_string(),
         lease_until_ms: get_i64(item, "lease_until_ms")?,
         expires_at_s: get_i64(item, "expiration")?,
+        accepted: parse_accepted(item)?,
     })
 }
 

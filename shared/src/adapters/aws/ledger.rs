@@ -135,6 +135,11 @@ impl LedgerStore for DynamoLedgerStore {
             .table_name(&self.idempotency_table)
             .item("id", s(applied_marker_key(movement_id)))
             .item("expiration", n(marker_expires_at_s))
+            // What the event archive records of an applied movement (the table's stream carries it there).
+            .item("store", s(row.store.as_str()))
+            .item("item", s(row.item.key()))
+            .item("version", n(row.version))
+            .item("applied_at_ms", n(row.updated_at_ms))
             // An expired marker may still be present (TTL deletion lags) and no longer counts.
             .condition_expression("attribute_not_exists(#id) OR #expiration < :now_s")
             .expression_attribute_names("#id", "id")
