@@ -59,6 +59,22 @@ KNOWN_MANAGED_POLICIES = {
             "Resource": ["*"],
         }
     ],
+    # What SAM attaches for a DynamoDB stream event source (the stream is read by Lambda with the role).
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ],
+            "Resource": "*",
+        }
+    ],
     "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": [
         {
             "Effect": "Allow",
@@ -161,6 +177,13 @@ def roles(path: pathlib.Path) -> dict:
             "environment": (props.get("Environment") or {}).get("Variables") or {},
             "policies": role_policies(cfn, role),
         }
+        # The filters of its DynamoDB stream event source: the tests deliver stream records through them.
+        for mapping in cfn["Resources"].values():
+            mprops = mapping.get("Properties") or {}
+            if mapping.get("Type") == "AWS::Lambda::EventSourceMapping" and \
+                    mprops.get("FunctionName") == {"Ref": logical_id} and "FilterCriteria" in mprops:
+                functions[binary]["stream_filters"] = [
+                    f["Pattern"] for f in mprops["FilterCriteria"].get("Filters") or []]
     # The data stores the tests create for a stack (tables, queues, buckets, topics, keys), by logical id.
     kept = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::SNS::Topic", "AWS::KMS::Key")
     return {

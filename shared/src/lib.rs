@@ -2,7 +2,7 @@
 //!
 //! # Layers
 //!
-//! `core` ← `config` / `events` ← domain (`intake`, `stock`, `orders`, `finance`, `recon`) ← clients and adapters
+//! `core` ← `config` / `events` ← domain (`intake`, `stock`, `orders`, `finance`, `recon`, `archive`) ← clients and adapters
 //! (`centra`, `cloudshelf`, `adapters`) ← `wiring` / `lambda` / `ops`. A module imports only from its own layer or the
 //! ones left of it; the domain knows no AWS types and talks to storage and queues through its ports. The test
 //! `module_graph` (shared/tests/module_graph.rs, in the `integration` test binary) fails on an import cycle or a layer broken.
@@ -18,6 +18,7 @@
 //! stock/          ledger, apply, push, budget, batch, identity, ports (queues, ledger, budget)
 //! orders/         outbox, sync (to Centra and Cloudshelf), stalled
 //! finance/        daybook, day close, unposted movements
+//! archive/        the event archive: accepted requests and applied movements as gzip JSON lines per store and day
 //! recon/          run, checkpoint, request, snapshot, compare (pure comparisons), jobs/ (one per job), report/
 //! centra/         Centra Integration API client: stock (mod), catalogue, order_reads, orders
 //! cloudshelf/     Cloudshelf GraphQL client: orders (mod), catalogue
@@ -32,6 +33,7 @@
 //! ```
 
 pub mod adapters;
+pub mod archive;
 pub mod centra;
 pub mod cloudshelf;
 pub mod config;

@@ -1,8 +1,3 @@
-//! The whole stock flow on the AWS implementations, against moto (DynamoDB + SQS) and the Centra simulator:
-//! intake → SQS FIFO → apply (as the FIFO trigger would call it) → SQS push queue → push → Centra.
-//! Nothing emulates the SQS → Lambda trigger offline, so the test receives, calls the handler with the
-//! batch, and deletes what the handler did not report as failed — exactly the trigger's contract.
-
 //! The whole stock flow on the AWS implementations, against moto (DynamoDB + SQS + S3 + Secrets Manager + SSM)
 //! and the Centra simulator: intake → SQS FIFO → apply (as the FIFO trigger would call it) → SQS push queue →
 //! push → Centra. Each function is built by its own wiring with the template's environment and runs under its

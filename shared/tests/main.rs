@@ -4,6 +4,7 @@
 mod common;
 mod deployed;
 
+mod aws_archive;
 mod aws_flow;
 mod aws_moto;
 mod aws_order_flow;

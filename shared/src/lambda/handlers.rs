@@ -2,6 +2,7 @@
 //! once. The mains only build that state and hand these to the runtime, so a test can call each handler with a
 //! real payload (`events/*.json`) against in-memory adapters or moto.
 
+use crate::archive::EventArchiver;
 use crate::intake::http::{malformed_request, route, WebhookIntake};
 use crate::lambda::sqs::{batch_response, dirty_keys, fifo_items};
 use crate::orders::sync::OrderSync;
@@ -119,6 +120,21 @@ pub async fn order_sync(
     let failed = sync.process_batch(fifo_items(event)).await;
     sink.flush(sync.clock.now_millis());
     batch_response(failed)
+}
+
+#[cfg(feature = "dynamodb")]
+/// event-archive: a batch of the idempotency table's stream → the archive objects. An error fails the whole
+/// batch: Lambda retries it from its first record (same object keys), then hands it to the gap queue.
+pub async fn event_archive(
+    archiver: &EventArchiver,
+    sink: &MetricsSink<'_>,
+    now_ms: i64,
+    event: aws_lambda_events::dynamodb::Event,
+) -> Result<(), HandlerError> {
+    let (batch_id, changes) = crate::adapters::aws::archive_stream::changes_of(&event);
+    let written = archiver.write_batch(&batch_id, &changes).await;
+    sink.flush(now_ms);
+    written.map(|_| ()).map_err(HandlerError::from)
 }
 
 /// reconcile: the EventBridge Scheduler payload (`{"job": …}`, see `recon::request`) runs or continues one job

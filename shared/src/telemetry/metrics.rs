@@ -55,6 +55,12 @@ pub mod names {
     pub const UNPOSTED_STORE_MOVEMENTS: &str = "UnpostedStoreMovements";
     /// Store days whose accepted and posted totals differ at close.
     pub const UNVALIDATED_TOTALS: &str = "UnvalidatedTotals";
+    /// Lines written to the event archive (accepted requests and applied movements).
+    pub const ARCHIVED_LINES: &str = "ArchivedLines";
+    /// Stream records the archiver could not read (archived as `unreadable` lines).
+    pub const ARCHIVE_UNREADABLE: &str = "ArchiveUnreadable";
+    /// Archive batches S3 did not take (Lambda retries them; after that they go to the archive gap queue).
+    pub const ARCHIVE_WRITE_FAILURES: &str = "ArchiveWriteFailures";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

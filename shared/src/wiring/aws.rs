@@ -33,7 +33,7 @@ use std::time::Duration;
 
 /// The item catalogue of a function: the SKU audit's snapshot in `REPORTS_BUCKET` (loaded on first use;
 /// optional) and `CENTRA_API_URL` for names the snapshot lacks.
-#[cfg(feature = "s3")]
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "s3"))]
 fn catalogue_from(env: &Env, aws: &AwsConfig, centra: CentraClient) -> Arc<ItemCatalogue> {
     let snapshot = env.opt("REPORTS_BUCKET").map(|bucket| {
         Arc::new(SnapshotObject {
@@ -286,4 +286,27 @@ mod tests {
             }
         }
     }
+}
+
+/// The event-archive function: `ARCHIVE_BUCKET` (the reports bucket in the template).
+#[cfg(all(feature = "dynamodb", feature = "s3"))]
+pub async fn archiver_from_env(
+    metrics: Arc<Metrics>,
+) -> Result<crate::archive::EventArchiver, ConfigError> {
+    archiver_from(&Env::process(), &AwsConfig::from_env().await, metrics).await
+}
+
+#[cfg(all(feature = "dynamodb", feature = "s3"))]
+pub async fn archiver_from(
+    env: &Env,
+    aws: &AwsConfig,
+    metrics: Arc<Metrics>,
+) -> Result<crate::archive::EventArchiver, ConfigError> {
+    Ok(crate::archive::EventArchiver {
+        sink: Arc::new(crate::adapters::aws::recon::S3ReportSink::new(
+            aws.s3(),
+            env.required("ARCHIVE_BUCKET")?,
+        )),
+        metrics,
+    })
 }

@@ -330,6 +330,15 @@ impl Stack {
             .billing_mode(BillingMode::PayPerRequest)
             .set_attribute_definitions(Some(definitions))
             .set_key_schema(Some(keys))
+            .set_stream_specification(props.get("StreamSpecification").map(|spec| {
+                aws_sdk_dynamodb::types::StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::from(
+                        spec["StreamViewType"].as_str().expect("StreamViewType"),
+                    ))
+                    .build()
+                    .unwrap()
+            }))
             .send()
             .await
             .unwrap_or_else(|e| panic!("create table {logical}: {e:?}"));
@@ -357,14 +366,21 @@ impl Stack {
                 .await
                 .unwrap_or_else(|e| panic!("TTL of {logical}: {e:?}"));
         }
+        let mut attributes = BTreeMap::from([(
+            "Arn".into(),
+            format!(
+                "arn:aws:dynamodb:{}:{}:table/{name}",
+                self.region, self.account
+            ),
+        )]);
+        if let Some(stream) = created
+            .table_description()
+            .and_then(|t| t.latest_stream_arn())
+        {
+            attributes.insert("StreamArn".into(), stream.to_string());
+        }
         Physical {
-            attributes: BTreeMap::from([(
-                "Arn".into(),
-                format!(
-                    "arn:aws:dynamodb:{}:{}:table/{name}",
-                    self.region, self.account
-                ),
-            )]),
+            attributes,
             reference: name,
         }
     }
@@ -755,6 +771,23 @@ impl Stack {
         .await
     }
 
+    pub async fn event_archive(&self) -> shared::archive::EventArchiver {
+        self.build("event-archive", |env, aws, metrics| async move {
+            shared::wiring::aws::archiver_from(&env, &aws, metrics).await
+        })
+        .await
+    }
+
+    /// The stream filters of `binary`'s DynamoDB event source, as the template gives them to Lambda.
+    pub fn stream_filters(&self, binary: &str) -> Vec<Value> {
+        self.roles["functions"][binary]["stream_filters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("template.yaml gives {binary} no stream event source"))
+            .iter()
+            .map(|p| serde_json::from_str(p.as_str().expect("a filter pattern")).unwrap())
+            .collect()
+    }
+
     /// Writes the catalogue snapshot as the SKU audit would (with the test's own rights).
     pub async fn put_catalogue_snapshot(&self, sizes: Vec<shared::centra::SizeRecord>) {
         let snapshot = shared::stock::identity::CatalogueSnapshot {
@@ -1080,4 +1113,85 @@ impl StockPipeline {
         self.apply_all().await;
         self.push_all().await;
     }
+}
+
+/// Every record of `table`'s stream so far, as the DynamoDB Streams API answers them (the JSON Lambda delivers in
+/// an event's `Records`), read from moto over the wire: DescribeStream, GetShardIterator (TRIM_HORIZON),
+/// GetRecords until a shard has nothing more.
+pub async fn stream_records(stack: &Stack, table: &str) -> Vec<Value> {
+    let stream = stack.resources[table].attributes["StreamArn"].clone();
+    let http = reqwest::Client::new();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let call = |target: &'static str, body: Value| {
+        let (http, endpoint) = (http.clone(), endpoint.clone());
+        async move {
+            let answer = http
+                .post(&endpoint)
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("x-amz-target", format!("DynamoDBStreams_20120810.{target}"))
+                // moto routes by the credential scope's service; it does not check signatures.
+                .header(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/eu-west-1/dynamodb/aws4_request, \
+                     SignedHeaders=host, Signature=0",
+                )
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{target}: {e}"));
+            let status = answer.status();
+            let text = answer.text().await.unwrap();
+            assert!(status.is_success(), "{target}: {status} {text}");
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    let described = call("DescribeStream", serde_json::json!({ "StreamArn": stream })).await;
+    let mut records = Vec::new();
+    for shard in described["StreamDescription"]["Shards"].as_array().unwrap() {
+        let iterator = call(
+            "GetShardIterator",
+            serde_json::json!({
+                "StreamArn": stream,
+                "ShardId": shard["ShardId"],
+                "ShardIteratorType": "TRIM_HORIZON",
+            }),
+        )
+        .await;
+        let mut next = iterator["ShardIterator"].clone();
+        while next.is_string() {
+            let page = call("GetRecords", serde_json::json!({ "ShardIterator": next })).await;
+            let got = page["Records"].as_array().cloned().unwrap_or_default();
+            if got.is_empty() {
+                break;
+            }
+            records.extend(got);
+            next = page["NextShardIterator"].clone();
+        }
+    }
+    records
+}
+
+/// Whether `record` passes a Lambda event filter `pattern` (the subset the template uses: lists of values,
+/// `{"prefix": …}`, `{"exists": …}`, nested objects).
+pub fn filter_matches(pattern: &Value, record: &Value) -> bool {
+    let Value::Object(fields) = pattern else {
+        return false;
+    };
+    fields.iter().all(|(name, rule)| {
+        let value = record.get(name);
+        match rule {
+            Value::Object(_) => value.is_some_and(|v| filter_matches(rule, v)),
+            Value::Array(options) => options.iter().any(|option| match option {
+                Value::Object(o) if o.contains_key("exists") => {
+                    o["exists"].as_bool() == Some(value.is_some())
+                }
+                Value::Object(o) if o.contains_key("prefix") => value
+                    .and_then(Value::as_str)
+                    .zip(o["prefix"].as_str())
+                    .is_some_and(|(v, p)| v.starts_with(p)),
+                exact => value == Some(exact),
+            }),
+            _ => false,
+        }
+    })
 }

@@ -4,6 +4,8 @@
 //! moto in tests and the real services in Lambda.
 
 #[cfg(feature = "dynamodb")]
+pub mod archive_stream;
+#[cfg(feature = "dynamodb")]
 pub(crate) mod attrs;
 #[cfg(feature = "dynamodb")]
 pub mod budget;
