@@ -114,7 +114,7 @@ export TEMPLATE_ROLES_JSON="$roles_json"
 # `sam build` exactly as a deployment runs it (BuildMethod rust-cargolambda: one `cargo lambda build --release` per
 # function, in the function's own package; zig cross-links arm64): in CI, or with SAM_BUILD=1. SAM_BUILD_ARCH
 # (default x86_64, which this machine can run) picks the template's Architecture; for x86_64 the emulator test
-# then runs SAM's bootstraps instead of the debug builds. Takes minutes: five LTO release builds.
+# then runs SAM's bootstraps instead of the debug builds. Takes minutes: six LTO release builds.
 if [[ $# -eq 0 && ( "${CI:-}" == "true" || "${SAM_BUILD:-}" == "1" ) ]]; then
     arch="${SAM_BUILD_ARCH:-x86_64}"
     overrides=()

@@ -48,9 +48,12 @@ enum Command {
     /// List open exception records (a Centra-refused line, a parked kiosk order, an unreadable message) from
     /// the deployed stock table; `exceptions resolve <id> --note …` records that one was dealt with.
     Exceptions(operator::ExceptionsArgs),
-    /// Dead-letter queues: `dlq list <stock|stock-push|orders|schedules>`, `dlq redrive <queue>`.
+    /// Dead-letter queues: `dlq list <stock|stock-push|orders|schedules|archive>`, `dlq redrive <queue>`.
     #[command(subcommand)]
     Dlq(operator::DlqCommand),
+    /// Event archive: `archive backfill --from … --to …` fills a gap the archive gap queue names.
+    #[command(subcommand)]
+    Archive(operator::ArchiveCommand),
     /// Kiosk orders: `orders retry <cloudshelf order id>` re-opens an order parked in exception.
     #[command(subcommand)]
     Orders(operator::OrdersCommand),
@@ -154,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Exceptions(args) => operator::exceptions(args).await,
         Command::Dlq(command) => operator::dlq(command).await,
         Command::Orders(command) => operator::orders(command).await,
+        Command::Archive(command) => operator::archive(command).await,
         Command::Unblock {
             store,
             sku,

@@ -23,7 +23,7 @@ pub enum DlqCommand {
     /// Show what a dead-letter queue holds, decoded, with why it is there where known. Messages are hidden for
     /// a moment while read and then made visible again (their receive count goes up by one).
     List {
-        /// stock | stock-push | orders | schedules
+        /// stock | stock-push | orders | schedules | archive
         #[arg(value_parser = parse_dlq)]
         queue: DlqName,
         /// At most this many messages.
@@ -49,6 +49,74 @@ pub enum DlqCommand {
         #[arg(long)]
         by: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ArchiveCommand {
+    /// Fill a gap of the event archive (`shelfsync dlq list archive` names each) from the idempotency table,
+    /// which keeps accepted events 15 days. Rerunning the same window rewrites the same objects.
+    Backfill {
+        /// Start of the window (RFC 3339, e.g. 2026-12-07T04:10:01Z).
+        #[arg(long, value_parser = parse_time)]
+        from: i64,
+        /// End of the window (RFC 3339), inclusive.
+        #[arg(long, value_parser = parse_time)]
+        to: i64,
+        /// Count what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
+}
+
+/// `shelfsync archive backfill`: `IDEMPOTENCY_TABLE` and `ARCHIVE_BUCKET` (the stack's `ReportsBucketName`).
+pub async fn archive(command: ArchiveCommand) -> anyhow::Result<()> {
+    let ArchiveCommand::Backfill {
+        from,
+        to,
+        dry_run,
+        json,
+    } = command;
+    anyhow::ensure!(from <= to, "--from is after --to");
+    let aws = shared::adapters::aws::AwsConfig::from_env().await;
+    let sink =
+        shared::adapters::aws::recon::S3ReportSink::new(aws.s3(), env_required("ARCHIVE_BUCKET")?);
+    let report = shared::ops::archive_backfill::backfill(
+        &aws.dynamodb(),
+        &env_required("IDEMPOTENCY_TABLE")?,
+        &sink,
+        from,
+        to,
+        dry_run,
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} {} accepted event(s), {} applied movement(s), {} unreadable record(s) from {} to {} in {} object(s){}",
+        if dry_run { "would archive" } else { "archived" },
+        report.accepted,
+        report.applied,
+        report.unreadable,
+        format_ms(from),
+        format_ms(to),
+        report.objects.len(),
+        if dry_run { " (dry run: nothing written)" } else { "" }
+    );
+    for key in &report.objects {
+        println!("  {key}");
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -197,6 +265,14 @@ pub async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
             by,
         } => {
             let Some(source_env) = queue.source_env() else {
+                if queue == DlqName::Archive {
+                    anyhow::bail!(
+                        "archive: the gap queue holds stream positions, not events — the stream keeps records 24 \
+                         hours only. Fill each gap from the idempotency table (15 days) with the command \
+                         `shelfsync dlq list archive` prints for it (`shelfsync archive backfill --from … --to …`), \
+                         then purge the queue"
+                    );
+                }
                 anyhow::bail!(
                     "schedules: the Scheduler DLQ has no source queue to redrive to — its messages are \
                      invocations Scheduler could not deliver. Read them (`shelfsync dlq list schedules`), fix the \

@@ -14,8 +14,9 @@ use serde_json::Value;
 use shared::archive::{ArchiveLine, EventArchiver};
 use shared::config::mappings::EMBEDDED_DEFAULT;
 use shared::lambda::handlers::{event_archive, MetricsSink};
+use shared::ops::archive_backfill::backfill;
 use shared::telemetry::metrics::Metrics;
-use simulators::centra::CentraSimConfig;
+use simulators::centra::{CentraSim, CentraSimConfig};
 use std::collections::BTreeMap;
 
 /// The table's stream as Lambda would deliver it to the archiver: through the template's event filters.
@@ -79,8 +80,16 @@ async fn archive_lines(stack: &Stack) -> Vec<(String, ArchiveLine)> {
     lines
 }
 
-#[tokio::test]
-async fn the_archive_holds_each_accepted_event_of_a_duplicate_storm_once_byte_for_byte() {
+/// A stack after a duplicate storm: six sales each sent three times at once over two stores, a refused sale,
+/// a Centra webhook sent twice; everything applied and pushed.
+struct Storm {
+    stack: Stack,
+    /// Accepted store events: webhook id → (store, body).
+    sent: BTreeMap<String, (&'static str, String)>,
+    _centra: CentraSim,
+}
+
+async fn storm() -> Storm {
     let (sim, _) = sim_with(&["A-1", "A-2"], 50, CentraSimConfig::default()).await;
     let stack = Stack::create(StackParameters::new(
         &sim.graphql_url(),
@@ -138,19 +147,18 @@ async fn the_archive_holds_each_accepted_event_of_a_duplicate_storm_once_byte_fo
         assert_eq!(status, 200, "{answer}");
     }
     pipeline.settle().await;
-
-    // Batches of 5, and the second batch delivered again (Lambda retrying it): still once each.
-    let (total, passed) = filtered_stream(&stack).await;
-    assert!(
-        total > passed.len(),
-        "leases, push records and the budget are filtered out by the template"
-    );
-    for batch in passed.chunks(5) {
-        invoke(&archiver, batch).await;
+    Storm {
+        stack,
+        sent,
+        _centra: sim,
     }
-    invoke(&archiver, &passed[5..10]).await;
+}
 
-    let lines = archive_lines(&stack).await;
+/// Checks the archive holds each accepted event once, byte for byte, and each applied line once.
+fn assert_archive_matches(
+    lines: &[(String, ArchiveLine)],
+    sent: &BTreeMap<String, (&'static str, String)>,
+) {
     let accepted: Vec<&(String, ArchiveLine)> =
         lines.iter().filter(|(_, l)| l.kind == "accepted").collect();
     let mut ids: Vec<&str> = accepted
@@ -199,5 +207,63 @@ async fn the_archive_holds_each_accepted_event_of_a_duplicate_storm_once_byte_fo
     want.sort();
     assert_eq!(applied, want);
     assert!(lines.iter().all(|(_, l)| l.kind != "unreadable"));
+}
+
+#[tokio::test]
+async fn the_archive_holds_each_accepted_event_of_a_duplicate_storm_once_byte_for_byte() {
+    let Storm { stack, sent, .. } = storm().await;
+    let archiver = stack.event_archive().await;
+
+    // Batches of 5, and the second batch delivered again (Lambda retrying it): still once each.
+    let (total, passed) = filtered_stream(&stack).await;
+    assert!(
+        total > passed.len(),
+        "leases, push records and the budget are filtered out by the template"
+    );
+    for batch in passed.chunks(5) {
+        invoke(&archiver, batch).await;
+    }
+    invoke(&archiver, &passed[5..10]).await;
+
+    assert_archive_matches(&archive_lines(&stack).await, &sent);
     stack.assert_deployable();
+}
+
+#[tokio::test]
+async fn a_gap_is_filled_from_the_idempotency_table_once_however_often_the_backfill_runs() {
+    let Storm { stack, sent, .. } = storm().await;
+    let sink = shared::adapters::aws::recon::S3ReportSink::new(
+        stack.admin.s3(),
+        stack.resources["ReportsBucket"].reference.clone(),
+    );
+    let table = &stack.resources["IdempotencyTable"].reference;
+    let now = chrono::Utc::now().timestamp_millis();
+    let (from, to) = (now - 3_600_000, now + 60_000);
+    let dry = backfill(&stack.admin.dynamodb(), table, &sink, from, to, true)
+        .await
+        .unwrap();
+    assert_eq!((dry.accepted, dry.applied, dry.unreadable), (7, 12, 0));
+    assert!(
+        archive_lines(&stack).await.is_empty(),
+        "a dry run writes nothing"
+    );
+    for _ in 0..2 {
+        let report = backfill(&stack.admin.dynamodb(), table, &sink, from, to, false)
+            .await
+            .unwrap();
+        assert_eq!(report.objects, dry.objects);
+    }
+    assert_archive_matches(&archive_lines(&stack).await, &sent);
+    // A window that misses them archives nothing.
+    let before = backfill(
+        &stack.admin.dynamodb(),
+        table,
+        &sink,
+        from - 60_000,
+        from,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!((before.accepted, before.applied), (0, 0));
 }

@@ -1,4 +1,4 @@
-//! The five functions invoked the way Lambda invokes them, offline: each function binary (the bootstraps `sam
+//! The six functions invoked the way Lambda invokes them, offline: each function binary (the bootstraps `sam
 //! build` produced when `LAMBDA_BOOTSTRAP_DIR` names its `.aws-sam/build`, otherwise the workspace's debug
 //! builds) runs as its own process against the Lambda Runtime API that `cargo lambda watch --only-lambda-apis`
 //! emulates, and `cargo lambda invoke --data-file events/<fn>.json` hands it the sample event. Behind them:
@@ -98,7 +98,7 @@ struct Function {
     binary: &'static str,
 }
 
-const FUNCTIONS: [Function; 5] = [
+const FUNCTIONS: [Function; 6] = [
     Function {
         logical_id: "WebhookIntakeFunction",
         binary: "webhook-intake",
@@ -118,6 +118,10 @@ const FUNCTIONS: [Function; 5] = [
     Function {
         logical_id: "ReconcileFunction",
         binary: "reconcile",
+    },
+    Function {
+        logical_id: "EventArchiveFunction",
+        binary: "event-archive",
     },
 ];
 
@@ -537,6 +541,7 @@ async fn each_function_answers_its_sample_event_under_the_lambda_runtime_emulato
         "stock-push",
         "order-sync",
         "reconcile",
+        "event-archive",
         "shelfsync",
         "simulators",
     ]);
@@ -759,12 +764,49 @@ async fn each_function_answers_its_sample_event_under_the_lambda_runtime_emulato
         assert_eq!(status, 200, "report {key} is not in the bucket");
     }
 
+    // Event archive: the sample stream batch (the sale's completed intake record and its two applied lines) →
+    // one gzip object for LDN-01 on the sale's day.
+    let mut archive = emulator.start_function(
+        "event-archive",
+        &binaries["event-archive"],
+        &env("EventArchiveFunction"),
+        template.timeout_seconds("EventArchiveFunction"),
+    );
+    let answer = emulator.invoke(&mut archive, &events.join("event-archive.json"));
+    eprintln!("event-archive answered: {answer}");
+    assert_eq!(answer, Value::Null, "{}", archive.tail());
+    let key = "events/store=LDN-01/date=2026-11-28/c1d2e3f4a5b60718293a4b5c6d7e8f90.json.gz";
+    let (status, object) = moto
+        .s3(
+            reqwest::Method::GET,
+            &format!("{}/{key}", refs["ReportsBucket"]),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, 200, "archive object {key} is not in the bucket");
+    let mut lines = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::MultiGzDecoder::new(&object[..]),
+        &mut lines,
+    )
+    .expect("a gzip object of UTF-8 lines");
+    let kinds: Vec<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line")["kind"].to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["\"accepted\"", "\"applied\"", "\"applied\""],
+        "{lines}"
+    );
+
     for p in [
         &mut intake,
         &mut apply,
         &mut push,
         &mut orders,
         &mut reconcile,
+        &mut archive,
     ] {
         assert!(
             p.exited().is_none(),

@@ -122,11 +122,12 @@ impl Template {
         let globals = self.section("Globals", 0);
         let function = self.section(logical_id, 2);
         let mut env = BTreeMap::new();
-        for (name, value) in self
-            .variables_after(globals)
-            .into_iter()
-            .chain(self.variables_after(function))
-        {
+        let own = self.variables_after(function);
+        assert!(
+            !own.is_empty(),
+            "{logical_id}: no environment of its own found in template.yaml"
+        );
+        for (name, value) in self.variables_after(globals).into_iter().chain(own) {
             let value = match value {
                 Value::Literal(v) => v,
                 Value::Ref(r) => refs
@@ -142,10 +143,6 @@ impl Template {
             };
             env.insert(name, value);
         }
-        assert!(
-            env.len() > 3,
-            "{logical_id}: no environment found in template.yaml: {env:?}"
-        );
         env
     }
 }

@@ -25,7 +25,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Attributes a redrive adds to each message it moves (the consumers read only the body).
@@ -42,14 +42,17 @@ pub enum DlqName {
     StockPush,
     Orders,
     Schedules,
+    /// The event archive's gap queue: positions of stream batches the archive could not write.
+    Archive,
 }
 
 impl DlqName {
-    pub const ALL: [DlqName; 4] = [
+    pub const ALL: [DlqName; 5] = [
         DlqName::Stock,
         DlqName::StockPush,
         DlqName::Orders,
         DlqName::Schedules,
+        DlqName::Archive,
     ];
 
     pub fn parse(name: &str) -> Result<Self, String> {
@@ -58,7 +61,7 @@ impl DlqName {
             .find(|d| d.as_str() == name)
             .ok_or_else(|| {
                 format!(
-                    "unknown DLQ {name:?} (expected one of stock, stock-push, orders, schedules)"
+                    "unknown DLQ {name:?} (expected one of stock, stock-push, orders, schedules, archive)"
                 )
             })
     }
@@ -69,6 +72,7 @@ impl DlqName {
             DlqName::StockPush => "stock-push",
             DlqName::Orders => "orders",
             DlqName::Schedules => "schedules",
+            DlqName::Archive => "archive",
         }
     }
 
@@ -79,17 +83,19 @@ impl DlqName {
             DlqName::StockPush => "STOCK_PUSH_DLQ_URL",
             DlqName::Orders => "ORDERS_DLQ_URL",
             DlqName::Schedules => "SCHEDULE_DLQ_URL",
+            DlqName::Archive => "ARCHIVE_GAP_QUEUE_URL",
         }
     }
 
     /// The queue whose redrive policy parks messages here (same names as the functions' settings); none for the
-    /// Scheduler's DLQ, whose messages are invocations that never reached a queue.
+    /// Scheduler's DLQ, whose messages are invocations that never reached a queue, nor for the archive's gap
+    /// queue, whose messages are stream positions (filled with `shelfsync archive backfill`).
     pub fn source_env(self) -> Option<&'static str> {
         match self {
             DlqName::Stock => Some("STOCK_QUEUE_URL"),
             DlqName::StockPush => Some("STOCK_PUSH_QUEUE_URL"),
             DlqName::Orders => Some("ORDERS_QUEUE_URL"),
-            DlqName::Schedules => None,
+            DlqName::Schedules | DlqName::Archive => None,
         }
     }
 
@@ -383,6 +389,8 @@ pub enum Decoded {
     PushRequest(DirtyKey),
     KioskOrder(Box<OrderQueueMessage>),
     SchedulerPayload(serde_json::Value),
+    /// Lambda's on-failure record of a stream batch (`DDBStreamBatchInfo`): which records the archive lacks.
+    ArchiveGap(ArchiveGap),
     /// The body is not what this queue carries (the parse error says where).
     Unreadable(String),
 }
@@ -406,6 +414,56 @@ pub fn decode(dlq: DlqName, body: &str) -> Decoded {
                 .unwrap_or_else(unreadable),
             Err(e) => Decoded::Unreadable(e.to_string()),
         },
+        DlqName::Archive => serde_json::from_str::<ArchiveGapRecord>(body)
+            .map(|r| Decoded::ArchiveGap(r.into()))
+            .unwrap_or_else(unreadable),
+    }
+}
+
+/// What Lambda sends to a stream event source's on-failure destination (AWS Lambda developer guide,
+/// "Retaining records of discarded batches" — field names as documented there).
+#[derive(Debug, Deserialize)]
+struct ArchiveGapRecord {
+    #[serde(rename = "requestContext", default)]
+    request_context: serde_json::Value,
+    #[serde(rename = "DDBStreamBatchInfo")]
+    batch: StreamBatchInfo,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StreamBatchInfo {
+    shard_id: String,
+    start_sequence_number: String,
+    end_sequence_number: String,
+    approximate_arrival_of_first_record: String,
+    approximate_arrival_of_last_record: String,
+    batch_size: u64,
+}
+
+/// A window of the stream the archive lacks: `shelfsync archive backfill --from <first> --to <last>` writes it
+/// from the idempotency table (which keeps records 15 days; the stream only 24 hours).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveGap {
+    pub first_record_at: String,
+    pub last_record_at: String,
+    pub records: u64,
+    pub shard_id: String,
+    pub sequence_numbers: (String, String),
+    /// Why Lambda gave up (`RetryAttemptsExhausted`, `MaximumRecordAgeExceeded`, …).
+    pub condition: Option<String>,
+}
+
+impl From<ArchiveGapRecord> for ArchiveGap {
+    fn from(r: ArchiveGapRecord) -> Self {
+        ArchiveGap {
+            first_record_at: r.batch.approximate_arrival_of_first_record,
+            last_record_at: r.batch.approximate_arrival_of_last_record,
+            records: r.batch.batch_size,
+            shard_id: r.batch.shard_id,
+            sequence_numbers: (r.batch.start_sequence_number, r.batch.end_sequence_number),
+            condition: r.request_context["condition"].as_str().map(str::to_string),
+        }
     }
 }
 
@@ -438,6 +496,15 @@ pub fn describe(decoded: &Decoded) -> String {
             ),
         },
         Decoded::SchedulerPayload(v) => format!("scheduled reconcile invocation {v}"),
+        Decoded::ArchiveGap(g) => format!(
+            "archive gap: {} stream record(s) from {} to {} ({}) — fill it: shelfsync archive backfill --from {} --to {}",
+            g.records,
+            g.first_record_at,
+            g.last_record_at,
+            g.condition.as_deref().unwrap_or("reason not given"),
+            g.first_record_at,
+            g.last_record_at
+        ),
         Decoded::Unreadable(e) => format!("unreadable body: {e}"),
     }
 }
@@ -494,7 +561,7 @@ pub async fn recorded_errors(
                 }
             }
         }
-        Decoded::SchedulerPayload(_) | Decoded::Unreadable(_) => {}
+        Decoded::SchedulerPayload(_) | Decoded::ArchiveGap(_) | Decoded::Unreadable(_) => {}
     }
     Ok(notes)
 }
@@ -554,6 +621,38 @@ mod tests {
         ));
         assert!(matches!(
             decode(DlqName::Schedules, r#"{"job":"x","surprise":1}"#),
+            Decoded::Unreadable(_)
+        ));
+        assert_eq!(DlqName::Archive.source_env(), None);
+    }
+
+    /// Lambda's on-failure record of a DynamoDB stream batch, as the Lambda developer guide shows it.
+    #[test]
+    fn an_archive_gap_names_the_window_to_backfill() {
+        let body = r#"{
+            "requestContext": {"requestId": "316aa6d0-8154-xmpl-9af7-85d5f4a6bc81",
+                "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:event-archive",
+                "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0", "timestamp": "2026-12-07T05:00:00.000Z",
+            "DDBStreamBatchInfo": {"shardId": "shardId-00000001574425500210-3b9e5d0b",
+                "startSequenceNumber": "800000000003126276362", "endSequenceNumber": "800000000003126276399",
+                "approximateArrivalOfFirstRecord": "2026-12-07T04:10:01Z",
+                "approximateArrivalOfLastRecord": "2026-12-07T04:11:00Z", "batchSize": 38,
+                "streamArn": "arn:aws:dynamodb:eu-west-1:123456789012:table/idem/stream/2026-12-01T00:00:00.000"}
+        }"#;
+        let Decoded::ArchiveGap(gap) = decode(DlqName::Archive, body) else {
+            panic!("not read as an archive gap");
+        };
+        assert_eq!(
+            (gap.records, gap.condition.as_deref()),
+            (38, Some("RetryAttemptsExhausted"))
+        );
+        assert!(describe(&Decoded::ArchiveGap(gap)).ends_with(
+            "shelfsync archive backfill --from 2026-12-07T04:10:01Z --to 2026-12-07T04:11:00Z"
+        ));
+        assert!(matches!(
+            decode(DlqName::Archive, r#"{"DDBStreamBatchInfo": {}}"#),
             Decoded::Unreadable(_)
         ));
     }

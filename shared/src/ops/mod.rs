@@ -1,8 +1,11 @@
-//! Operator actions behind `shelfsync dlq`, `shelfsync orders retry` and `shelfsync exceptions resolve`.
+//! Operator actions behind `shelfsync dlq`, `shelfsync orders retry`, `shelfsync exceptions resolve` and
+//! `shelfsync archive backfill`.
 //!
 //! Each action is idempotent (running it twice does it once and says so), has a dry run that changes nothing,
 //! and writes who did it and when into what it changes, so every record says how it got where it is.
 
+#[cfg(feature = "dynamodb")]
+pub mod archive_backfill;
 #[cfg(all(feature = "dynamodb", feature = "sqs"))]
 pub mod dlq;
 #[cfg(feature = "dynamodb")]

@@ -45,12 +45,19 @@ pub fn change_of(record: &EventRecord) -> Option<ArchivedChange> {
     if record.event_name == "REMOVE" {
         return None;
     }
-    let item = sdk_item(&record.change.new_image);
-    let key = get_s(&item, "id").ok()?.to_string();
-    let at_ms = record
-        .change
-        .approximate_creation_date_time
-        .timestamp_millis();
+    change_of_item(
+        &sdk_item(&record.change.new_image),
+        record
+            .change
+            .approximate_creation_date_time
+            .timestamp_millis(),
+    )
+}
+
+/// The archive's view of an idempotency table item (from the stream, or scanned by a backfill); `at_ms` dates
+/// an unreadable one.
+pub fn change_of_item(item: &Item, at_ms: i64) -> Option<ArchivedChange> {
+    let key = get_s(item, "id").ok()?.to_string();
     let unreadable = |reason: String| {
         Some(ArchivedChange::Unreadable {
             key: key.clone(),
@@ -59,7 +66,7 @@ pub fn change_of(record: &EventRecord) -> Option<ArchivedChange> {
         })
     };
     if ACCEPTED_PREFIXES.iter().any(|p| key.starts_with(p)) {
-        let record = match parse_record(&item) {
+        let record = match parse_record(item) {
             Ok(record) => record,
             Err(e) => return unreadable(e.to_string()),
         };
@@ -78,10 +85,10 @@ pub fn change_of(record: &EventRecord) -> Option<ArchivedChange> {
         let applied = (|| {
             Ok::<_, crate::core::errors::BackendError>(ArchivedChange::Applied {
                 movement_id: movement_id.to_string(),
-                store: get_s(&item, "store")?.to_string(),
-                item: get_s(&item, "item")?.to_string(),
-                version: get_i64(&item, "version")?.max(0) as u64,
-                applied_at_ms: get_i64(&item, "applied_at_ms")?,
+                store: get_s(item, "store")?.to_string(),
+                item: get_s(item, "item")?.to_string(),
+                version: get_i64(item, "version")?.max(0) as u64,
+                applied_at_ms: get_i64(item, "applied_at_ms")?,
             })
         })();
         return match applied {
