@@ -61,5 +61,79 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// A queue that takes everything: the bench measures intake, not a queue.
+struct NullQueue;
+
+#[async_trait::async_trait]
+impl shared::stock::ports::StockQueue for NullQueue {
+    async fn send_all(
+        &self,
+        _: &[shared::stock::ports::FifoMessage],
+    ) -> Result<(), shared::core::errors::BackendError> {
+        Ok(())
+    }
+}
+
+/// The whole `StoreEventIntake::handle` with the archive on: the idempotency record now carries the request
+/// (in-memory store and queue, so this is CPU; the 202 path makes the same calls as before the archive).
+fn bench_handle(c: &mut Criterion) {
+    use shared::intake::store_events::{IntakeRequest, StoreEventIntake};
+    use std::sync::Arc;
+    let now_s = chrono::Utc::now().timestamp();
+    let intake = StoreEventIntake {
+        verifier: WebhookVerifier::from_config(SECRET).unwrap(),
+        mappings: Arc::new(Mappings::embedded_default()),
+        idempotency: Arc::new(shared::adapters::memory::idempotency::MemoryIdempotencyStore::new()),
+        queue: Arc::new(NullQueue),
+        orders: None,
+        catalogue: Arc::new(shared::stock::identity::ItemCatalogue::with_sizes(
+            (0..20_000u64).map(|i| shared::centra::SizeRecord {
+                id: i + 1,
+                sku: Some(format!("Prod123Var{i:06}S")),
+                ean: Some(format!("735{i:010}")),
+            }),
+            shared::core::clock::system_clock(),
+        )),
+        clock: shared::core::clock::system_clock(),
+        metrics: Arc::new(shared::telemetry::metrics::Metrics::new()),
+        settings: Default::default(),
+    };
+    let occurred = chrono::DateTime::from_timestamp(now_s - 60, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut n = 0u64;
+    for lines in [2usize, 20] {
+        let body = event_body(lines).replace("2026-11-28T10:15:00Z", &occurred);
+        let ts = now_s.to_string();
+        c.bench_function(&format!("intake_handle_{lines}_lines_archive_on"), |b| {
+            b.iter_batched(
+                || {
+                    // A new event id each time (a repeat would be a duplicate); signing is the sender's work.
+                    n += 1;
+                    let id = format!("evt_bench_{lines}_{n}");
+                    let sig = sign(SECRET, &id, now_s, body.as_bytes());
+                    (id, sig)
+                },
+                |(id, sig)| {
+                    let answer = futures::executor::block_on(intake.handle(IntakeRequest {
+                        content_type: Some("application/json"),
+                        webhook_id: Some(&id),
+                        webhook_timestamp: Some(&ts),
+                        webhook_signature: Some(&sig),
+                        body: black_box(body.as_bytes()),
+                    }));
+                    assert_eq!(answer.status, 202, "{}", answer.body);
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
+    // What the DynamoDB adapter adds for a body over 4 KiB (kept gzip on the record): a 64 KiB event.
+    let large = event_body(700);
+    c.bench_function(&format!("archive_gzip_{}_bytes", large.len()), |b| {
+        b.iter(|| black_box(shared::core::gzip::gzip(black_box(large.as_bytes()))))
+    });
+}
+
+criterion_group!(benches, bench, bench_handle);
 criterion_main!(benches);

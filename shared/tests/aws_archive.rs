@@ -225,7 +225,13 @@ async fn the_archive_holds_each_accepted_event_of_a_duplicate_storm_once_byte_fo
     }
     invoke(&archiver, &passed[5..10]).await;
 
-    assert_archive_matches(&archive_lines(&stack).await, &sent);
+    let lines = archive_lines(&stack).await;
+    // The operating manual (§10.2) shows these two lines as a sample of the format.
+    for kind in ["accepted", "applied"] {
+        let (key, line) = lines.iter().find(|(_, l)| l.kind == kind).unwrap();
+        eprintln!("{key}: {}", serde_json::to_string(line).unwrap());
+    }
+    assert_archive_matches(&lines, &sent);
     stack.assert_deployable();
 }
 

@@ -340,6 +340,60 @@ mod tests {
         assert_eq!(objects[1].lines, 2);
     }
 
+    /// Objects by key; refuses keys containing `refuse` (S3 failing part of a batch).
+    #[derive(Default)]
+    struct Bucket {
+        objects: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
+        refuse: Option<&'static str>,
+    }
+
+    #[async_trait::async_trait]
+    impl ReportSink for Bucket {
+        async fn put(&self, key: &str, _: &str, body: Vec<u8>) -> Result<(), BackendError> {
+            if self.refuse.is_some_and(|r| key.contains(r)) {
+                return Err(BackendError::new("s3", "SlowDown"));
+            }
+            self.objects.lock().unwrap().insert(key.to_string(), body);
+            Ok(())
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+            Ok(self.objects.lock().unwrap().get(key).cloned())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_the_whole_batch_and_its_retry_rewrites_the_same_keys() {
+        let changes = vec![
+            accepted("ev-1", "LDN-01", DAY1, b"{}"),
+            accepted("ev-2", "MAN-02", DAY1, b"{}"),
+        ];
+        let metrics = Arc::new(Metrics::new());
+        let failing = EventArchiver {
+            sink: Arc::new(Bucket {
+                refuse: Some("MAN-02"),
+                ..Bucket::default()
+            }),
+            metrics: metrics.clone(),
+        };
+        assert!(failing.write_batch("b1", &changes).await.is_err());
+        assert_eq!(metrics.total(names::ARCHIVE_WRITE_FAILURES), 1.0);
+        assert_eq!(metrics.total(names::ARCHIVED_LINES), 0.0);
+
+        let sink = Arc::new(Bucket::default());
+        let archiver = EventArchiver {
+            sink: sink.clone(),
+            metrics: metrics.clone(),
+        };
+        let first = archiver.write_batch("b1", &changes).await.unwrap();
+        let again = archiver.write_batch("b1", &changes).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(
+            sink.objects.lock().unwrap().len(),
+            2,
+            "the retry replaced, not added"
+        );
+    }
+
     #[test]
     fn the_same_batch_gives_the_same_objects() {
         let changes = vec![accepted("ev-1", "LDN-01", DAY1, b"{}")];
