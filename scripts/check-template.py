@@ -124,6 +124,7 @@ RECONCILE_ENV = {
     "CLOUDSHELF_API_URL",
     "CLOUDSHELF_API_KEY_SECRET_ARN",
     "RECON_PAGE_INTERVAL_MS",
+    "ARCHIVE_GAP_QUEUE_URL",
 }
 SSE_ALGORITHMS = {"AES256", "aws:kms", "aws:kms:dsse"}
 PUBLIC_ACCESS_BLOCK = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")

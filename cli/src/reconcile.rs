@@ -344,6 +344,7 @@ pub async fn demo_context(
             order_outbox: Some(Arc::new(MemoryOrderOutbox::new())),
             daybook: Some(demo_daybook(&now_store_day(now)).await?),
             push_queue: Some(Arc::new(shared::adapters::memory::MemoryPushQueue::new())),
+            archive_gaps: None,
         },
     };
     Ok((

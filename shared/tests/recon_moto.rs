@@ -418,6 +418,15 @@ currency = "GBP"
 finance_posting = "daily"
 "#;
 
+/// The CSV report among a run's report files.
+async fn report_csv(sink: &S3ReportSink, keys: &[String]) -> String {
+    let key = keys
+        .iter()
+        .find(|k| k.ends_with(".csv"))
+        .unwrap_or_else(|| panic!("no CSV among {keys:?}"));
+    String::from_utf8(sink.get(key).await.unwrap().expect("the CSV report")).unwrap()
+}
+
 /// One scheduled invocation, as reconcile's main handles it.
 async fn invoke(
     ctx: &shared::recon::ReconContext,
@@ -551,8 +560,41 @@ async fn every_job_runs_under_the_reconcile_role() {
         .unwrap()
         .is_some());
 
+    // The archiver gave up on a stream batch: Lambda put its position in the gap queue. The stalled-orders run
+    // reports it (and leaves it queued for the operator's backfill).
+    let gap_queue = stack.resources["ArchiveGapQueue"].reference.clone();
+    stack
+        .admin
+        .sqs()
+        .send_message()
+        .queue_url(&gap_queue)
+        .message_body(
+            serde_json::json!({
+                "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11},
+                "version": "1.0", "timestamp": "2026-12-07T05:00:00.000Z",
+                "DDBStreamBatchInfo": {"shardId": "shardId-1", "startSequenceNumber": "100",
+                    "endSequenceNumber": "137", "approximateArrivalOfFirstRecord": "2026-12-07T04:10:01Z",
+                    "approximateArrivalOfLastRecord": "2026-12-07T04:11:00Z", "batchSize": 38}
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
     let stalled = invoke(&ctx, &watch, serde_json::json!({"job": "stalled_orders"})).await;
     assert!(!stalled.report_keys.is_empty());
+    assert_eq!(stalled.counters.get("archive_gaps"), 1, "{stalled:?}");
+    let csv = report_csv(&sink, &stalled.report_keys).await;
+    assert!(
+        csv.contains("archive backfill --from 2026-12-07T04:10:01Z --to 2026-12-07T04:11:00Z"),
+        "{csv}"
+    );
+    let again = invoke(&ctx, &watch, serde_json::json!({"job": "stalled_orders"})).await;
+    assert_eq!(
+        again.counters.get("archive_gaps"),
+        1,
+        "still queued for the operator"
+    );
 
     // An hour after MAN-01's close: its held sales are handed to the pusher, LDN-01's day validates.
     let man = ctx.mappings.store("MAN-01").unwrap().clone();

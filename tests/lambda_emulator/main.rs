@@ -415,6 +415,11 @@ async fn provision(
             .await;
         refs.insert(logical.into(), url);
     }
+    // The event archive's on-failure destination (reconcile peeks at it).
+    let gaps = moto
+        .create_queue(&format!("ArchiveGapQueue-{run}"), json!({}))
+        .await;
+    refs.insert("ArchiveGapQueue".into(), gaps);
 
     let bucket = format!("reports-{run}");
     let (status, body) = moto

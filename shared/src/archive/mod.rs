@@ -43,6 +43,71 @@ pub enum ArchivedChange {
     },
 }
 
+/// What Lambda sends to a stream event source's on-failure destination (AWS Lambda developer guide,
+/// "Retaining records of discarded batches" — field names as documented there).
+#[derive(Debug, serde::Deserialize)]
+struct ArchiveGapRecord {
+    #[serde(rename = "requestContext", default)]
+    request_context: serde_json::Value,
+    #[serde(rename = "DDBStreamBatchInfo")]
+    batch: StreamBatchInfo,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StreamBatchInfo {
+    shard_id: String,
+    start_sequence_number: String,
+    end_sequence_number: String,
+    approximate_arrival_of_first_record: String,
+    approximate_arrival_of_last_record: String,
+    batch_size: u64,
+}
+
+/// A window of the stream the archive lacks: `shelfsync archive backfill --from <first> --to <last>` writes it
+/// from the idempotency table (which keeps records 15 days; the stream only 24 hours). Read from the gap
+/// queue by `shelfsync dlq list archive` and by the stalled-orders reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveGap {
+    pub first_record_at: String,
+    pub last_record_at: String,
+    pub records: u64,
+    pub shard_id: String,
+    pub sequence_numbers: (String, String),
+    /// Why Lambda gave up (`RetryAttemptsExhausted`, `MaximumRecordAgeExceeded`, …).
+    pub condition: Option<String>,
+}
+
+impl From<ArchiveGapRecord> for ArchiveGap {
+    fn from(r: ArchiveGapRecord) -> Self {
+        ArchiveGap {
+            first_record_at: r.batch.approximate_arrival_of_first_record,
+            last_record_at: r.batch.approximate_arrival_of_last_record,
+            records: r.batch.batch_size,
+            shard_id: r.batch.shard_id,
+            sequence_numbers: (r.batch.start_sequence_number, r.batch.end_sequence_number),
+            condition: r.request_context["condition"].as_str().map(str::to_string),
+        }
+    }
+}
+
+/// An on-failure record of the gap queue, read; the error says what is wrong with one that is not.
+pub fn parse_gap(body: &str) -> Result<ArchiveGap, String> {
+    serde_json::from_str::<ArchiveGapRecord>(body)
+        .map(ArchiveGap::from)
+        .map_err(|e| e.to_string())
+}
+
+/// The archive's gap queue, as reconciliation reads it: how many gaps wait, and up to `max` of them (each read
+/// or why not), left where they are.
+#[async_trait::async_trait]
+pub trait ArchiveGapSource: Send + Sync {
+    async fn peek(
+        &self,
+        max: usize,
+    ) -> Result<(u64, Vec<Result<ArchiveGap, String>>), BackendError>;
+}
+
 /// One line of an archive object (one row of the Glue table). Absent fields are left out of the JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ArchiveLine {

@@ -14,6 +14,7 @@
 
 use super::format_ms;
 use crate::adapters::aws::sqs::{build_error, sqs_error};
+use crate::archive::{parse_gap, ArchiveGap};
 use crate::core::errors::BackendError;
 use crate::events::orders::OrderQueueMessage;
 use crate::events::store_events::StockLineMessage;
@@ -25,7 +26,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Attributes a redrive adds to each message it moves (the consumers read only the body).
@@ -414,56 +415,9 @@ pub fn decode(dlq: DlqName, body: &str) -> Decoded {
                 .unwrap_or_else(unreadable),
             Err(e) => Decoded::Unreadable(e.to_string()),
         },
-        DlqName::Archive => serde_json::from_str::<ArchiveGapRecord>(body)
-            .map(|r| Decoded::ArchiveGap(r.into()))
-            .unwrap_or_else(unreadable),
-    }
-}
-
-/// What Lambda sends to a stream event source's on-failure destination (AWS Lambda developer guide,
-/// "Retaining records of discarded batches" — field names as documented there).
-#[derive(Debug, Deserialize)]
-struct ArchiveGapRecord {
-    #[serde(rename = "requestContext", default)]
-    request_context: serde_json::Value,
-    #[serde(rename = "DDBStreamBatchInfo")]
-    batch: StreamBatchInfo,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StreamBatchInfo {
-    shard_id: String,
-    start_sequence_number: String,
-    end_sequence_number: String,
-    approximate_arrival_of_first_record: String,
-    approximate_arrival_of_last_record: String,
-    batch_size: u64,
-}
-
-/// A window of the stream the archive lacks: `shelfsync archive backfill --from <first> --to <last>` writes it
-/// from the idempotency table (which keeps records 15 days; the stream only 24 hours).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ArchiveGap {
-    pub first_record_at: String,
-    pub last_record_at: String,
-    pub records: u64,
-    pub shard_id: String,
-    pub sequence_numbers: (String, String),
-    /// Why Lambda gave up (`RetryAttemptsExhausted`, `MaximumRecordAgeExceeded`, …).
-    pub condition: Option<String>,
-}
-
-impl From<ArchiveGapRecord> for ArchiveGap {
-    fn from(r: ArchiveGapRecord) -> Self {
-        ArchiveGap {
-            first_record_at: r.batch.approximate_arrival_of_first_record,
-            last_record_at: r.batch.approximate_arrival_of_last_record,
-            records: r.batch.batch_size,
-            shard_id: r.batch.shard_id,
-            sequence_numbers: (r.batch.start_sequence_number, r.batch.end_sequence_number),
-            condition: r.request_context["condition"].as_str().map(str::to_string),
-        }
+        DlqName::Archive => parse_gap(body)
+            .map(Decoded::ArchiveGap)
+            .unwrap_or_else(Decoded::Unreadable),
     }
 }
 

@@ -222,6 +222,8 @@ pub struct ReconSources {
     pub daybook: Option<Arc<dyn crate::finance::Daybook>>,
     /// Where the finance close hands the held movements of daily-posting stores to the pusher.
     pub push_queue: Option<Arc<dyn crate::stock::ports::PushQueue>>,
+    /// The event archive's gap queue: the stalled-orders run reports what the archive lacks.
+    pub archive_gaps: Option<Arc<dyn crate::archive::ArchiveGapSource>>,
 }
 
 impl ReconSources {

@@ -103,6 +103,12 @@ pub async fn recon_from(
                     url,
                 ))),
             },
+            archive_gaps: env.opt("ARCHIVE_GAP_QUEUE_URL").map(|url| {
+                Arc::new(crate::adapters::aws::sqs::SqsArchiveGaps {
+                    client: aws.sqs(),
+                    queue_url: url,
+                }) as Arc<dyn crate::archive::ArchiveGapSource>
+            }),
         },
     })
 }

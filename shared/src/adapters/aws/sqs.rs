@@ -373,3 +373,46 @@ mod tests {
         assert!(fifo_lanes(&[]).len() <= 1);
     }
 }
+
+/// The event archive's gap queue, peeked: messages are received with a visibility timeout of 0, so they stay
+/// where they are for the operator (`shelfsync dlq list archive`) and the next run.
+pub struct SqsArchiveGaps {
+    pub client: Client,
+    pub queue_url: String,
+}
+
+#[async_trait::async_trait]
+impl crate::archive::ArchiveGapSource for SqsArchiveGaps {
+    async fn peek(
+        &self,
+        max: usize,
+    ) -> Result<(u64, Vec<Result<crate::archive::ArchiveGap, String>>), BackendError> {
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(|e| sqs_error("GetQueueAttributes", e))?;
+        let waiting = attributes
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if waiting == 0 {
+            return Ok((0, Vec::new()));
+        }
+        let messages =
+            receive_batch(&self.client, &self.queue_url, max.clamp(1, 10) as i32, 0).await?;
+        Ok((
+            waiting,
+            messages
+                .iter()
+                .map(|m| crate::archive::parse_gap(&m.body))
+                .collect(),
+        ))
+    }
+}

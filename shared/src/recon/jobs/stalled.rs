@@ -8,6 +8,8 @@
 //! - Centra orders created from a kiosk still PENDING (re-read from Centra for recent orders only).
 //! - Store movements accepted into the ledger but not in Centra after a while (pending, or blocked after
 //!   Centra refused the item).
+//! - Gaps of the event archive: stream batches the archiver gave up on (the events were processed; the
+//!   archive lacks them until `shelfsync archive backfill`).
 //!
 //! One unit: everything is read and compared in one go (the outbox and ledger are small next to the stock
 //! sweep); a failed invocation leaves the carried state as it was.
@@ -43,7 +45,11 @@ pub mod counter {
     pub const CENTRA_PENDING: &str = "centra_pending";
     pub const MOVEMENTS_NOT_IN_CENTRA: &str = "movements_not_in_centra";
     pub const ITEMS_BLOCKED: &str = "items_blocked";
+    pub const ARCHIVE_GAPS: &str = "archive_gaps";
 }
+
+/// Gap-queue messages read per run: the count says how many wait; the rows show the first of them.
+const ARCHIVE_GAPS_SHOWN: usize = 10;
 
 /// One stalled record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,8 +150,10 @@ pub async fn run_stalled_orders(
     rows.extend(
         unposted_movement_rows(ctx, &run.cp.stores, now, &thresholds, &mut counters).await?,
     );
+    rows.extend(archive_gap_rows(ctx, now, &mut counters).await?);
 
     let (stalled_orders, unposted) = count_stalled(ctx, &counters);
+    let archive_gaps = counters.get(counter::ARCHIVE_GAPS);
     let next = next_state(&orders, &records, carried.watermark_ms);
     run.set_state(&next);
     run.cp.counters = counters;
@@ -160,8 +168,8 @@ pub async fn run_stalled_orders(
         .publish(
             ctx,
             Outcome {
-                findings: stalled_orders + unposted,
-                exceptions: stalled_orders + unposted,
+                findings: stalled_orders + unposted + archive_gaps,
+                exceptions: stalled_orders + unposted + archive_gaps,
                 rows,
                 truncated: false,
                 notes,
@@ -455,6 +463,51 @@ async fn unposted_movement_rows(
         }
     }
     Ok(rows)
+}
+
+/// The archive's gaps waiting in its gap queue (left there for the operator), one row each for the first
+/// [`ARCHIVE_GAPS_SHOWN`].
+async fn archive_gap_rows(
+    ctx: &ReconContext,
+    now: i64,
+    counters: &mut Counters,
+) -> Result<Vec<StalledRow>, ReconError> {
+    let Some(source) = &ctx.sources.archive_gaps else {
+        return Ok(Vec::new());
+    };
+    let (waiting, gaps) = source.peek(ARCHIVE_GAPS_SHOWN).await?;
+    counters.add(counter::ARCHIVE_GAPS, waiting);
+    Ok(gaps
+        .into_iter()
+        .map(|gap| match gap {
+            Ok(g) => {
+                let last_ms = DateTime::parse_from_rfc3339(&g.last_record_at)
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or(now);
+                StalledRow {
+                    kind: "archive_gap".into(),
+                    store: "*".into(),
+                    reference: format!("{} – {}", g.first_record_at, g.last_record_at),
+                    centra_order: None,
+                    state: g.condition.clone().unwrap_or_else(|| "not archived".into()),
+                    minutes: (now - last_ms).max(0) / 60_000,
+                    detail: format!(
+                        "{} stream record(s) processed but not archived; fill with: shelfsync archive backfill --from {} --to {}",
+                        g.records, g.first_record_at, g.last_record_at
+                    ),
+                }
+            }
+            Err(reason) => StalledRow {
+                kind: "archive_gap".into(),
+                store: "*".into(),
+                reference: "unreadable gap record".into(),
+                centra_order: None,
+                state: "unreadable".into(),
+                minutes: 0,
+                detail: format!("see `shelfsync dlq list archive`: {reason}"),
+            },
+        })
+        .collect())
 }
 
 /// Publishes the two metrics and returns (stalled orders, unposted store movements).
