@@ -108,7 +108,6 @@ async fn storm() -> Storm {
         .put_catalogue_snapshot(sizes.iter().map(shared::centra::SizeRecord::from).collect())
         .await;
     let pipeline = StockPipeline::new(&stack).await;
-    let archiver = stack.event_archive().await;
     let at = chrono::Utc::now().timestamp_millis() - 60_000;
 
     // Six events, each sent three times at once; two names of a store; one event refused.

@@ -269,25 +269,6 @@ pub async fn pusher_from(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn idempotency_ttl_is_at_least_the_movement_marker_ttl() {
-        assert_eq!(
-            idempotency_ttl_seconds(15).unwrap(),
-            crate::stock::apply::MOVEMENT_MARKER_TTL_S
-        );
-        for days in [14, 7, 0, -1, i64::MAX] {
-            match idempotency_ttl_seconds(days) {
-                Err(ConfigError::Invalid { name, .. }) => assert_eq!(name, "IDEMPOTENCY_TTL_DAYS"),
-                other => panic!("{days}: {other:?}"),
-            }
-        }
-    }
-}
-
 /// The event-archive function: `ARCHIVE_BUCKET` (the reports bucket in the template).
 #[cfg(all(feature = "dynamodb", feature = "s3"))]
 pub async fn archiver_from_env(
@@ -309,4 +290,23 @@ pub async fn archiver_from(
         )),
         metrics,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_ttl_is_at_least_the_movement_marker_ttl() {
+        assert_eq!(
+            idempotency_ttl_seconds(15).unwrap(),
+            crate::stock::apply::MOVEMENT_MARKER_TTL_S
+        );
+        for days in [14, 7, 0, -1, i64::MAX] {
+            match idempotency_ttl_seconds(days) {
+                Err(ConfigError::Invalid { name, .. }) => assert_eq!(name, "IDEMPOTENCY_TTL_DAYS"),
+                other => panic!("{days}: {other:?}"),
+            }
+        }
+    }
 }

@@ -337,43 +337,6 @@ pub async fn change_visibility(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(group: &str, n: usize) -> FifoMessage {
-        FifoMessage {
-            group_id: group.to_string(),
-            dedup_id: format!("{group}-{n}"),
-            body: n.to_string(),
-        }
-    }
-
-    #[test]
-    fn lanes_keep_each_group_whole_and_in_order() {
-        let messages: Vec<_> = (0..40)
-            .map(|n| message(["a", "b", "c", "d"][n % 4], n))
-            .collect();
-        let lanes = fifo_lanes(&messages);
-        assert_eq!(lanes.len(), 4);
-        assert_eq!(lanes.iter().map(Vec::len).sum::<usize>(), 40);
-        for lane in &lanes {
-            let groups: HashSet<_> = lane.iter().map(|m| &m.group_id).collect();
-            assert_eq!(groups.len(), 1, "one group per lane here");
-            assert!(lane
-                .windows(2)
-                .all(|w| w[0].body.parse::<usize>().unwrap() < w[1].body.parse().unwrap()));
-        }
-    }
-
-    #[test]
-    fn few_messages_use_one_lane() {
-        let messages: Vec<_> = (0..7).map(|n| message(&format!("g{n}"), n)).collect();
-        assert_eq!(fifo_lanes(&messages).len(), 1);
-        assert!(fifo_lanes(&[]).len() <= 1);
-    }
-}
-
 /// The event archive's gap queue, peeked: messages are received with a visibility timeout of 0, so they stay
 /// where they are for the operator (`shelfsync dlq list archive`) and the next run.
 pub struct SqsArchiveGaps {
@@ -414,5 +377,42 @@ impl crate::archive::ArchiveGapSource for SqsArchiveGaps {
                 .map(|m| crate::archive::parse_gap(&m.body))
                 .collect(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(group: &str, n: usize) -> FifoMessage {
+        FifoMessage {
+            group_id: group.to_string(),
+            dedup_id: format!("{group}-{n}"),
+            body: n.to_string(),
+        }
+    }
+
+    #[test]
+    fn lanes_keep_each_group_whole_and_in_order() {
+        let messages: Vec<_> = (0..40)
+            .map(|n| message(["a", "b", "c", "d"][n % 4], n))
+            .collect();
+        let lanes = fifo_lanes(&messages);
+        assert_eq!(lanes.len(), 4);
+        assert_eq!(lanes.iter().map(Vec::len).sum::<usize>(), 40);
+        for lane in &lanes {
+            let groups: HashSet<_> = lane.iter().map(|m| &m.group_id).collect();
+            assert_eq!(groups.len(), 1, "one group per lane here");
+            assert!(lane
+                .windows(2)
+                .all(|w| w[0].body.parse::<usize>().unwrap() < w[1].body.parse().unwrap()));
+        }
+    }
+
+    #[test]
+    fn few_messages_use_one_lane() {
+        let messages: Vec<_> = (0..7).map(|n| message(&format!("g{n}"), n)).collect();
+        assert_eq!(fifo_lanes(&messages).len(), 1);
+        assert!(fifo_lanes(&[]).len() <= 1);
     }
 }
