@@ -11,6 +11,7 @@ use shared::ops::trace::{
     CentraStock, EventTrace, ItemTrace, LineStage, OrderTrace, PushTrace, RowSummary, Trace,
     TraceSources,
 };
+use shared::stock::ledger::ChangeKind;
 use std::fmt::Write;
 
 #[derive(Args)]
@@ -260,11 +261,15 @@ fn render_push(out: &mut String, indent: &str, p: &PushTrace) -> std::fmt::Resul
         (Some(i), Some(s)) => format!("mutation {i} ({s:?})"),
         _ => "mutation not in the push record".into(),
     };
+    let change = match p.kind {
+        ChangeKind::Decrease => "changeStock out",
+        ChangeKind::Increase => "changeStock in",
+        ChangeKind::Set => "setStock to",
+    };
     writeln!(
         out,
-        "{indent}push {}: {:?} {} through version {}, {mutation}, warehouse {}",
+        "{indent}push {}: {change} {} through version {}, {mutation}, warehouse {}",
         p.push_id,
-        p.kind,
         p.quantity,
         p.version_through,
         p.warehouse_id.map_or("?".into(), |w| w.to_string())
@@ -370,13 +375,13 @@ fn render_item(out: &mut String, t: &ItemTrace) -> std::fmt::Result {
         writeln!(out, "  movements (newest last):")?;
     }
     for m in &t.movements {
-        let (kind, q) = match m.movement {
-            shared::core::ids::Movement::Delta(d) => ("delta", d),
-            shared::core::ids::Movement::Count(c) => ("count", c),
+        let change = match m.movement {
+            shared::core::ids::Movement::Delta(d) => format!("{d:+}"),
+            shared::core::ids::Movement::Count(c) => format!("count {c}"),
         };
         writeln!(
             out,
-            "    {} {} {kind} {q:+} occurred {} applied {} → {}",
+            "    {} {} {change} occurred {} applied {} → {}",
             m.event_id,
             m.event_type,
             at(m.occurred_at_ms),

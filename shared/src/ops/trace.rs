@@ -587,7 +587,7 @@ impl TraceSources {
                 out.push = self.push_through(&row, version, true).await?;
                 match &out.push {
                     Some(p) => {
-                        out.detail = format!("in Centra: carried by push {}", p.push_id);
+                        out.detail = format!("carried by push {}", p.push_id);
                         out.accepted_to_centra_ms = Some(p.recorded_at_ms - request.received_at_ms);
                         out.occurred_to_centra_ms = Some(p.recorded_at_ms - event.occurred_at.timestamp_millis());
                     }
@@ -634,7 +634,11 @@ impl TraceSources {
             movements: Vec::new(),
             pushes: Vec::new(),
             centra_stock: CentraStock::NotAsked {
-                reason: "no Centra client configured".into(),
+                reason: if self.centra.is_none() {
+                    "no Centra client configured (CENTRA_API_URL)".into()
+                } else {
+                    "the store has no Centra warehouse in the mappings".into()
+                },
             },
             exceptions: Vec::new(),
             notes,
