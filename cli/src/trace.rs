@@ -276,11 +276,11 @@ fn render_push(out: &mut String, indent: &str, p: &PushTrace) -> std::fmt::Resul
     )?;
     writeln!(
         out,
-        "{indent}  Centra stock change {} created {}; recorded held at {}",
+        "{indent}  Centra stock change {}{}; recorded held at {}",
         p.centra_change_id.as_deref().unwrap_or("(id unknown)"),
         p.centra_change_at
             .as_deref()
-            .unwrap_or("(Centra not asked)"),
+            .map_or(String::new(), |t| format!(" created {t}")),
         at(p.recorded_at_ms)
     )
 }
