@@ -224,6 +224,15 @@ async fn trace_item_shows_the_row_its_movements_and_centras_stock() {
         }
     );
     assert_ne!(level.free_to_allocate, level.physical);
+    // Each movement names the push that carried it: the count's setStock, then the sale's.
+    for (event, push) in [("evt_i_count", &t.pushes[0]), ("evt_i_sale", &t.pushes[1])] {
+        let e = sources.trace_event(event).await.unwrap();
+        assert_eq!(
+            e.lines[0].push.as_ref().map(|p| &p.push_id),
+            Some(&push.push_id),
+            "{event}"
+        );
+    }
 
     // --since leaves out what is older.
     let t = sources

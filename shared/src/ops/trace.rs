@@ -18,6 +18,7 @@ use crate::events::store_events::parse_stock_event;
 use crate::orders::outbox::{LifecycleNote, OrderOutbox, OutboxRecord, OutboxState, OutboxStep};
 use crate::stock::ledger::{
     ChangeKind, LedgerRow, MovementNote, MutationStatus, PendingMovement, PushRecord, RowPush,
+    MAX_RECENT_PUSHES,
 };
 use crate::stock::ports::{
     AppliedMarkers, ExceptionLog, ExceptionRecord, IdempotencyStatus, IdempotencyStore,
@@ -308,18 +309,14 @@ impl TraceSources {
             .collect())
     }
 
-    /// The push that carried `version` of `row` (the oldest remembered push through it), with its record.
+    /// The push that carried `version` of `row`, with its record; `None` when the row no longer remembers it.
     async fn push_through(
         &self,
         row: &LedgerRow,
         version: u64,
         ask_centra: bool,
     ) -> Result<Option<PushTrace>, BackendError> {
-        let Some(push) = row
-            .recent_pushes
-            .iter()
-            .find(|p| p.version_through >= version)
-        else {
+        let Some(push) = row.recent_pushes.iter().find(|p| p.carried(version)) else {
             return Ok(None);
         };
         self.push_trace(row, push, ask_centra).await.map(Some)
@@ -593,8 +590,9 @@ impl TraceSources {
                     }
                     None => {
                         out.detail = format!(
-                            "in Centra (the row's pushed version is {}), but the push that carried it is older than \
-                             the last pushes the row remembers",
+                            "in Centra (the row's pushed version is {}), but the row does not remember a push that \
+                             carried it: one older than the last {MAX_RECENT_PUSHES} pushes, one from before pushes \
+                             were recorded, movements that netted to zero, or a legacy row merged into this one",
                             row.pushed_version
                         )
                     }

@@ -114,9 +114,18 @@ pub struct RowPush {
     pub kind: ChangeKind,
     pub quantity: i64,
     pub epoch: u64,
+    /// The row's `pushed_version` before this push: it carried the versions after it, up to `version_through`.
+    pub pushed_before: u64,
     pub version_through: u64,
     /// When the pusher recorded that Centra holds it.
     pub at_ms: i64,
+}
+
+impl RowPush {
+    /// Whether this push is the one that brought row version `version` to Centra.
+    pub fn carried(&self, version: u64) -> bool {
+        self.pushed_before < version && version <= self.version_through
+    }
 }
 
 /// One movement as the applier saw it.
@@ -487,6 +496,7 @@ pub fn mark_pushed(
             kind: line.kind,
             quantity: line.quantity,
             epoch: line.epoch,
+            pushed_before: row.pushed_version,
             version_through: line.version_through,
             at_ms: now_ms,
         };
@@ -856,6 +866,7 @@ mod tests {
             (push.push_id.as_str(), push.version_through, push.at_ms),
             ("push-a", 2, 120)
         );
+        assert!(push.carried(1) && push.carried(2) && !push.carried(3));
         let r = match apply_movement(Some(r), &msg("old", Movement::Delta(-1), 50, None), 130) {
             ApplyDecision::Stale { row, .. } => row,
             ApplyDecision::Apply(_) => panic!("older than the count"),
@@ -884,6 +895,11 @@ mod tests {
             Some(r.version),
             "newest last"
         );
+        // Each remembered push carried exactly the one sale after the previous push.
+        assert!(r
+            .recent_pushes
+            .iter()
+            .all(|p| p.carried(p.version_through) && !p.carried(p.version_through - 1)));
         // Rows written before these lists existed still read.
         let mut old = serde_json::to_value(LedgerRow::new(
             StoreCode::parse("LDN-01").unwrap(),
