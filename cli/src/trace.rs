@@ -319,6 +319,7 @@ fn render_event(out: &mut String, t: &EventTrace) -> std::fmt::Result {
             LineStage::Blocked => "BLOCKED",
             LineStage::Stale => "STALE",
             LineStage::InCentra => "IN CENTRA",
+            LineStage::Unknown => "UNKNOWN",
         };
         writeln!(out, "    {stage}: {}", l.detail)?;
         if let (Some(v), Some(a)) = (l.version, l.applied_at_ms) {

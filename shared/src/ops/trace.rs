@@ -90,6 +90,8 @@ pub enum LineStage {
     Stale,
     /// Centra holds it.
     InCentra,
+    /// The records could not be read (see the line's detail).
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -483,10 +485,11 @@ impl TraceSources {
                 ItemRef::Sku(s) => (Some(s.clone()), line.ean.clone()),
                 ItemRef::Ean(e) => (None, Some(e.clone())),
             };
+            // A marker written before markers named their row cannot be read back; the other lines still can.
             let marker = self
                 .markers
                 .applied_marker(&format!("{webhook_id}#{i}"))
-                .await?;
+                .await;
             let mut out = LineTrace {
                 line: i as u32,
                 sku,
@@ -502,6 +505,17 @@ impl TraceSources {
                 push: None,
                 accepted_to_centra_ms: None,
                 occurred_to_centra_ms: None,
+            };
+            let marker = match marker {
+                Ok(marker) => marker,
+                Err(e) => {
+                    out.stage = LineStage::Unknown;
+                    out.detail = format!(
+                        "its applied marker cannot be read ({e}); `shelfsync trace item` shows the row"
+                    );
+                    traced.push(out);
+                    continue;
+                }
             };
             let Some(marker) = marker else {
                 // Intake sums lines naming the same item into one movement keyed by the first of them.
