@@ -488,6 +488,13 @@ pub async fn run() -> anyhow::Result<()> {
             max
         );
     }
+    // What an operator's `shelfsync trace event evt_demo_sale_1` would show for the first sale.
+    let what = crate::trace::TraceCommand::Event {
+        webhook_id: "evt_demo_sale_1".into(),
+    };
+    let trace = crate::trace::build(&pipeline.trace_sources(), &what).await?;
+    println!("\nshelfsync trace event evt_demo_sale_1\n");
+    print!("{}", crate::trace::render(&trace));
     println!("\nSettled in {} ms.", elapsed.as_millis());
     sim.shutdown().await;
     cloudshelf.shutdown().await;

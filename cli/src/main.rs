@@ -10,6 +10,7 @@ mod ops;
 mod order_sims;
 mod reconcile;
 mod serve;
+mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -54,6 +55,10 @@ enum Command {
     /// Event archive: `archive backfill --from … --to …` fills a gap the archive gap queue names.
     #[command(subcommand)]
     Archive(operator::ArchiveCommand),
+    /// Where a store event, an item or a kiosk order has got to: `trace event <webhook id>`,
+    /// `trace item --store S --sku X [--since 2d]`, `trace order <cloudshelf id | centra number>`. Reads the
+    /// deployed stack (the `exceptions` environment, plus CENTRA_API_URL for Centra's side) or `--serve URL`.
+    Trace(trace::TraceArgs),
     /// Kiosk orders: `orders retry <cloudshelf order id>` re-opens an order parked in exception.
     #[command(subcommand)]
     Orders(operator::OrdersCommand),
@@ -155,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Exceptions(args) => operator::exceptions(args).await,
+        Command::Trace(args) => trace::run(args).await,
         Command::Dlq(command) => operator::dlq(command).await,
         Command::Orders(command) => operator::orders(command).await,
         Command::Archive(command) => operator::archive(command).await,

@@ -132,6 +132,61 @@ async fn ops_exceptions(State(p): State<Arc<Pipeline>>) -> axum::response::Respo
     }
 }
 
+fn trace_answer(trace: anyhow::Result<shared::ops::trace::Trace>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match trace {
+        Ok(trace) => axum::Json(trace).into_response(),
+        Err(e) => http_adapter::to_http(shared::intake::contract::IntakeResponse::error(
+            400,
+            "trace_failed",
+            None,
+            e.to_string(),
+        ))
+        .map(Body::from),
+    }
+}
+
+/// `GET /ops/trace/event/{webhook id}`: `shelfsync trace event` of this process.
+async fn ops_trace_event(
+    State(p): State<Arc<Pipeline>>,
+    axum::extract::Path(webhook_id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    let what = crate::trace::TraceCommand::Event { webhook_id };
+    trace_answer(crate::trace::build(&p.trace_sources(), &what).await)
+}
+
+#[derive(serde::Deserialize)]
+struct ItemQuery {
+    store: String,
+    sku: Option<String>,
+    ean: Option<String>,
+    since: Option<String>,
+}
+
+/// `GET /ops/trace/item?store=&sku=|ean=[&since=2d]`.
+async fn ops_trace_item(
+    State(p): State<Arc<Pipeline>>,
+    axum::extract::Query(q): axum::extract::Query<ItemQuery>,
+) -> axum::response::Response {
+    let what = crate::trace::TraceCommand::Item {
+        store: q.store,
+        sku: q.sku,
+        ean: q.ean,
+        since: q.since,
+    };
+    trace_answer(crate::trace::build(&p.trace_sources(), &what).await)
+}
+
+/// `GET /ops/trace/order/{cloudshelf order id | centra order number}` (the id percent-encoded, or as is: the
+/// route takes the rest of the path, slashes included).
+async fn ops_trace_order(
+    State(p): State<Arc<Pipeline>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    let what = crate::trace::TraceCommand::Order { id };
+    trace_answer(crate::trace::build(&p.trace_sources(), &what).await)
+}
+
 /// The routes of `serve`, with the contract's JSON errors for everything the HTTP layer refuses itself.
 /// `/ops/*` is the local operator's view (serve listens on loopback only).
 pub fn router(pipeline: Arc<Pipeline>) -> Router {
@@ -140,6 +195,12 @@ pub fn router(pipeline: Arc<Pipeline>) -> Router {
         .route(http_adapter::CENTRA_WEBHOOKS_PATH, post(centra_webhooks))
         .route("/ops/status", axum::routing::get(ops_status))
         .route("/ops/exceptions", axum::routing::get(ops_exceptions))
+        .route("/ops/trace/event/{id}", axum::routing::get(ops_trace_event))
+        .route("/ops/trace/item", axum::routing::get(ops_trace_item))
+        .route(
+            "/ops/trace/order/{*id}",
+            axum::routing::get(ops_trace_order),
+        )
         // After the routes: it applies to the routes already added. axum adds `Allow` to what it answers.
         .method_not_allowed_fallback(|| async {
             http_adapter::method_not_allowed().map(axum::body::Body::from)

@@ -37,6 +37,9 @@ fn local_run_reports_stock_orders_and_exceptions() {
         "[centra_rejected_line] store EDI-01 item sku:Scarf02Grey-OS",
         "unknown_item",
         "Cloudshelf order updates: 2",
+        // The closing trace of the first sale: it reached Centra in a named push.
+        "shelfsync trace event evt_demo_sale_1",
+        "IN CENTRA: carried by push",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

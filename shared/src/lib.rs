@@ -28,7 +28,7 @@
 //!                 report_sinks
 //! telemetry/      logs, metrics (every metric name)
 //! lambda/         SQS batch helpers and one handler per function
-//! ops/            operators' actions (the CLI's): dlq list/redrive, orders retry, exceptions resolve
+//! ops/            operators' actions (the CLI's): dlq list/redrive, orders retry, exceptions resolve, trace
 //! wiring/         building the services: aws, orders, recon (from the environment), local, local_orders
 //! ```
 

@@ -133,3 +133,91 @@ async fn an_unreadable_message_becomes_an_exception_without_blocking_others() {
         .is_empty());
     s.stack.assert_deployable();
 }
+
+/// `shelfsync trace event` against the deployed tables: what it reads (the idempotency record intake wrote, the
+/// applier's DynamoDB marker, the ledger row, the push record) at each stage of one sale, with the operator's
+/// rights rather than a function role, and Centra's change as the simulator recorded it.
+#[tokio::test]
+async fn a_trace_follows_one_sale_through_sqs_and_dynamodb() {
+    use shared::ops::trace::{LineStage, TraceSources};
+    use std::sync::Arc;
+    let (sim, mappings) = sim_with(&["T-1"], 20, CentraSimConfig::default()).await;
+    let s = flow(sim.graphql_url(), sim.token().to_string()).await;
+    let at = chrono::Utc::now().timestamp_millis() - 60_000;
+    assert_eq!(
+        s.send("aws-trace-1", &sale("LDN-01", at, &[("T-1", 3)]))
+            .await,
+        202
+    );
+    let dynamo = s.stack.admin.dynamodb();
+    let ledger = Arc::new(DynamoLedgerStore::new(
+        dynamo.clone(),
+        &s.stack.resources["StockTable"].reference,
+        &s.stack.resources["IdempotencyTable"].reference,
+    ));
+    let sources = TraceSources {
+        idempotency: Arc::new(DynamoIdempotencyStore::new(
+            dynamo.clone(),
+            &s.stack.resources["IdempotencyTable"].reference,
+        )),
+        ledger: ledger.clone(),
+        markers: ledger.clone(),
+        push_log: ledger.clone(),
+        exceptions: ledger.clone(),
+        outbox: Some(Arc::new(DynamoOrderOutbox::new(
+            dynamo,
+            &s.stack.resources["StockTable"].reference,
+        ))),
+        centra: Some(shared::centra::CentraClient::new(
+            sim.graphql_url(),
+            sim.token(),
+            std::time::Duration::from_secs(5),
+        )),
+        mappings: mappings.clone(),
+        clock: shared::core::clock::system_clock(),
+    };
+
+    let t = sources.trace_event("aws-trace-1").await.unwrap();
+    let accepted = t.accepted.clone().expect("accepted");
+    assert_eq!(accepted.intake_status, "completed");
+    assert_eq!(t.lines[0].stage, LineStage::NotApplied);
+
+    s.apply_all().await;
+    let t = sources.trace_event("aws-trace-1").await.unwrap();
+    let line = &t.lines[0];
+    assert_eq!(line.stage, LineStage::WaitingForPush, "{}", line.detail);
+    assert_eq!(line.resolved_to.as_deref(), Some("sku:T-1"));
+    assert_eq!(line.version, Some(1));
+
+    s.push_all().await;
+    let t = sources.trace_event("aws-trace-1").await.unwrap();
+    let line = &t.lines[0];
+    assert_eq!(line.stage, LineStage::InCentra, "{}", line.detail);
+    let push = line.push.as_ref().expect("the carrying push");
+    let changes = sim.stock_changes();
+    let change = changes
+        .iter()
+        .find(|c| c.comment.contains(&format!("push {}/", push.push_id)))
+        .expect("Centra holds the push's change");
+    assert_eq!(
+        push.centra_change_id.as_deref(),
+        Some(change.id.to_string().as_str())
+    );
+    let change_at = push.centra_change_at.as_deref().expect("Centra's time");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(change_at)
+            .unwrap()
+            .timestamp(),
+        change.created_at.timestamp()
+    );
+    assert_eq!(
+        line.accepted_to_centra_ms,
+        Some(push.recorded_at_ms - accepted.received_at_ms)
+    );
+    assert_eq!(
+        sim.stock(warehouse(&mappings, "LDN-01"), "T-1")
+            .unwrap()
+            .physical,
+        17
+    );
+}

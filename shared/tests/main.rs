@@ -33,3 +33,4 @@ mod recon_moto;
 mod sample_events;
 mod stock_flow;
 mod store_business_day;
+mod trace_flow;

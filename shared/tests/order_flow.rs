@@ -823,3 +823,145 @@ async fn the_daybook_has_kiosk_orders_accepted_and_posted_once_centra_created_th
         format!("order:{}", refused.cloudshelf_order_id)
     );
 }
+
+// ------------------------------------------------------------------ trace
+
+fn trace_sources(env: &Env) -> shared::ops::trace::TraceSources {
+    shared::ops::trace::TraceSources {
+        idempotency: Arc::new(shared::adapters::memory::MemoryIdempotencyStore::new()),
+        ledger: env.exceptions.clone(),
+        markers: env.exceptions.clone(),
+        push_log: env.exceptions.clone(),
+        exceptions: env.exceptions.clone(),
+        outbox: Some(env.outbox.clone()),
+        centra: None,
+        mappings: env.sync.mappings.clone(),
+        clock: Arc::new(env.clock.clone()),
+    }
+}
+
+#[tokio::test]
+async fn trace_order_follows_a_kiosk_order_by_either_id_and_its_webhooks() {
+    use shared::core::clock::Clock;
+    let env = env().await;
+    let started = env.clock.now_millis();
+    let (order, number) = injected(&env, "01TR").await;
+    env.clock.advance_millis(60_000);
+    let refund = env.centra.refund(number, 15.5);
+    env.sync
+        .on_centra_event(&centra_event("return", refund, "2026-11-28 11:00:00"))
+        .await
+        .unwrap();
+    env.clock.advance_millis(1_000);
+    // The same state again: noted, nothing changed.
+    env.sync
+        .on_centra_event(&centra_event("order", number, "2026-11-28 11:00:01"))
+        .await
+        .unwrap();
+
+    let sources = trace_sources(&env);
+    let by_id = sources
+        .trace_order(&order.cloudshelf_order_id)
+        .await
+        .unwrap();
+    let by_number = sources.trace_order(&number.to_string()).await.unwrap();
+    assert_eq!(
+        by_number.cloudshelf_order_id.as_deref(),
+        Some(order.cloudshelf_order_id.as_str())
+    );
+    assert_eq!(by_number.history, by_id.history);
+    let summary = by_id.order.as_ref().expect("order");
+    assert_eq!(summary.centra_orders, [number]);
+    assert_eq!(summary.state, OutboxState::Reported);
+    assert_eq!(
+        summary.reported_status.as_deref(),
+        Some("PARTIALLY_REFUNDED")
+    );
+    assert_eq!(
+        cloudshelf_status(&env, &order).0,
+        OrderStatus::PartiallyRefunded,
+        "what the trace says Cloudshelf was told is what Cloudshelf shows"
+    );
+    let states: Vec<OutboxState> = by_id.history.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            OutboxState::Received,
+            OutboxState::Injecting,
+            OutboxState::Injected,
+            OutboxState::Reported
+        ]
+    );
+    assert!(by_id.history.iter().all(|s| s.at_ms == started));
+    let lifecycle: Vec<(&str, &str, i64)> = by_id
+        .lifecycle
+        .iter()
+        .map(|l| {
+            (
+                l.note.event.as_str(),
+                l.note.outcome.as_str(),
+                l.note.handled_at_ms,
+            )
+        })
+        .collect();
+    let refund_event = format!("return.update {refund}");
+    let order_event = format!("order.update {number}");
+    assert_eq!(
+        lifecycle,
+        [
+            (
+                refund_event.as_str(),
+                "Cloudshelf status set to PARTIALLY_REFUNDED",
+                started + 60_000
+            ),
+            (
+                order_event.as_str(),
+                "Cloudshelf already shows PARTIALLY_REFUNDED",
+                started + 61_000
+            ),
+        ]
+    );
+    assert!(by_id.exceptions.is_empty());
+    assert!(
+        by_id.notes[0].contains("done: Cloudshelf was told"),
+        "{:?}",
+        by_id.notes
+    );
+
+    let unknown = sources
+        .trace_order("gid://cloudshelf/Order/nope")
+        .await
+        .unwrap();
+    assert!(unknown.order.is_none());
+    assert!(unknown.notes[0].contains("no kiosk order"));
+}
+
+#[tokio::test]
+async fn trace_order_shows_an_order_parked_in_exception_and_how_to_retry_it() {
+    let env = env().await;
+    let mut order = standard_order("01TX");
+    order.shipping_method = "home-express".into();
+    seed_cloudshelf(&env, &order);
+    env.sync.place(&order).await.unwrap();
+    let t = trace_sources(&env)
+        .trace_order(&order.cloudshelf_order_id)
+        .await
+        .unwrap();
+    let summary = t.order.as_ref().expect("order");
+    assert_eq!(summary.state, OutboxState::Exception);
+    assert!(summary.centra_orders.is_empty());
+    assert_eq!(
+        t.history.last().map(|s| s.state),
+        Some(OutboxState::Exception)
+    );
+    assert_eq!(t.exceptions.len(), 1);
+    assert_eq!(t.exceptions[0].kind, "unmapped_shipping_method");
+    assert!(
+        t.notes[0].contains(&format!(
+            "shelfsync orders retry {}",
+            order.cloudshelf_order_id
+        )),
+        "{:?}",
+        t.notes
+    );
+}

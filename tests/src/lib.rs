@@ -262,6 +262,20 @@ impl World {
         }
     }
 
+    /// Runs the real `shelfsync` binary with an operator's arguments (e.g. `trace event <id> --serve <url>`).
+    pub async fn shelfsync(&self, args: &[&str]) -> std::process::Output {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            Command::new(binary("shelfsync", "shelfsync"))
+                .args(&args)
+                .env("RUST_LOG", "error")
+                .output()
+                .expect("shelfsync runs")
+        })
+        .await
+        .expect("shelfsync finished")
+    }
+
     pub fn warehouse(&self, store: &str) -> u64 {
         self.stores
             .iter()

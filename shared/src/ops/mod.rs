@@ -1,5 +1,5 @@
 //! Operator actions behind `shelfsync dlq`, `shelfsync orders retry`, `shelfsync exceptions resolve` and
-//! `shelfsync archive backfill`.
+//! `shelfsync archive backfill`, and the read-only `shelfsync trace`.
 //!
 //! Each action is idempotent (running it twice does it once and says so), has a dry run that changes nothing,
 //! and writes who did it and when into what it changes, so every record says how it got where it is.
@@ -11,6 +11,7 @@ pub mod dlq;
 #[cfg(feature = "dynamodb")]
 pub mod exceptions;
 pub mod order_retry;
+pub mod trace;
 
 /// The operator named by `--by`, else `$USER`, else "unknown".
 pub fn operator_name(by: Option<String>) -> String {

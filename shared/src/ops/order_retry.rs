@@ -175,7 +175,7 @@ pub async fn retry_order(
     let now = clock.now_millis();
     let new_rev = record.rev + 1;
     let mut reopened = record.clone();
-    reopened.state = to;
+    reopened.enter(to, now);
     reopened.owner.clear();
     reopened.lease_until_ms = 0;
     reopened.exception = None;
@@ -185,7 +185,6 @@ pub async fn retry_order(
         // Also indexes the numbers, so Centra's webhooks for them are recognised as ours at once.
         reopened.centra_orders = found.clone();
     }
-    reopened.updated_at_ms = now;
     let note = reopen_note(&record, &found, would_queue);
     reopened.operator_actions.push(OperatorAction {
         action: RETRY_ACTION.to_string(),

@@ -72,6 +72,43 @@ pub struct OutboxRecord {
     /// Operator actions on this record (who, when, what), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operator_actions: Vec<crate::core::operator::OperatorAction>,
+    /// Every state entered, with when, oldest first (at most [`MAX_OUTBOX_NOTES`]; absent on records written
+    /// before it existed): `shelfsync trace order`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<OutboxStep>,
+    /// Centra order webhooks that reached this order and what came of each, oldest first (at most
+    /// [`MAX_OUTBOX_NOTES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle: Vec<LifecycleNote>,
+}
+
+/// Bound of `history` and `lifecycle`: a record stays far below DynamoDB's item size.
+pub const MAX_OUTBOX_NOTES: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxStep {
+    pub state: OutboxState,
+    pub at_ms: i64,
+}
+
+/// One Centra webhook event handled for this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleNote {
+    /// `order.updated 1042`, `shipment.created 77`, …
+    pub event: String,
+    /// The intake's dedupe key (`centra-event#<key>` in the idempotency table holds the request).
+    pub dedupe_key: String,
+    pub handled_at_ms: i64,
+    /// What the order sync did: the Cloudshelf status set, or why nothing was.
+    pub outcome: String,
+}
+
+fn push_bounded<T>(list: &mut Vec<T>, entry: T) {
+    list.push(entry);
+    if list.len() > MAX_OUTBOX_NOTES {
+        let excess = list.len() - MAX_OUTBOX_NOTES;
+        list.drain(..excess);
+    }
 }
 
 impl OutboxRecord {
@@ -99,7 +136,29 @@ impl OutboxRecord {
             rev: 0,
             parked_order: None,
             operator_actions: Vec::new(),
+            history: vec![OutboxStep {
+                state: OutboxState::Received,
+                at_ms: now_ms,
+            }],
+            lifecycle: Vec::new(),
         }
+    }
+
+    /// Moves to `state` at `now_ms`, remembering when.
+    pub fn enter(&mut self, state: OutboxState, now_ms: i64) {
+        self.state = state;
+        self.updated_at_ms = now_ms;
+        push_bounded(
+            &mut self.history,
+            OutboxStep {
+                state,
+                at_ms: now_ms,
+            },
+        );
+    }
+
+    pub fn note_lifecycle(&mut self, note: LifecycleNote) {
+        push_bounded(&mut self.lifecycle, note);
     }
 }
 

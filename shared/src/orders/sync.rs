@@ -18,7 +18,7 @@ use crate::core::errors::BackendError;
 use crate::core::ids::ItemRef;
 use crate::core::money::Amount;
 use crate::events::orders::{CentraWebhookEvent, KioskOrder, OrderQueueMessage, PaymentStatus};
-use crate::orders::outbox::{OrderOutbox, OutboxRecord, OutboxState};
+use crate::orders::outbox::{LifecycleNote, OrderOutbox, OutboxRecord, OutboxState};
 use crate::stock::ports::{ExceptionLog, ExceptionRecord};
 use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
@@ -269,12 +269,11 @@ impl OrderSync {
     ) -> Result<OutboxRecord, Retry> {
         let owner = format!("{}-{}", self.instance_id, uuid::Uuid::new_v4());
         let expected = record.rev;
-        record.state = OutboxState::Injecting;
+        record.enter(OutboxState::Injecting, now);
         record.owner = owner.clone();
         record.lease_until_ms = now + self.settings.lease_ms;
         record.first_attempt_at_ms.get_or_insert(now);
         record.centra_store_id = Some(store_id);
-        record.updated_at_ms = now;
         if !self.outbox.put(&record, Some(expected)).await? {
             return Err(Retry("outbox changed while taking the lease".into()));
         }
@@ -374,9 +373,8 @@ impl OrderSync {
             return self.refuse(order, record, refusal).await;
         }
         let expected = record.rev;
-        record.state = OutboxState::Received;
+        record.enter(OutboxState::Received, self.clock.now_millis());
         record.lease_until_ms = 0;
-        record.updated_at_ms = self.clock.now_millis();
         let _ = self.outbox.put(&record, Some(expected)).await?;
         Err(self.transient(format!("Centra create failed: {e}")))
     }
@@ -489,11 +487,10 @@ impl OrderSync {
                 .await?;
         }
         let expected = record.rev;
-        record.state = OutboxState::Injected;
+        record.enter(OutboxState::Injected, self.clock.now_millis());
         record.centra_orders = numbers;
         record.parked_order = None;
         record.lease_until_ms = 0;
-        record.updated_at_ms = self.clock.now_millis();
         if !self.outbox.put(&record, Some(expected)).await? {
             // Someone else moved it on; the tag lookup on the next delivery reconciles.
             return Err(Retry("outbox changed after the Centra create".into()));
@@ -547,9 +544,8 @@ impl OrderSync {
         }
         self.metrics.count(metric::ORDERS_REPORTED, 1);
         let expected = record.rev;
-        record.state = OutboxState::Reported;
+        record.enter(OutboxState::Reported, self.clock.now_millis());
         record.reported_status = Some(status.as_str().to_string());
-        record.updated_at_ms = self.clock.now_millis();
         // A lost race here only means a redelivery reports the same status again.
         let _ = self.outbox.put(&record, Some(expected)).await?;
         Ok(OrderOutcome::Reported {
@@ -574,12 +570,11 @@ impl OrderSync {
         )
         .await?;
         let expected = record.rev;
-        record.state = OutboxState::Exception;
+        record.enter(OutboxState::Exception, self.clock.now_millis());
         record.exception = Some(refusal.reason.clone());
         // Kept for `shelfsync orders retry` (ops::order_retry), which queues it again once the cause is fixed.
         record.parked_order = Some(Box::new(order.clone()));
         record.lease_until_ms = 0;
-        record.updated_at_ms = self.clock.now_millis();
         let _ = self.outbox.put(&record, Some(expected)).await?;
         Ok(OrderOutcome::Exception {
             kind: refusal.kind.to_string(),
@@ -646,18 +641,16 @@ impl OrderSync {
         };
         let states = self.read_centra_states(&record).await?;
         if states.is_empty() {
-            return Ok(OrderOutcome::Ignored(format!(
-                "Centra returned none of {:?}",
-                record.centra_orders
-            )));
+            let reason = format!("Centra returned none of {:?}", record.centra_orders);
+            self.note_lifecycle(record, event, reason.clone()).await;
+            return Ok(OrderOutcome::Ignored(reason));
         }
         let status = lifecycle_status(&states, record.reported_status.as_deref());
         if record.reported_status.as_deref() == Some(status.as_str()) {
             self.metrics.count(metric::LIFECYCLE_UNCHANGED, 1);
-            return Ok(OrderOutcome::Ignored(format!(
-                "Cloudshelf already shows {}",
-                status.as_str()
-            )));
+            let reason = format!("Cloudshelf already shows {}", status.as_str());
+            self.note_lifecycle(record, event, reason.clone()).await;
+            return Ok(OrderOutcome::Ignored(reason));
         }
         match self
             .cloudshelf
@@ -669,20 +662,51 @@ impl OrderSync {
                 return Err(self.transient(format!("Cloudshelf status update: {e}")))
             }
             Err(e) => {
-                return self
+                let outcome = format!("Cloudshelf refused status {}: {e}", status.as_str());
+                let refused = self
                     .record_refused_status(&record, &cloudshelf_id, status, e)
-                    .await
+                    .await;
+                self.note_lifecycle(record, event, outcome).await;
+                return refused;
             }
         }
         self.metrics.count(metric::LIFECYCLE_UPDATES, 1);
         let expected = record.rev;
         record.reported_status = Some(status.as_str().to_string());
         record.updated_at_ms = self.clock.now_millis();
+        record.note_lifecycle(self.lifecycle_note(
+            event,
+            format!("Cloudshelf status set to {}", status.as_str()),
+        ));
         if !self.outbox.put(&record, Some(expected)).await? {
             // Two events raced; retrying re-reads and converges on the same current state.
             return Err(Retry("outbox changed during the lifecycle update".into()));
         }
         Ok(OrderOutcome::StatusSet(status))
+    }
+
+    fn lifecycle_note(&self, event: &CentraWebhookEvent, outcome: String) -> LifecycleNote {
+        LifecycleNote {
+            event: format!("{}.{} {}", event.kind, event.action, event.id),
+            dedupe_key: event.dedupe_key(),
+            handled_at_ms: self.clock.now_millis(),
+            outcome,
+        }
+    }
+
+    /// Notes an event that changed nothing on the record. Best effort: the note is for operators, and a lost
+    /// race only loses the note, never state.
+    async fn note_lifecycle(
+        &self,
+        mut record: OutboxRecord,
+        event: &CentraWebhookEvent,
+        outcome: String,
+    ) {
+        let expected = record.rev;
+        record.note_lifecycle(self.lifecycle_note(event, outcome));
+        if let Err(e) = self.outbox.put(&record, Some(expected)).await {
+            tracing::warn!(cloudshelf_order = %record.cloudshelf_order_id, error = %e, "lifecycle note not written");
+        }
     }
 
     /// The Centra order an event is about: its own id for `order`, looked up for `shipment` and

@@ -16,6 +16,10 @@ pub const MAX_PENDING_MOVEMENTS: usize = 200;
 /// Deltas remembered with their position, so a count that arrives after later deltas (a resend, a DLQ
 /// redrive) keeps them. A count arriving more than this many movements late is treated as newest.
 pub const MAX_RECENT_DELTAS: usize = 256;
+/// Pushes and movements remembered per row for `shelfsync trace` (a movement leaves `pending` once pushed, so
+/// without them nothing would say which push carried it).
+pub const MAX_RECENT_PUSHES: usize = 20;
+pub const MAX_RECENT_MOVEMENTS: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingMovement {
@@ -94,6 +98,56 @@ pub struct LedgerRow {
     /// until an operator says whether Centra applied it (`shelfsync unblock --applied|--not-applied`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unresolved: Option<UnresolvedPush>,
+    /// The last pushes Centra holds for this row, newest last (at most [`MAX_RECENT_PUSHES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_pushes: Vec<RowPush>,
+    /// The last movements applied to this row or ignored as stale, newest last (at most
+    /// [`MAX_RECENT_MOVEMENTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_movements: Vec<MovementNote>,
+}
+
+/// A push that Centra holds for a row: it carried every movement up to `version_through`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowPush {
+    pub push_id: String,
+    pub kind: ChangeKind,
+    pub quantity: i64,
+    pub epoch: u64,
+    /// The row's `pushed_version` before this push: it carried the versions after it, up to `version_through`.
+    pub pushed_before: u64,
+    pub version_through: u64,
+    /// When the pusher recorded that Centra holds it.
+    pub at_ms: i64,
+}
+
+impl RowPush {
+    /// Whether this push is the one that brought row version `version` to Centra.
+    pub fn carried(&self, version: u64) -> bool {
+        self.pushed_before < version && version <= self.version_through
+    }
+}
+
+/// One movement as the applier saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementNote {
+    pub event_id: String,
+    pub line: u32,
+    /// `stock.sale`, `stock.count`, …
+    pub event_type: String,
+    pub movement: Movement,
+    pub occurred_at_ms: i64,
+    pub applied_at_ms: i64,
+    /// The row version it became; `None`: ignored as older than the applied stock count.
+    pub version: Option<u64>,
+}
+
+fn remember<T>(list: &mut Vec<T>, entry: T, max: usize) {
+    list.push(entry);
+    if list.len() > max {
+        let excess = list.len() - max;
+        list.drain(..excess);
+    }
 }
 
 /// The unpushed state of a legacy row, carried into its canonical row.
@@ -145,6 +199,8 @@ impl LedgerRow {
             retired_into: None,
             merge: None,
             unresolved: None,
+            recent_pushes: Vec::new(),
+            recent_movements: Vec::new(),
         }
     }
 
@@ -179,6 +235,15 @@ pub fn apply_movement(
     now_ms: i64,
 ) -> ApplyDecision {
     let mut row = row.unwrap_or_else(|| LedgerRow::new(msg.store.clone(), msg.item.clone()));
+    let note = |version| MovementNote {
+        event_id: msg.event_id.clone(),
+        line: msg.line,
+        event_type: msg.event_type.as_str().to_string(),
+        movement: msg.movement,
+        occurred_at_ms: msg.position.occurred_at_ms,
+        applied_at_ms: now_ms,
+        version,
+    };
     if let Some(last) = &row.last_count {
         let ord = msg.position.cmp_to(last);
         let stale = match msg.movement {
@@ -190,6 +255,7 @@ pub fn apply_movement(
         if stale {
             row.stale_ignored += 1;
             row.updated_at_ms = now_ms;
+            remember(&mut row.recent_movements, note(None), MAX_RECENT_MOVEMENTS);
             return ApplyDecision::Stale {
                 reason: format!(
                     "{} is older than the stock count applied for {} at {}",
@@ -232,6 +298,11 @@ pub fn apply_movement(
         }
     }
     row.version += 1;
+    remember(
+        &mut row.recent_movements,
+        note(Some(row.version)),
+        MAX_RECENT_MOVEMENTS,
+    );
     row.pending.push(PendingMovement {
         version: row.version,
         event_id: msg.event_id.clone(),
@@ -406,9 +477,31 @@ pub fn pending_change(row: &LedgerRow) -> Option<PushLine> {
     }
 }
 
-/// Records that Centra holds `line`. Idempotent: running it twice changes nothing more. Returns the
-/// movements this push covered (for lag metrics).
-pub fn mark_pushed(row: &mut LedgerRow, line: &PushLine, now_ms: i64) -> Vec<PendingMovement> {
+/// Records that Centra holds `line`, sent by push `push_id`. Idempotent: running it twice changes nothing
+/// more. Returns the movements this push covered (for lag metrics).
+pub fn mark_pushed(
+    row: &mut LedgerRow,
+    push_id: &str,
+    line: &PushLine,
+    now_ms: i64,
+) -> Vec<PendingMovement> {
+    let known = row
+        .recent_pushes
+        .iter()
+        .any(|p| p.push_id == push_id && p.version_through == line.version_through);
+    if !known {
+        // Also a push from an older epoch: Centra received it, even if a newer count supersedes it.
+        let push = RowPush {
+            push_id: push_id.to_string(),
+            kind: line.kind,
+            quantity: line.quantity,
+            epoch: line.epoch,
+            pushed_before: row.pushed_version,
+            version_through: line.version_through,
+            at_ms: now_ms,
+        };
+        remember(&mut row.recent_pushes, push, MAX_RECENT_PUSHES);
+    }
     row.last_pushed_at_ms = Some(now_ms);
     row.updated_at_ms = now_ms;
     if row.epoch != line.epoch {
@@ -605,7 +698,7 @@ mod tests {
             "not pushed yet"
         );
         let line = pending_change(&r).unwrap();
-        mark_pushed(&mut r, &line, 1_000);
+        mark_pushed(&mut r, "p1", &line, 1_000);
         assert_eq!(take_posted_dropped_dates(&mut r), [day]);
         assert!(take_posted_dropped_dates(&mut r).is_empty(), "taken once");
     }
@@ -743,12 +836,79 @@ mod tests {
             &msg("b", Movement::Delta(-1), 11, None),
             11,
         ));
-        let covered = mark_pushed(&mut r, &line, 20);
+        let covered = mark_pushed(&mut r, "p1", &line, 20);
         assert_eq!(covered.len(), 1);
-        assert!(mark_pushed(&mut r, &line, 21).is_empty());
+        assert!(mark_pushed(&mut r, "p1", &line, 21).is_empty());
         let next = pending_change(&r).unwrap();
         assert_eq!((next.kind, next.quantity), (ChangeKind::Decrease, 1));
         assert_eq!(r.pending.len(), 1);
+    }
+
+    #[test]
+    fn the_row_remembers_which_push_carried_a_movement_and_which_were_stale() {
+        let r = applied(apply_movement(
+            None,
+            &msg("count", Movement::Count(5), 100, None),
+            100,
+        ));
+        let mut r = applied(apply_movement(
+            Some(r),
+            &msg("sale", Movement::Delta(-1), 110, None),
+            110,
+        ));
+        let line = pending_change(&r).unwrap();
+        mark_pushed(&mut r, "push-a", &line, 120);
+        mark_pushed(&mut r, "push-a", &line, 121);
+        assert!(r.pending.is_empty(), "pushed movements leave pending");
+        assert_eq!(r.recent_pushes.len(), 1, "a repeated mark is one push");
+        let push = &r.recent_pushes[0];
+        assert_eq!(
+            (push.push_id.as_str(), push.version_through, push.at_ms),
+            ("push-a", 2, 120)
+        );
+        assert!(push.carried(1) && push.carried(2) && !push.carried(3));
+        let r = match apply_movement(Some(r), &msg("old", Movement::Delta(-1), 50, None), 130) {
+            ApplyDecision::Stale { row, .. } => row,
+            ApplyDecision::Apply(_) => panic!("older than the count"),
+        };
+        let notes: Vec<(&str, Option<u64>)> = r
+            .recent_movements
+            .iter()
+            .map(|m| (m.event_id.as_str(), m.version))
+            .collect();
+        assert_eq!(
+            notes,
+            [("count", Some(1)), ("sale", Some(2)), ("old", None)]
+        );
+
+        let mut r = r;
+        for i in 0..MAX_RECENT_PUSHES as i64 + 5 {
+            let m = msg(&format!("s{i}"), Movement::Delta(-1), 200 + i, None);
+            r = applied(apply_movement(Some(r), &m, 200 + i));
+            let line = pending_change(&r).unwrap();
+            mark_pushed(&mut r, &format!("p{i}"), &line, 300 + i);
+        }
+        assert_eq!(r.recent_pushes.len(), MAX_RECENT_PUSHES);
+        assert_eq!(r.recent_movements.len(), MAX_RECENT_MOVEMENTS);
+        assert_eq!(
+            r.recent_pushes.last().map(|p| p.version_through),
+            Some(r.version),
+            "newest last"
+        );
+        // Each remembered push carried exactly the one sale after the previous push.
+        assert!(r
+            .recent_pushes
+            .iter()
+            .all(|p| p.carried(p.version_through) && !p.carried(p.version_through - 1)));
+        // Rows written before these lists existed still read.
+        let mut old = serde_json::to_value(LedgerRow::new(
+            StoreCode::parse("LDN-01").unwrap(),
+            ItemRef::Sku("A".into()),
+        ))
+        .unwrap();
+        old.as_object_mut().unwrap().remove("recent_pushes");
+        old.as_object_mut().unwrap().remove("recent_movements");
+        assert!(serde_json::from_value::<LedgerRow>(old).is_ok());
     }
 
     #[test]
@@ -764,7 +924,7 @@ mod tests {
             &msg("c", Movement::Count(3), 20, None),
             20,
         ));
-        mark_pushed(&mut r, &old, 30);
+        mark_pushed(&mut r, "p1", &old, 30);
         let line = pending_change(&r).unwrap();
         assert_eq!((line.kind, line.quantity), (ChangeKind::Set, 3));
         assert_eq!(r.pending.len(), 2, "the count is not in Centra yet");

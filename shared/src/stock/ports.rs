@@ -153,6 +153,26 @@ pub trait LedgerStore: Send + Sync {
     async fn list_store(&self, store: &StoreCode) -> Result<Vec<LedgerRow>, BackendError>;
 }
 
+/// What the applier's marker says of one applied movement (`<event id>#<line>`): the row it went to and the
+/// row version it became (a stale movement's marker names the version the row already had).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedMarker {
+    pub store: String,
+    /// The row's item key (`sku:…` / `ean:…`).
+    pub item: String,
+    pub version: u64,
+    pub applied_at_ms: i64,
+}
+
+/// Reads the applier's movement markers (`shelfsync trace`); the ledger stores implement it.
+#[async_trait]
+pub trait AppliedMarkers: Send + Sync {
+    async fn applied_marker(
+        &self,
+        movement_id: &str,
+    ) -> Result<Option<AppliedMarker>, BackendError>;
+}
+
 #[async_trait]
 pub trait PushLog: Send + Sync {
     /// Writes (creates or replaces) a push record. Only the lease holder writes its record.

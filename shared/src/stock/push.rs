@@ -1232,7 +1232,7 @@ impl StockPusher {
             let rev = row.rev;
             let now = self.clock.now_millis();
             let covered = match line {
-                Some(l) => mark_pushed(&mut row, l, now),
+                Some(l) => mark_pushed(&mut row, push_id, l, now),
                 None => Vec::new(),
             };
             release_lease(&mut row, push_id);
@@ -1449,7 +1449,7 @@ pub async fn unblock(
                     })
                 }
                 Some(PushVerdict::Applied) => {
-                    mark_pushed(&mut row, &unresolved.line, now_ms);
+                    mark_pushed(&mut row, &unresolved.push_id, &unresolved.line, now_ms);
                 }
                 Some(PushVerdict::NotApplied) => {}
             }

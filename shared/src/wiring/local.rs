@@ -102,6 +102,8 @@ pub struct Pipeline {
     pub stock_queue: Arc<MemoryFifoQueue>,
     pub push_queue: Arc<MemoryPushQueue>,
     pub ledger: Arc<MemoryLedgerStore>,
+    /// Intake's idempotency records (they keep each accepted request).
+    pub idempotency: Arc<MemoryIdempotencyStore>,
     /// Sales and returns accepted and posted (the finance close reads it).
     pub daybook: Arc<crate::adapters::memory::MemoryDaybook>,
     pub metrics: Arc<Metrics>,
@@ -292,6 +294,7 @@ impl Pipeline {
             stock_queue,
             push_queue,
             ledger,
+            idempotency,
             daybook,
             metrics,
             clock,
@@ -464,6 +467,24 @@ impl Pipeline {
                 }
             }
         })
+    }
+
+    /// What `shelfsync trace` reads, in this process: the same stores and Centra the pipeline uses.
+    pub fn trace_sources(&self) -> crate::ops::trace::TraceSources {
+        crate::ops::trace::TraceSources {
+            idempotency: self.idempotency.clone(),
+            ledger: self.ledger.clone(),
+            markers: self.ledger.clone(),
+            push_log: self.ledger.clone(),
+            exceptions: self.ledger.clone(),
+            outbox: self
+                .orders
+                .as_ref()
+                .map(|o| o.outbox.clone() as Arc<dyn crate::orders::outbox::OrderOutbox>),
+            centra: Some(self.pusher.centra.clone()),
+            mappings: self.pusher.mappings.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
     /// True when nothing is queued and no ledger row waits for Centra (blocked rows aside).

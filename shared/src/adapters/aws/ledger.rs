@@ -6,12 +6,14 @@
 //! their next `get`; they never bump `rev` themselves.
 
 use crate::adapters::aws::attrs::{
-    dynamo_error, get_i64, get_json, is_condition_failed, json, n, now_ms, s, seconds, Item,
+    dynamo_error, get_i64, get_json, get_s, is_condition_failed, json, n, now_ms, s, seconds, Item,
 };
 use crate::core::errors::BackendError;
 use crate::core::ids::{ItemRef, StoreCode};
 use crate::stock::ledger::{LedgerRow, PushRecord};
-use crate::stock::ports::{ApplyWrite, ExceptionLog, ExceptionRecord, LedgerStore, PushLog};
+use crate::stock::ports::{
+    AppliedMarker, AppliedMarkers, ApplyWrite, ExceptionLog, ExceptionRecord, LedgerStore, PushLog,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -235,6 +237,33 @@ async fn query_partition(
             Some(key) if !key.is_empty() => start_key = Some(key),
             _ => return Ok(items),
         }
+    }
+}
+
+#[async_trait]
+impl AppliedMarkers for DynamoLedgerStore {
+    async fn applied_marker(
+        &self,
+        movement_id: &str,
+    ) -> Result<Option<AppliedMarker>, BackendError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.idempotency_table)
+            .key("id", s(applied_marker_key(movement_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamo_error("GetItem", e))?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        Ok(Some(AppliedMarker {
+            store: get_s(item, "store")?.to_string(),
+            item: get_s(item, "item")?.to_string(),
+            version: u64::try_from(get_i64(item, "version")?).unwrap_or(0),
+            applied_at_ms: get_i64(item, "applied_at_ms")?,
+        }))
     }
 }
 

@@ -3,7 +3,9 @@
 use crate::core::errors::BackendError;
 use crate::core::ids::{ItemRef, StoreCode};
 use crate::stock::ledger::{LedgerRow, PushRecord};
-use crate::stock::ports::{ApplyWrite, ExceptionLog, ExceptionRecord, LedgerStore, PushLog};
+use crate::stock::ports::{
+    AppliedMarker, AppliedMarkers, ApplyWrite, ExceptionLog, ExceptionRecord, LedgerStore, PushLog,
+};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -11,7 +13,8 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 struct LedgerState {
     rows: BTreeMap<(StoreCode, ItemRef), LedgerRow>,
-    markers: HashMap<String, i64>,
+    /// Movement id → (expiry in epoch seconds, what the marker records).
+    markers: HashMap<String, (i64, AppliedMarker)>,
     pushes: HashMap<String, PushRecord>,
     exceptions: Vec<ExceptionRecord>,
 }
@@ -62,7 +65,10 @@ impl LedgerStore for MemoryLedgerStore {
     ) -> Result<ApplyWrite, BackendError> {
         let mut s = self.state.lock().expect("lock");
         let now_s = chrono::Utc::now().timestamp();
-        if s.markers.get(movement_id).is_some_and(|exp| *exp >= now_s) {
+        if s.markers
+            .get(movement_id)
+            .is_some_and(|(exp, _)| *exp >= now_s)
+        {
             return Ok(ApplyWrite::Duplicate);
         }
         let key = (row.store.clone(), row.item.clone());
@@ -73,8 +79,14 @@ impl LedgerStore for MemoryLedgerStore {
         let mut stored = row.clone();
         stored.rev = expected_rev.map_or(1, |r| r + 1);
         s.rows.insert(key, stored);
+        let marker = AppliedMarker {
+            store: row.store.to_string(),
+            item: row.item.key(),
+            version: row.version,
+            applied_at_ms: row.updated_at_ms,
+        };
         s.markers
-            .insert(movement_id.to_string(), marker_expires_at_s);
+            .insert(movement_id.to_string(), (marker_expires_at_s, marker));
         Ok(ApplyWrite::Written)
     }
 
@@ -100,6 +112,22 @@ impl LedgerStore for MemoryLedgerStore {
             .filter(|r| &r.store == store)
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl AppliedMarkers for MemoryLedgerStore {
+    async fn applied_marker(
+        &self,
+        movement_id: &str,
+    ) -> Result<Option<AppliedMarker>, BackendError> {
+        Ok(self
+            .state
+            .lock()
+            .expect("lock")
+            .markers
+            .get(movement_id)
+            .map(|(_, m)| m.clone()))
     }
 }
 
