@@ -10,7 +10,8 @@
 //! # Crate map
 //!
 //! ```text
-//! core/           ids (store, item, movement), clock, backend errors, money, operator actions — imports nothing
+//! core/           ids (store, item, movement), clock, backend errors, money, object store port, gzip, operator
+//!                 actions — imports nothing
 //!                 from the crate
 //! config/         env (settings), mappings (stores, warehouses, currencies) — no AWS calls
 //! events/         the store-events contract: strict_json, store_events (stock), order_placed, orders (messages)

@@ -10,7 +10,7 @@
 use crate::core::errors::BackendError;
 use crate::core::gzip::gzip;
 use crate::core::ids::StoreCode;
-use crate::recon::ports::ReportSink;
+use crate::core::objects::ReportSink;
 use crate::stock::ports::{AcceptedRequest, CENTRA_PARTITION};
 use crate::telemetry::metrics::{names, Metrics};
 use chrono::{DateTime, SecondsFormat, Utc};

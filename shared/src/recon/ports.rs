@@ -22,13 +22,8 @@ pub trait CheckpointStore: Send + Sync {
     ) -> Result<bool, BackendError>;
 }
 
-/// Where reports go: a flat key space of objects (`reports/<date>/<run id>/<job>.json`, …).
-#[async_trait]
-pub trait ReportSink: Send + Sync {
-    /// Creates or replaces the object.
-    async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<(), BackendError>;
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError>;
-}
+/// Where reports go (the object store the archive and the catalogue snapshot share).
+pub use crate::core::objects::ReportSink;
 
 /// One page of a Centra warehouse's stock (offset pages, 1-based; fewer rows than `limit`: the last).
 #[async_trait]

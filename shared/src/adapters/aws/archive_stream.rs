@@ -1,8 +1,9 @@
 //! The idempotency table's stream, read for the event archive: completed intake records and
 //! applied-movement markers, decoded with the same attribute readers as the table's adapters.
 
-use crate::adapters::aws::attrs::{get_i64, get_s, Item};
+use crate::adapters::aws::attrs::{get_s, Item};
 use crate::adapters::aws::idempotency::parse_record;
+use crate::adapters::aws::ledger::parse_applied_marker;
 use crate::archive::ArchivedChange;
 use crate::stock::ports::IdempotencyStatus;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
@@ -82,17 +83,14 @@ pub fn change_of_item(item: &Item, at_ms: i64) -> Option<ArchivedChange> {
         };
     }
     if let Some(movement_id) = key.strip_prefix(APPLIED_PREFIX) {
-        let applied = (|| {
-            Ok::<_, crate::core::errors::BackendError>(ArchivedChange::Applied {
+        return match parse_applied_marker(item) {
+            Ok(marker) => Some(ArchivedChange::Applied {
                 movement_id: movement_id.to_string(),
-                store: get_s(item, "store")?.to_string(),
-                item: get_s(item, "item")?.to_string(),
-                version: get_i64(item, "version")?.max(0) as u64,
-                applied_at_ms: get_i64(item, "applied_at_ms")?,
-            })
-        })();
-        return match applied {
-            Ok(change) => Some(change),
+                store: marker.store,
+                item: marker.item,
+                version: marker.version,
+                applied_at_ms: marker.applied_at_ms,
+            }),
             Err(e) => unreadable(e.to_string()),
         };
     }

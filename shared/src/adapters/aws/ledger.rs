@@ -255,16 +255,18 @@ impl AppliedMarkers for DynamoLedgerStore {
             .send()
             .await
             .map_err(|e| dynamo_error("GetItem", e))?;
-        let Some(item) = output.item() else {
-            return Ok(None);
-        };
-        Ok(Some(AppliedMarker {
-            store: get_s(item, "store")?.to_string(),
-            item: get_s(item, "item")?.to_string(),
-            version: u64::try_from(get_i64(item, "version")?).unwrap_or(0),
-            applied_at_ms: get_i64(item, "applied_at_ms")?,
-        }))
+        output.item().map(parse_applied_marker).transpose()
     }
+}
+
+/// An applied-movement marker as stored (read by `trace` and, from the table's stream, by the event archive).
+pub(crate) fn parse_applied_marker(item: &Item) -> Result<AppliedMarker, BackendError> {
+    Ok(AppliedMarker {
+        store: get_s(item, "store")?.to_string(),
+        item: get_s(item, "item")?.to_string(),
+        version: u64::try_from(get_i64(item, "version")?).unwrap_or(0),
+        applied_at_ms: get_i64(item, "applied_at_ms")?,
+    })
 }
 
 #[async_trait]
