@@ -11,8 +11,7 @@
 //!
 //! ```text
 //! core/           ids (store, item, movement), clock, backend errors, money, object store port, gzip, operator
-//!                 actions — imports nothing
-//!                 from the crate
+//!                 actions — imports nothing from the crate
 //! config/         env (settings), mappings (stores, warehouses, currencies) — no AWS calls
 //! events/         the store-events contract: strict_json, store_events (stock), order_placed, orders (messages)
 //! intake/         signature, store_events and centra_webhooks (the two endpoints), http (the HTTP adapter)
