@@ -32,6 +32,9 @@ pub enum DlqCommand {
         /// One JSON document instead of text.
         #[arg(long)]
         json: bool,
+        /// Ask a running `shelfsync serve` (e.g. http://127.0.0.1:8080; stock and orders) instead of the stack.
+        #[arg(long)]
+        serve: Option<String>,
     },
     /// Move messages back to the queue they came from, keeping FIFO group and dedup ids and each group's order;
     /// stamps `redriven_by` / `redriven_at` / `redriven_from` message attributes. Not for `schedules`.
@@ -48,6 +51,9 @@ pub enum DlqCommand {
         /// Who is redriving (default: $USER).
         #[arg(long)]
         by: Option<String>,
+        /// Redrive inside a running `shelfsync serve` (stock and orders) instead of the stack.
+        #[arg(long)]
+        serve: Option<String>,
     },
 }
 
@@ -132,6 +138,9 @@ pub enum OrdersCommand {
         /// Who is retrying (default: $USER).
         #[arg(long)]
         by: Option<String>,
+        /// Retry inside a running `shelfsync serve` instead of the stack.
+        #[arg(long)]
+        serve: Option<String>,
     },
 }
 
@@ -179,11 +188,120 @@ fn now_ms() -> i64 {
 
 // ---------------------------------------------------------------- dlq
 
+/// One call to a running `shelfsync serve`'s operator endpoints; a refusal is the error, with serve's reason.
+pub async fn serve_call(method: reqwest::Method, url: &str) -> anyhow::Result<serde_json::Value> {
+    let response = reqwest::Client::new()
+        .request(method, url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let status = response.status();
+    let body = response.text().await?;
+    let value: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| anyhow::anyhow!("{url}: {status}: not JSON ({e}): {body}"))?;
+    if !status.is_success() {
+        let message = value["error"]["message"].as_str().unwrap_or(&body);
+        anyhow::bail!("{status}: {message}");
+    }
+    Ok(value)
+}
+
+fn query_flag(name: &str, value: &Option<String>) -> String {
+    value
+        .as_deref()
+        .map(|v| format!("&{name}={}", crate::trace::encode(v)))
+        .unwrap_or_default()
+}
+
+/// `dlq list|redrive --serve URL`: the embedded queues' dead letters.
+async fn dlq_on_serve(command: DlqCommand) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List {
+            queue,
+            max,
+            json,
+            serve: Some(base),
+        } => {
+            let doc = serve_call(
+                reqwest::Method::GET,
+                &format!("{}/ops/dlq/{}", base.trim_end_matches('/'), queue.as_str()),
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(());
+            }
+            let messages = doc["messages"].as_array().cloned().unwrap_or_default();
+            println!(
+                "{} DLQ (serve): {} message(s)",
+                queue.as_str(),
+                messages.len()
+            );
+            for m in messages.iter().take(max) {
+                println!("{}", m["summary"].as_str().unwrap_or("-"));
+                println!(
+                    "    message {}, received {} time(s), group {}",
+                    m["message"]["message_id"].as_str().unwrap_or("-"),
+                    m["message"]["receive_count"],
+                    m["message"]["group_id"].as_str().unwrap_or("-")
+                );
+                for r in m["recorded"].as_array().into_iter().flatten() {
+                    println!("    {}", r.as_str().unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
+        DlqCommand::Redrive {
+            queue,
+            max,
+            dry_run,
+            by,
+            serve: Some(base),
+        } => {
+            let doc = serve_call(
+                reqwest::Method::POST,
+                &format!(
+                    "{}/ops/dlq/{}/redrive?max={max}&dry_run={dry_run}{}",
+                    base.trim_end_matches('/'),
+                    queue.as_str(),
+                    query_flag("by", &by)
+                ),
+            )
+            .await?;
+            let moved = doc["messages"].as_array().cloned().unwrap_or_default();
+            println!(
+                "{} {} message(s) from the {} DLQ back to their groups (serve, by {})",
+                if dry_run { "would move" } else { "moved" },
+                moved.len(),
+                queue.as_str(),
+                doc["by"].as_str().unwrap_or("-")
+            );
+            for m in moved {
+                println!(
+                    "  {} group {}",
+                    m["message_id"].as_str().unwrap_or("-"),
+                    m["group_id"].as_str().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+        _ => unreachable!("called with --serve only"),
+    }
+}
+
 pub async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
+    if matches!(
+        &command,
+        DlqCommand::List { serve: Some(_), .. } | DlqCommand::Redrive { serve: Some(_), .. }
+    ) {
+        return dlq_on_serve(command).await;
+    }
     let sdk = sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     match command {
-        DlqCommand::List { queue, max, json } => {
+        DlqCommand::List {
+            queue, max, json, ..
+        } => {
             let url = env_required(queue.dlq_env())?;
             // Held 30 s while read, released right after: long enough for the lookups below.
             let messages = dlq::receive(&sqs, &url, max, 30).await?;
@@ -263,6 +381,7 @@ pub async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
             max,
             dry_run,
             by,
+            ..
         } => {
             let Some(source_env) = queue.source_env() else {
                 if queue == DlqName::Archive {
@@ -335,7 +454,22 @@ pub async fn orders(command: OrdersCommand) -> anyhow::Result<()> {
         cloudshelf_order_id,
         dry_run,
         by,
+        serve,
     } = command;
+    if let Some(base) = serve {
+        let doc = serve_call(
+            reqwest::Method::POST,
+            &format!(
+                "{}/ops/orders/retry/{}?dry_run={dry_run}{}",
+                base.trim_end_matches('/'),
+                crate::trace::encode(&cloudshelf_order_id),
+                query_flag("by", &by)
+            ),
+        )
+        .await?;
+        println!("{}", doc["message"].as_str().unwrap_or_default());
+        return Ok(());
+    }
     let sdk = sdk_config().await;
     let outbox = DynamoOrderOutbox::new(
         aws_sdk_dynamodb::Client::new(&sdk),

@@ -132,6 +132,149 @@ async fn ops_exceptions(State(p): State<Arc<Pipeline>>) -> axum::response::Respo
     }
 }
 
+/// A JSON error of the contract's shape for the local operator endpoints.
+fn ops_error(status: u16, code: &str, message: impl Into<String>) -> axum::response::Response {
+    http_adapter::to_http(shared::intake::contract::IntakeResponse::error(
+        status,
+        code,
+        None,
+        message.into(),
+    ))
+    .map(Body::from)
+}
+
+/// The embedded queue behind a DLQ name: serve keeps dead letters for the stock and orders FIFO queues only.
+fn local_dlq(
+    p: &Pipeline,
+    name: &str,
+) -> Result<
+    (
+        shared::ops::dlq::DlqName,
+        Arc<shared::adapters::memory::MemoryFifoQueue>,
+    ),
+    axum::response::Response,
+> {
+    use shared::ops::dlq::DlqName;
+    let queue = DlqName::parse(name).map_err(|e| ops_error(400, "unknown_queue", e))?;
+    match queue {
+        DlqName::Stock => Ok((queue, p.stock_queue.clone())),
+        DlqName::Orders => match &p.orders {
+            Some(o) => Ok((queue, o.queue.clone())),
+            None => Err(ops_error(
+                404,
+                "orders_disabled",
+                "serve runs without kiosk orders",
+            )),
+        },
+        other => Err(ops_error(
+            404,
+            "not_kept_locally",
+            format!(
+                "serve keeps no {} DLQ (only stock and orders)",
+                other.as_str()
+            ),
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ActionQuery {
+    #[serde(default)]
+    dry_run: bool,
+    by: Option<String>,
+    max: Option<usize>,
+}
+
+/// `GET /ops/dlq/{stock|orders}`: the dead letters, decoded, with our records about each.
+async fn ops_dlq_list(
+    State(p): State<Arc<Pipeline>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use shared::ops::dlq;
+    let (queue, fifo) = match local_dlq(&p, &name) {
+        Ok(q) => q,
+        Err(response) => return response,
+    };
+    let no_orders = shared::orders::outbox::MemoryOrderOutbox::new();
+    let outbox: &dyn shared::orders::outbox::OrderOutbox = match &p.orders {
+        Some(o) => o.outbox.as_ref(),
+        None => &no_orders,
+    };
+    let mut messages = Vec::new();
+    for letter in fifo.dead_letters() {
+        let decoded = dlq::decode(queue, &letter.body);
+        let recorded = match dlq::recorded_errors(&decoded, p.ledger.as_ref(), outbox).await {
+            Ok(r) => r,
+            Err(e) => return ops_error(503, "unavailable", e.to_string()),
+        };
+        messages.push(serde_json::json!({
+            "message": letter, "decoded": decoded, "summary": dlq::describe(&decoded), "recorded": recorded
+        }));
+    }
+    axum::Json(serde_json::json!({
+        "queue": queue.as_str(), "count": messages.len(), "messages": messages
+    }))
+    .into_response()
+}
+
+/// `POST /ops/dlq/{stock|orders}/redrive?max=&dry_run=`: dead letters back to their groups, in order.
+async fn ops_dlq_redrive(
+    State(p): State<Arc<Pipeline>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ActionQuery>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (queue, fifo) = match local_dlq(&p, &name) {
+        Ok(q) => q,
+        Err(response) => return response,
+    };
+    let max = q.max.unwrap_or(1000);
+    let moved = if q.dry_run {
+        fifo.dead_letters().into_iter().take(max).collect()
+    } else {
+        fifo.redrive(max)
+    };
+    axum::Json(serde_json::json!({
+        "queue": queue.as_str(), "dry_run": q.dry_run,
+        "by": shared::ops::operator_name(q.by), "messages": moved
+    }))
+    .into_response()
+}
+
+/// `POST /ops/orders/retry/{cloudshelf order id}?dry_run=&by=`: the same retry as against the stack.
+async fn ops_orders_retry(
+    State(p): State<Arc<Pipeline>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ActionQuery>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(orders) = &p.orders else {
+        return ops_error(404, "orders_disabled", "serve runs without kiosk orders");
+    };
+    let request = shared::ops::order_retry::RetryRequest {
+        cloudshelf_order_id: id.clone(),
+        by: shared::ops::operator_name(q.by),
+        dry_run: q.dry_run,
+        lookup_margin_ms: shared::orders::sync::OrderSyncSettings::default().lookup_margin_ms,
+    };
+    match shared::ops::order_retry::retry_order(
+        orders.outbox.as_ref(),
+        &p.pusher.centra,
+        orders.queue.as_ref(),
+        p.clock.as_ref(),
+        &request,
+    )
+    .await
+    {
+        Ok(outcome) => axum::Json(serde_json::json!({
+            "message": crate::operator::describe_retry(&id, &request.by, &outcome)
+        }))
+        .into_response(),
+        Err(e) => ops_error(409, "not_retried", e.to_string()),
+    }
+}
+
 fn trace_answer(trace: anyhow::Result<shared::ops::trace::Trace>) -> axum::response::Response {
     use axum::response::IntoResponse;
     match trace {
@@ -201,6 +344,9 @@ pub fn router(pipeline: Arc<Pipeline>) -> Router {
             "/ops/trace/order/{*id}",
             axum::routing::get(ops_trace_order),
         )
+        .route("/ops/dlq/{queue}", axum::routing::get(ops_dlq_list))
+        .route("/ops/dlq/{queue}/redrive", post(ops_dlq_redrive))
+        .route("/ops/orders/retry/{*id}", post(ops_orders_retry))
         // After the routes: it applies to the routes already added. axum adds `Allow` to what it answers.
         .method_not_allowed_fallback(|| async {
             http_adapter::method_not_allowed().map(axum::body::Body::from)
@@ -565,5 +711,106 @@ mod tests {
             assert!(headers.contains("content-length: 0"), "{what}: {headers}");
             assert!(body.is_empty(), "{what}: {body}");
         }
+    }
+
+    /// The local operator endpoints over real TCP: dead letters listed decoded, a dry run that moves nothing, a
+    /// redrive that puts them back in their groups, and refusals naming what serve does not keep.
+    #[tokio::test]
+    async fn dead_letters_are_listed_and_redriven_over_http() {
+        let mut config = PipelineConfig::new("http://127.0.0.1:9/graphql", "token", DEMO_SECRET);
+        config.known_sizes = Some(vec![shared::centra::SizeRecord {
+            id: 1,
+            sku: Some("Tee01Black-M".into()),
+            ean: None,
+        }]);
+        let pipeline =
+            Arc::new(Pipeline::new(config, Arc::new(Mappings::embedded_default())).unwrap());
+        let occurred = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let body = serde_json::json!({
+            "type": "stock.sale", "store": "LDN-01",
+            "occurred_at": occurred.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "lines": [{"sku": "Tee01Black-M", "quantity": 1, "unit_price": "10.00", "currency": "GBP"}]
+        })
+        .to_string();
+        let answer = pipeline
+            .send_signed(DEMO_SECRET, "evt_dead_1", body.as_bytes())
+            .await;
+        assert_eq!(answer.status, 202, "{}", answer.body);
+        // Received and never deleted until past the receive limit: the message dies.
+        let now = pipeline.clock.now_millis();
+        for _ in 0..6 {
+            pipeline.stock_queue.receive(10, 0, now);
+        }
+        assert_eq!(pipeline.stock_queue.dead_letters().len(), 1);
+
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(pipeline.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str| {
+            let request = http.request(method, format!("{base}{path}"));
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+
+        let (status, listed) = call(reqwest::Method::GET, "/ops/dlq/stock").await;
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(listed["count"], 1);
+        let message = &listed["messages"][0];
+        assert_eq!(message["message"]["group_id"], "Tee01Black-M");
+        assert_eq!(message["decoded"]["type"], "stock_movement");
+        assert!(
+            message["summary"].as_str().unwrap().contains("evt_dead_1"),
+            "{message}"
+        );
+
+        let (status, dry) = call(
+            reqwest::Method::POST,
+            "/ops/dlq/stock/redrive?dry_run=true&by=alice",
+        )
+        .await;
+        assert_eq!(
+            (status, dry["messages"].as_array().unwrap().len()),
+            (200, 1)
+        );
+        assert_eq!(
+            pipeline.stock_queue.dead_letters().len(),
+            1,
+            "a dry run moves nothing"
+        );
+        let (status, moved) = call(reqwest::Method::POST, "/ops/dlq/stock/redrive?by=alice").await;
+        assert_eq!((status, moved["by"].as_str()), (200, Some("alice")));
+        assert!(pipeline.stock_queue.dead_letters().is_empty());
+        let back = pipeline.stock_queue.receive(10, 1_000, now);
+        assert_eq!(
+            (back.len(), back[0].group_id.as_str(), back[0].receive_count),
+            (1, "Tee01Black-M", 1)
+        );
+
+        let (status, refused) = call(reqwest::Method::GET, "/ops/dlq/stock-push").await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (404, Some("not_kept_locally"))
+        );
+        let (status, refused) = call(reqwest::Method::GET, "/ops/dlq/nope").await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (400, Some("unknown_queue"))
+        );
+        let (status, refused) = call(
+            reqwest::Method::POST,
+            "/ops/orders/retry/gid://cloudshelf/Order/1",
+        )
+        .await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (404, Some("orders_disabled"))
+        );
     }
 }

@@ -132,7 +132,7 @@ async fn deployed_sources() -> anyhow::Result<TraceSources> {
 
 /// Path segments and query values: everything but unreserved characters percent-encoded (Cloudshelf ids
 /// contain `/` and `:`).
-fn encode(text: &str) -> String {
+pub fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -30,7 +30,17 @@ struct FifoState {
     groups: BTreeMap<String, VecDeque<StoredFifoMessage>>,
     group_order: VecDeque<String>,
     seen_dedup_ids: HashSet<String>,
-    dead_letters: Vec<StoredFifoMessage>,
+    /// Group id and message, in the order they died.
+    dead_letters: Vec<(String, StoredFifoMessage)>,
+}
+
+/// A message in the dead-letter list (what `shelfsync dlq list --serve` shows).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub group_id: String,
+    pub body: String,
+    pub receive_count: u32,
 }
 
 /// An SQS-FIFO-like queue: order within a group, an in-flight message blocks its group, messages come back
@@ -81,7 +91,7 @@ impl MemoryFifoQueue {
                     break;
                 };
                 if queue[front_index].receive_count >= max_receives {
-                    dead.push(queue.remove(front_index).expect("present"));
+                    dead.push((group.clone(), queue.remove(front_index).expect("present")));
                     continue;
                 }
                 let receipt = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -148,13 +158,48 @@ impl MemoryFifoQueue {
     }
 
     pub fn dead_letter_bodies(&self) -> Vec<String> {
+        self.dead_letters().into_iter().map(|m| m.body).collect()
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.state
             .lock()
             .expect("lock")
             .dead_letters
             .iter()
-            .map(|m| m.body.clone())
+            .map(|(group, m)| DeadLetter {
+                message_id: m.message_id.clone(),
+                group_id: group.clone(),
+                body: m.body.clone(),
+                receive_count: m.receive_count,
+            })
             .collect()
+    }
+
+    /// Moves up to `max` dead letters back to the end of their groups, oldest first (so each group keeps its
+    /// order), with their receive count reset — as an SQS redrive does.
+    pub fn redrive(&self, max: usize) -> Vec<DeadLetter> {
+        let mut s = self.state.lock().expect("lock");
+        let take = max.min(s.dead_letters.len());
+        let moved: Vec<(String, StoredFifoMessage)> = s.dead_letters.drain(..take).collect();
+        let mut out = Vec::with_capacity(moved.len());
+        for (group, mut m) in moved {
+            out.push(DeadLetter {
+                message_id: m.message_id.clone(),
+                group_id: group.clone(),
+                body: m.body.clone(),
+                receive_count: m.receive_count,
+            });
+            m.receive_count = 0;
+            m.in_flight = None;
+            if !s.groups.contains_key(&group) {
+                s.group_order.push_back(group.clone());
+            }
+            s.groups.entry(group).or_default().push_back(m);
+        }
+        drop(s);
+        self.notify.notify_waiters();
+        out
     }
 
     /// Resolves when something was sent, deleted or released.
@@ -194,3 +239,48 @@ impl StockQueue for MemoryFifoQueue {
 
 /// The same in-process FIFO queue serves as the orders queue (a separate instance from the stock queue).
 impl OrderQueue for MemoryFifoQueue {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(group: &str, body: &str) -> FifoMessage {
+        FifoMessage {
+            group_id: group.into(),
+            dedup_id: body.into(),
+            body: body.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn redriven_letters_return_to_their_groups_in_order() {
+        let q = MemoryFifoQueue::new(1);
+        StockQueue::send_all(
+            &q,
+            &[message("g1", "a"), message("g1", "b"), message("g2", "c")],
+        )
+        .await
+        .unwrap();
+        assert_eq!(q.receive(10, 1_000, 0).len(), 3);
+        // Never deleted: past the receive limit they die, in order.
+        assert!(q.receive(10, 1_000, 2_000).is_empty());
+        let dead: Vec<(String, String)> = q
+            .dead_letters()
+            .into_iter()
+            .map(|d| (d.group_id, d.body))
+            .collect();
+        assert_eq!(
+            dead,
+            [("g1", "a"), ("g1", "b"), ("g2", "c")].map(|(g, b)| (g.to_string(), b.to_string()))
+        );
+        let moved = q.redrive(2);
+        assert_eq!(moved.len(), 2);
+        assert_eq!(q.dead_letter_bodies(), ["c"]);
+        let again: Vec<(String, u32)> = q
+            .receive(10, 1_000, 3_000)
+            .into_iter()
+            .map(|m| (m.body, m.receive_count))
+            .collect();
+        assert_eq!(again, [("a".to_string(), 1), ("b".to_string(), 1)]);
+    }
+}
