@@ -144,6 +144,7 @@ fn ops_error(status: u16, code: &str, message: impl Into<String>) -> axum::respo
 }
 
 /// The embedded queue behind a DLQ name: serve keeps dead letters for the stock and orders FIFO queues only.
+/// The error is the refusal (status, code, message).
 fn local_dlq(
     p: &Pipeline,
     name: &str,
@@ -152,21 +153,21 @@ fn local_dlq(
         shared::ops::dlq::DlqName,
         Arc<shared::adapters::memory::MemoryFifoQueue>,
     ),
-    axum::response::Response,
+    (u16, &'static str, String),
 > {
     use shared::ops::dlq::DlqName;
-    let queue = DlqName::parse(name).map_err(|e| ops_error(400, "unknown_queue", e))?;
+    let queue = DlqName::parse(name).map_err(|e| (400, "unknown_queue", e))?;
     match queue {
         DlqName::Stock => Ok((queue, p.stock_queue.clone())),
         DlqName::Orders => match &p.orders {
             Some(o) => Ok((queue, o.queue.clone())),
-            None => Err(ops_error(
+            None => Err((
                 404,
                 "orders_disabled",
-                "serve runs without kiosk orders",
+                "serve runs without kiosk orders".into(),
             )),
         },
-        other => Err(ops_error(
+        other => Err((
             404,
             "not_kept_locally",
             format!(
@@ -194,7 +195,7 @@ async fn ops_dlq_list(
     use shared::ops::dlq;
     let (queue, fifo) = match local_dlq(&p, &name) {
         Ok(q) => q,
-        Err(response) => return response,
+        Err((status, code, message)) => return ops_error(status, code, message),
     };
     let no_orders = shared::orders::outbox::MemoryOrderOutbox::new();
     let outbox: &dyn shared::orders::outbox::OrderOutbox = match &p.orders {
@@ -227,7 +228,7 @@ async fn ops_dlq_redrive(
     use axum::response::IntoResponse;
     let (queue, fifo) = match local_dlq(&p, &name) {
         Ok(q) => q,
-        Err(response) => return response,
+        Err((status, code, message)) => return ops_error(status, code, message),
     };
     let max = q.max.unwrap_or(1000);
     let moved = if q.dry_run {
