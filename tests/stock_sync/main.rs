@@ -8,6 +8,7 @@ use simulators::control::{ConfigPatch, FaultJson, FaultTarget, RateTier, Refusal
 use std::collections::BTreeMap;
 
 mod contract_table;
+mod operator;
 mod trace;
 
 fn line(size: &Size, by: usize, quantity: i64, priced: bool) -> Value {
