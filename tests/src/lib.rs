@@ -256,6 +256,10 @@ impl World {
             other_warehouses: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // One connection per request: serve closes a connection after refusing a body it did not read
+                // (413, 415, …), and a pooled connection reused in that instant fails with no answer — a race
+                // HTTP/1.1 leaves to the client, seen under load in CI. The tests check answers, not reuse.
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("client"),
             dir,
