@@ -11,7 +11,7 @@ use crate::core::errors::BackendError;
 use crate::core::gzip::gzip;
 use crate::core::ids::StoreCode;
 use crate::core::objects::ReportSink;
-use crate::stock::ports::{AcceptedRequest, CENTRA_PARTITION};
+use crate::stock::ports::{AcceptedRequest, AppliedMarker, CENTRA_PARTITION};
 use crate::telemetry::metrics::{names, Metrics};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,10 +30,7 @@ pub enum ArchivedChange {
     /// The applier applied one movement (`<event id>#<line>`, or a merge's id) to a ledger row.
     Applied {
         movement_id: String,
-        store: String,
-        item: String,
-        version: u64,
-        applied_at_ms: i64,
+        marker: AppliedMarker,
     },
     /// A stream record that should be archived but cannot be read: kept as such, never dropped silently.
     Unreadable {
@@ -76,6 +73,16 @@ pub struct ArchiveGap {
     pub sequence_numbers: (String, String),
     /// Why Lambda gave up (`RetryAttemptsExhausted`, `MaximumRecordAgeExceeded`, …).
     pub condition: Option<String>,
+}
+
+impl ArchiveGap {
+    /// The operator's command that fills this gap.
+    pub fn backfill_command(&self) -> String {
+        format!(
+            "shelfsync archive backfill --from {} --to {}",
+            self.first_record_at, self.last_record_at
+        )
+    }
 }
 
 impl From<ArchiveGapRecord> for ArchiveGap {
@@ -203,12 +210,9 @@ pub fn line_of(change: &ArchivedChange) -> (String, String, ArchiveLine) {
         }
         ArchivedChange::Applied {
             movement_id,
-            store,
-            item,
-            version,
-            applied_at_ms,
+            marker,
         } => {
-            let (at, date) = timestamp(*applied_at_ms);
+            let (at, date) = timestamp(marker.applied_at_ms);
             // `<event id>#<line>`; the event id itself may hold '#', the line index never does.
             let (event_id, line) = match movement_id.rsplit_once('#') {
                 Some((event, line)) => (Some(event.to_string()), line.parse().ok()),
@@ -220,11 +224,11 @@ pub fn line_of(change: &ArchivedChange) -> (String, String, ArchiveLine) {
                 at,
                 movement_id: Some(movement_id.clone()),
                 line,
-                item: Some(item.clone()),
-                version: Some(*version),
+                item: Some(marker.item.clone()),
+                version: Some(marker.version),
                 ..ArchiveLine::default()
             };
-            (partition_of(store).to_string(), date, line)
+            (partition_of(&marker.store).to_string(), date, line)
         }
         ArchivedChange::Unreadable { key, at_ms, reason } => {
             let (at, date) = timestamp(*at_ms);
@@ -244,21 +248,21 @@ pub fn line_of(change: &ArchivedChange) -> (String, String, ArchiveLine) {
 /// `events/store=<store>/date=<date>/<batch id>.json.gz`. The batch id must be the same when the same batch
 /// is retried (the id of its first stream record).
 pub fn archive_objects(batch_id: &str, changes: &[ArchivedChange]) -> Vec<ArchiveObject> {
-    let mut partitions: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
-    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // (store, date) → (JSON lines, how many).
+    let mut partitions: BTreeMap<(String, String), (Vec<u8>, usize)> = BTreeMap::new();
     for change in changes {
         let (store, date, line) = line_of(change);
-        let buffer = partitions.entry((store.clone(), date.clone())).or_default();
+        let (buffer, lines) = partitions.entry((store, date)).or_default();
         serde_json::to_writer(&mut *buffer, &line).expect("an archive line serialises");
         buffer.push(b'\n');
-        *counts.entry((store, date)).or_default() += 1;
+        *lines += 1;
     }
     let batch = sanitize_batch_id(batch_id);
     partitions
         .into_iter()
-        .map(|((store, date), text)| ArchiveObject {
+        .map(|((store, date), (text, lines))| ArchiveObject {
             key: format!("events/store={store}/date={date}/{batch}.json.gz"),
-            lines: counts[&(store, date)],
+            lines,
             gzip: gzip(&text),
         })
         .collect()
@@ -373,10 +377,12 @@ mod tests {
             accepted("ev-3", "LDN-01", DAY1 - 1, b"{}"),
             ArchivedChange::Applied {
                 movement_id: "ev-1#0".into(),
-                store: "LDN-01".into(),
-                item: "sku:A".into(),
-                version: 7,
-                applied_at_ms: DAY1 + 40,
+                marker: AppliedMarker {
+                    store: "LDN-01".into(),
+                    item: "sku:A".into(),
+                    version: 7,
+                    applied_at_ms: DAY1 + 40,
+                },
             },
         ];
         let objects = archive_objects("shard/0001", &changes);

@@ -7,7 +7,7 @@
 //! appear twice in the archive; the Athena queries of the operating manual count each event id once.
 
 use crate::adapters::aws::archive_stream::change_of_item;
-use crate::adapters::aws::attrs::{dynamo_error, n, s};
+use crate::adapters::aws::attrs::{n, s, scan_all};
 use crate::archive::{archive_objects, ArchiveObject, ArchivedChange};
 use crate::core::errors::BackendError;
 use crate::recon::ports::ReportSink;
@@ -31,10 +31,8 @@ pub async fn changes_in_window(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<ArchivedChange>, BackendError> {
-    let mut changes = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
+    let items = scan_all(
+        client
             .scan()
             .table_name(table)
             .filter_expression(
@@ -48,29 +46,20 @@ pub async fn changes_in_window(
             .expression_attribute_values(":completed", s("COMPLETED"))
             .expression_attribute_values(":applied", s("applied#"))
             .expression_attribute_values(":from", n(from_ms))
-            .expression_attribute_values(":to", n(to_ms))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| dynamo_error("Scan", e))?;
-        changes.extend(
-            page.items()
-                .iter()
-                .filter_map(|item| change_of_item(item, from_ms)),
-        );
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
+            .expression_attribute_values(":to", n(to_ms)),
+    )
+    .await?;
+    let mut changes: Vec<ArchivedChange> = items
+        .iter()
+        .filter_map(|item| change_of_item(item, from_ms))
+        .collect();
     // Stream order is time order: received / applied time, then key, so a rerun writes identical objects.
     changes.sort_by_key(|c| match c {
         ArchivedChange::Accepted { key, request } => (request.received_at_ms, key.clone()),
         ArchivedChange::Applied {
             movement_id,
-            applied_at_ms,
-            ..
-        } => (*applied_at_ms, movement_id.clone()),
+            marker,
+        } => (marker.applied_at_ms, movement_id.clone()),
         ArchivedChange::Unreadable { key, at_ms, .. } => (*at_ms, key.clone()),
     });
     Ok(changes)

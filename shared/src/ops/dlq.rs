@@ -451,13 +451,12 @@ pub fn describe(decoded: &Decoded) -> String {
         },
         Decoded::SchedulerPayload(v) => format!("scheduled reconcile invocation {v}"),
         Decoded::ArchiveGap(g) => format!(
-            "archive gap: {} stream record(s) from {} to {} ({}) — fill it: shelfsync archive backfill --from {} --to {}",
+            "archive gap: {} stream record(s) from {} to {} ({}) — fill it: {}",
             g.records,
             g.first_record_at,
             g.last_record_at,
             g.condition.as_deref().unwrap_or("reason not given"),
-            g.first_record_at,
-            g.last_record_at
+            g.backfill_command()
         ),
         Decoded::Unreadable(e) => format!("unreadable body: {e}"),
     }

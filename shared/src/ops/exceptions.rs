@@ -6,7 +6,7 @@
 //! resolves once. When the integration records the same exception again (a retried order refused again), it
 //! rewrites the whole item: the exception is open again, as it should be.
 
-use crate::adapters::aws::attrs::dynamo_error;
+use crate::adapters::aws::attrs::{dynamo_error, query_all, scan_all};
 use crate::core::errors::BackendError;
 use crate::stock::ports::ExceptionRecord;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -97,13 +97,10 @@ impl ExceptionBook {
     }
 
     async fn items(&self, store: Option<&str>) -> Result<Vec<Item>, BackendError> {
-        let mut items = Vec::new();
-        let mut start_key = None;
-        loop {
-            let (page_items, last) = match store {
-                Some(store) => {
-                    let page = self
-                        .client
+        match store {
+            Some(store) => {
+                query_all(
+                    self.client
                         .query()
                         .table_name(&self.table)
                         .key_condition_expression("pk = :pk")
@@ -111,16 +108,13 @@ impl ExceptionBook {
                             ":pk",
                             AttributeValue::S(format!("exception#{store}")),
                         )
-                        .consistent_read(true)
-                        .set_exclusive_start_key(start_key)
-                        .send()
-                        .await
-                        .map_err(|e| dynamo_error("Query", e))?;
-                    (page.items, page.last_evaluated_key)
-                }
-                None => {
-                    let page = self
-                        .client
+                        .consistent_read(true),
+                )
+                .await
+            }
+            None => {
+                scan_all(
+                    self.client
                         .scan()
                         .table_name(&self.table)
                         .filter_expression("begins_with(pk, :exception)")
@@ -128,18 +122,9 @@ impl ExceptionBook {
                             ":exception",
                             AttributeValue::S("exception#".into()),
                         )
-                        .consistent_read(true)
-                        .set_exclusive_start_key(start_key)
-                        .send()
-                        .await
-                        .map_err(|e| dynamo_error("Scan", e))?;
-                    (page.items, page.last_evaluated_key)
-                }
-            };
-            items.extend(page_items.unwrap_or_default());
-            match last {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => return Ok(items),
+                        .consistent_read(true),
+                )
+                .await
             }
         }
     }

@@ -86,10 +86,7 @@ pub fn change_of_item(item: &Item, at_ms: i64) -> Option<ArchivedChange> {
         return match parse_applied_marker(item) {
             Ok(marker) => Some(ArchivedChange::Applied {
                 movement_id: movement_id.to_string(),
-                store: marker.store,
-                item: marker.item,
-                version: marker.version,
-                applied_at_ms: marker.applied_at_ms,
+                marker,
             }),
             Err(e) => unreadable(e.to_string()),
         };

@@ -78,3 +78,45 @@ pub(crate) fn seconds(ms: i64) -> i64 {
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// Every item a Scan answers, following `LastEvaluatedKey` across pages.
+pub(crate) async fn scan_all(
+    request: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+) -> Result<Vec<Item>, BackendError> {
+    let mut items = Vec::new();
+    let mut start_key = None;
+    loop {
+        let page = request
+            .clone()
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| dynamo_error("Scan", e))?;
+        items.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start_key = Some(key),
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// Every item a Query answers, following `LastEvaluatedKey` across pages.
+pub(crate) async fn query_all(
+    request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<Vec<Item>, BackendError> {
+    let mut items = Vec::new();
+    let mut start_key = None;
+    loop {
+        let page = request
+            .clone()
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| dynamo_error("Query", e))?;
+        items.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start_key = Some(key),
+            _ => return Ok(items),
+        }
+    }
+}

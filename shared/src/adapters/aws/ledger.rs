@@ -6,7 +6,8 @@
 //! their next `get`; they never bump `rev` themselves.
 
 use crate::adapters::aws::attrs::{
-    dynamo_error, get_i64, get_json, get_s, is_condition_failed, json, n, now_ms, s, seconds, Item,
+    dynamo_error, get_i64, get_json, get_s, is_condition_failed, json, n, now_ms, query_all, s,
+    scan_all, seconds, Item,
 };
 use crate::core::errors::BackendError;
 use crate::core::ids::{ItemRef, StoreCode};
@@ -213,31 +214,21 @@ impl LedgerStore for DynamoLedgerStore {
     }
 }
 
-/// Every item of one partition, following `LastEvaluatedKey` across pages.
+/// Every item of one partition.
 async fn query_partition(
     client: &Client,
     table: &str,
     pk: String,
 ) -> Result<Vec<Item>, BackendError> {
-    let mut items = Vec::new();
-    let mut start_key = None;
-    loop {
-        let page = client
+    query_all(
+        client
             .query()
             .table_name(table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(&pk))
-            .consistent_read(true)
-            .set_exclusive_start_key(start_key)
-            .send()
-            .await
-            .map_err(|e| dynamo_error("Query", e))?;
-        items.extend(page.items.unwrap_or_default());
-        match page.last_evaluated_key {
-            Some(key) if !key.is_empty() => start_key = Some(key),
-            _ => return Ok(items),
-        }
-    }
+            .consistent_read(true),
+    )
+    .await
 }
 
 #[async_trait]
@@ -332,26 +323,15 @@ impl ExceptionLog for DynamoLedgerStore {
 
 impl DynamoLedgerStore {
     async fn scan_exceptions(&self) -> Result<Vec<Item>, BackendError> {
-        let mut items = Vec::new();
-        let mut start_key = None;
-        loop {
-            let page = self
-                .client
+        scan_all(
+            self.client
                 .scan()
                 .table_name(&self.stock_table)
                 .filter_expression("begins_with(pk, :exception)")
                 .expression_attribute_values(":exception", s("exception#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| dynamo_error("Scan", e))?;
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => return Ok(items),
-            }
-        }
+                .consistent_read(true),
+        )
+        .await
     }
 }
 

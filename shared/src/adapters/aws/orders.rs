@@ -3,7 +3,7 @@
 //! from others with one read and no Centra call.
 
 use crate::adapters::aws::attrs::{
-    dynamo_error, get_i64, get_json, get_s, is_condition_failed, json, n, s,
+    dynamo_error, get_i64, get_json, get_s, is_condition_failed, json, n, s, scan_all,
 };
 use crate::core::errors::BackendError;
 use crate::orders::outbox::{OrderOutbox, OutboxRecord};
@@ -119,29 +119,17 @@ impl OrderOutbox for DynamoOrderOutbox {
     }
 
     async fn list(&self) -> Result<Vec<OutboxRecord>, BackendError> {
-        let mut records = Vec::new();
-        let mut start_key = None;
-        loop {
-            let page = self
-                .client
+        let items = scan_all(
+            self.client
                 .scan()
                 .table_name(&self.table)
                 .filter_expression("begins_with(pk, :order) AND sk = :outbox")
                 .expression_attribute_values(":order", s("order#"))
                 .expression_attribute_values(":outbox", s("outbox"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| dynamo_error("Scan", e))?;
-            for item in page.items.unwrap_or_default() {
-                records.push(parse(&item)?);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => break,
-            }
-        }
+                .consistent_read(true),
+        )
+        .await?;
+        let mut records = items.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         records.sort_by(|a, b| {
             (a.created_at_ms, &a.cloudshelf_order_id)
                 .cmp(&(b.created_at_ms, &b.cloudshelf_order_id))

@@ -492,8 +492,9 @@ async fn archive_gap_rows(
                     state: g.condition.clone().unwrap_or_else(|| "not archived".into()),
                     minutes: (now - last_ms).max(0) / 60_000,
                     detail: format!(
-                        "{} stream record(s) processed but not archived; fill with: shelfsync archive backfill --from {} --to {}",
-                        g.records, g.first_record_at, g.last_record_at
+                        "{} stream record(s) processed but not archived; fill with: {}",
+                        g.records,
+                        g.backfill_command()
                     ),
                 }
             }
